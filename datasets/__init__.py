@@ -1,0 +1,1 @@
+"""Dataset readers that produce :class:`datasets.splits.DatasetSplits` (no dassl import)."""

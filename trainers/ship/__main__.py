@@ -1,0 +1,60 @@
+"""Command line: base-to-new SHIP_CoOp / CoOp / ZeroshotCLIP on a folder of class sub-folders.
+
+    python -m trainers.ship --data-dir DIR --output-dir OUT [--trainer SHIP_CoOp]
+        [--split-file split.json] [--backbone ViT-B/16 | --weights clip.pt]
+        [--shots 16] [--seed 1] [--config-file configs/trainers/SHIP/vit_b16.yaml] [KEY VALUE ...]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .base2new import TRAINERS, run_base2new
+from .config import build_cfg
+from .errors import ShipError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m trainers.ship", description=__doc__.split("\n")[0])
+    p.add_argument("--data-dir", help="folder with one sub-folder of images per class (DATASET.ROOT)")
+    p.add_argument("--split-file", help="CoOp split JSON with paths relative to --data-dir (DATASET.SPLIT_FILE)")
+    p.add_argument("--dataset-name", help="name used in logs and cache files (DATASET.NAME)")
+    p.add_argument("--num-base", type=int, help="number of base classes; default: first half (DATASET.NUM_BASE)")
+    p.add_argument("--trainer", choices=TRAINERS, help="method to run (TRAINER.NAME; default SHIP_CoOp)")
+    p.add_argument("--backbone", help="CLIP model name, downloaded on first use (MODEL.BACKBONE.NAME)")
+    p.add_argument("--weights", help="local CLIP checkpoint, overrides --backbone (MODEL.BACKBONE.WEIGHTS)")
+    p.add_argument("--clip-cache-dir", help="where named CLIP weights are looked for and downloaded (default ~/.cache/clip)")
+    p.add_argument("--shots", type=int, help="labelled images per base class (DATASET.NUM_SHOTS; default 16)")
+    p.add_argument("--seed", type=int, help="random seed (SEED; default 1)")
+    p.add_argument("--output-dir", help="run folder for log.txt, results.json, checkpoints (OUTPUT_DIR)")
+    p.add_argument("--cache-dir", help="feature cache folder (CACHE_DIR; default ~/.cache/ship)")
+    p.add_argument("--device", help="auto, cpu or cuda (DEVICE)")
+    p.add_argument("--config-file", action="append", default=[], help="YAML config, may be repeated")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
+    return p.parse_args(argv)
+
+
+ARG_TO_KEY = {
+    "data_dir": "DATASET.ROOT", "split_file": "DATASET.SPLIT_FILE", "dataset_name": "DATASET.NAME",
+    "num_base": "DATASET.NUM_BASE", "trainer": "TRAINER.NAME", "backbone": "MODEL.BACKBONE.NAME",
+    "weights": "MODEL.BACKBONE.WEIGHTS", "clip_cache_dir": "MODEL.BACKBONE.DOWNLOAD_ROOT",
+    "shots": "DATASET.NUM_SHOTS", "seed": "SEED", "output_dir": "OUTPUT_DIR", "cache_dir": "CACHE_DIR", "device": "DEVICE",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    overrides = {key: getattr(args, arg) for arg, key in ARG_TO_KEY.items() if getattr(args, arg) is not None}
+    try:
+        cfg = build_cfg(args.config_file, overrides, args.opts)
+        if not cfg.DATASET.ROOT:
+            raise ShipError("no dataset given: pass --data-dir DIR (a folder with one sub-folder of images per class)")
+        run_base2new(cfg)
+    except ShipError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Base-to-new generalisation on cached features: ZeroshotCLIP, CoOp and SHIP_CoOp.
+
+Few-shot images of the base classes train the method; base test images are
+scored among the base classes, new test images among the new classes, and
+H = 2·base·new / (base + new). Nothing is selected on test data: every stage
+runs its full schedule once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from yacs.config import CfgNode
+
+from datasets.image_folder import read_image_folder
+from datasets.splits import DatasetSplits, base_new_split, few_shot_splits
+
+from .classifiers import PromptLearner, cosine_logits, zero_shot_weights
+from .clip_loader import LoadedClip, load_clip
+from .errors import ShipError
+from .features import FeatureCache, FeatureSet
+from .generator import ShipGenerator
+from .metrics import classification_report, harmonic_mean, log_report
+from .runtime import atomic_save, atomic_write_json, resolve_device, seed_everything, setup_logger
+from .synthesis import SyntheticStream
+from .text_encoder import TextEncoder
+from .training import train_generator, train_prompt_learner
+
+TRAINERS = ("SHIP_CoOp", "CoOp", "ZeroshotCLIP")
+logger = logging.getLogger("ship")
+
+
+@dataclass
+class Base2NewFeatures:
+    """Cached features of one base-to-new split; new-class labels start at 0."""
+
+    base_names: list[str]
+    new_names: list[str]
+    train: FeatureSet  # few-shot base images, K augmented passes
+    test_base: FeatureSet
+    test_new: FeatureSet
+
+
+def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedClip, device: torch.device) -> Base2NewFeatures:
+    """Few-shot sampling (CoOp's), the base/new split, and cached features of the images that are used."""
+    fewshot = few_shot_splits(dataset, cfg.DATASET.NUM_SHOTS, cfg.SEED)
+    base, new = base_new_split(dataset.num_classes, cfg.DATASET.NUM_BASE)
+    num_base = len(base)
+    train_items = [i for i in fewshot.train if i.label < num_base]
+    cache = FeatureCache(cfg.CACHE_DIR)
+    common = dict(dataset=dataset.name, batch_size=cfg.DATALOADER.BATCH_SIZE, num_workers=cfg.DATALOADER.NUM_WORKERS)
+    train = cache.get_or_extract(
+        clip_model, [i.path for i in train_items], [i.label for i in train_items], device,
+        split="train", shots=cfg.DATASET.NUM_SHOTS, seed=cfg.SEED, passes=cfg.TRAINER.SHIP.AUG_PASSES,
+        augment=True, aug_scale=tuple(cfg.TRAINER.SHIP.AUG_SCALE), **common,
+    )
+    test = cache.get_or_extract(
+        clip_model, [i.path for i in dataset.test], [i.label for i in dataset.test], device, split="test", **common
+    )
+    is_base = test.labels < num_base
+    return Base2NewFeatures(
+        base_names=[dataset.classnames[c] for c in base],
+        new_names=[dataset.classnames[c] for c in new],
+        train=train,
+        test_base=test.subset(is_base),
+        test_new=test.subset(~is_base, label_offset=num_base),
+    )
+
+
+def _fingerprint(cfg: CfgNode, clip_model: LoadedClip, stage: str) -> str:
+    """What a stage's checkpoint depends on: data, backbone, seed and hyper-parameters."""
+    relevant = {
+        "stage": stage, "clip": clip_model.identity, "seed": cfg.SEED, "dataset": cfg.DATASET,
+        "ship": cfg.TRAINER.SHIP,
+    }
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def trained_or_loaded(module: torch.nn.Module, checkpoint: Path, fingerprint: str, epochs: int, train: Callable[[], object]) -> None:
+    """Load ``module`` from a finished checkpoint of the same run, else train it and save one atomically."""
+    if checkpoint.is_file():
+        try:
+            blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ShipError(f"corrupt checkpoint {checkpoint} ({type(exc).__name__}: {exc}); delete it to retrain") from None
+        if blob.get("fingerprint") == fingerprint:
+            module.load_state_dict(blob["state_dict"])
+            logger.info(f"Loaded finished stage from {checkpoint}")
+            return
+        logger.info(f"{checkpoint} belongs to another configuration; retraining")
+    train()
+    atomic_save({"state_dict": module.state_dict(), "epoch": epochs, "fingerprint": fingerprint}, checkpoint)
+    logger.info(f"Checkpoint saved to {checkpoint}")
+
+
+def build_class_weights(
+    cfg: CfgNode, trainer: str, text_encoder: TextEncoder, data: Base2NewFeatures, clip_model: LoadedClip, out: Path
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train ``trainer`` on the base classes; return the class weights of the base and of the new classes."""
+    s = cfg.TRAINER.SHIP
+    if trainer == "ZeroshotCLIP":
+        templates = list(cfg.DATASET.TEMPLATES)
+        return zero_shot_weights(text_encoder, data.base_names, templates), zero_shot_weights(text_encoder, data.new_names, templates)
+
+    synthetic = None
+    if trainer == "SHIP_CoOp":
+        generator = ShipGenerator(
+            text_encoder, n_ctx=s.N_CTX, encoder_hidden=s.ENCODER_HIDDEN, mlp_hidden=s.MLP_HIDDEN,
+            latent_dim=s.LATENT_DIM or None, leaky_relu=s.LEAKY_RELU,
+        )
+        base_prompts = generator.class_prompts(data.base_names)
+        trained_or_loaded(
+            generator, out / "generator" / f"model.pth.tar-{s.GEN_EPOCHS}", _fingerprint(cfg, clip_model, "generator"),
+            s.GEN_EPOCHS,
+            lambda: train_generator(generator, base_prompts, data.train, s.GEN_EPOCHS, s.GEN_LR, s.GEN_BATCH_SIZE, s.KL_WEIGHT),
+        )
+        generator.eval()
+        synthetic = SyntheticStream(generator, generator.class_prompts(data.new_names), len(data.base_names), s.SYN_POOL_PER_CLASS)
+        train_names = data.base_names + data.new_names  # SHIP's head covers base and label-only classes
+    else:
+        train_names = data.base_names
+
+    learner = PromptLearner(text_encoder, s.COOP_N_CTX, s.COOP_CTX_INIT)
+    trained_or_loaded(
+        learner, out / "prompt_learner" / f"model.pth.tar-{s.COOP_EPOCHS}", _fingerprint(cfg, clip_model, trainer),
+        s.COOP_EPOCHS,
+        lambda: train_prompt_learner(
+            learner, learner.class_prompts(train_names), data.train, synthetic, s.COOP_EPOCHS, s.COOP_LR,
+            s.COOP_BATCH_SIZE, s.COOP_OPTIM, s.COOP_MOMENTUM, s.COOP_WEIGHT_DECAY, s.COOP_EPS,
+        ),
+    )
+    with torch.no_grad():
+        return learner(learner.class_prompts(data.base_names)), learner(learner.class_prompts(data.new_names))
+
+
+def evaluate(test: FeatureSet, class_weights: torch.Tensor, logit_scale: float) -> dict[str, float]:
+    pred = cosine_logits(test.features[0].to(class_weights.device), class_weights, logit_scale).argmax(-1)
+    return classification_report(pred, test.labels, class_weights.shape[0])
+
+
+def run_base2new(cfg: CfgNode, dataset: DatasetSplits | None = None) -> dict:
+    """Run ``cfg.TRAINER.NAME`` on a base-to-new split; write ``log.txt`` and ``results.json`` to ``cfg.OUTPUT_DIR``."""
+    started = time.time()
+    trainer = cfg.TRAINER.NAME
+    if trainer not in TRAINERS:
+        raise ShipError(f"unknown trainer {trainer!r}; expected one of {', '.join(TRAINERS)}")
+    device = resolve_device(cfg.DEVICE)
+    if dataset is None:
+        dataset = read_image_folder(cfg.DATASET.ROOT, cfg.DATASET.SPLIT_FILE or None, cfg.DATASET.NAME)
+    out = Path(cfg.OUTPUT_DIR)
+    setup_logger(out)
+    logger.info(f"** Config **\n{cfg.dump()}")
+    seed_everything(cfg.SEED)
+    clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.WEIGHTS or None, device, cfg.MODEL.BACKBONE.DOWNLOAD_ROOT)
+    logger.info(f"Loaded CLIP {clip_model.name} on {device}; dataset {dataset.name}: {dataset.num_classes} classes")
+    data = prepare_features(cfg, dataset, clip_model, device)
+    logger.info(f"base classes: {len(data.base_names)}, new classes: {len(data.new_names)}, "
+                f"train images: {len(data.train)}, test base: {len(data.test_base)}, test new: {len(data.test_new)}")
+
+    text_encoder = TextEncoder(clip_model.model)
+    seed_everything(cfg.SEED)  # the training draws do not depend on whether features came from the cache
+    weights_base, weights_new = build_class_weights(cfg, trainer, text_encoder, data, clip_model, out)
+
+    reports = {}
+    for split, test, weights in (("base", data.test_base, weights_base), ("new", data.test_new, weights_new)):
+        logger.info(f"Evaluate on the {split} classes ({weights.shape[0]} classes, test set)")
+        reports[split] = evaluate(test, weights, text_encoder.logit_scale)
+        log_report(logger, reports[split])
+    hm = harmonic_mean(reports["base"]["accuracy"], reports["new"]["accuracy"])
+    logger.info(f"base {reports['base']['accuracy']:.2f}  new {reports['new']['accuracy']:.2f}  H {hm:.2f}")
+    results = {
+        "protocol": "base2new", "trainer": trainer, "dataset": dataset.name, "backbone": clip_model.name,
+        "shots": cfg.DATASET.NUM_SHOTS, "seed": cfg.SEED, "num_base": len(data.base_names), "num_new": len(data.new_names),
+        "base": reports["base"]["accuracy"], "new": reports["new"]["accuracy"], "hm": hm,
+        "reports": reports, "seconds": round(time.time() - started, 2),
+    }
+    atomic_write_json(results, out / "results.json")
+    return results

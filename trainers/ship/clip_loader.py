@@ -1,0 +1,109 @@
+"""Load OpenAI CLIP by model name (downloaded like ``clip.load``) or from a local file.
+
+Always the non-JIT model, weights in fp32 (mixed precision comes from autocast
+on CUDA), every parameter frozen.
+"""
+from __future__ import annotations
+
+import os
+import urllib.error
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+with warnings.catch_warnings():  # clip-anytorch imports the deprecated pkg_resources
+    warnings.simplefilter("ignore")
+    import clip
+    from clip import clip as _clip_impl
+    from clip.model import CLIP, build_model
+
+from .errors import ShipError
+
+DEFAULT_DOWNLOAD_ROOT = os.path.expanduser("~/.cache/clip")
+
+
+@dataclass(frozen=True)
+class LoadedClip:
+    """A frozen CLIP model, a short name and an identity string for cache keys."""
+
+    model: CLIP
+    name: str  # backbone name, or the weights file's stem
+    identity: str  # backbone name, or weights file with size and mtime
+
+    @property
+    def input_resolution(self) -> int:
+        return self.model.visual.input_resolution
+
+
+def available_backbones() -> list[str]:
+    return clip.available_models()
+
+
+def _weights_file_for(backbone: str, download_root: str) -> Path:
+    """The local file of a named backbone, downloading it when absent (as ``clip.load`` does)."""
+    url = _clip_impl._MODELS[backbone]
+    target = Path(download_root) / os.path.basename(url)
+    if target.is_file():
+        return target
+    try:
+        return Path(_clip_impl._download(url, download_root))
+    except (urllib.error.URLError, OSError, RuntimeError) as exc:
+        raise ShipError(
+            f"CLIP weights for {backbone} not found at {target} and the download from {url} failed "
+            f"({type(exc).__name__}: {exc}); put the file there, set the cache folder with "
+            f"--clip-cache-dir, or pass a local checkpoint with --weights PATH"
+        ) from None
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A CLIP state dict from an OpenAI JIT archive or a saved state dict."""
+    try:
+        with warnings.catch_warnings():  # torch.jit.load is deprecated, but OpenAI ships JIT archives
+            warnings.simplefilter("ignore")
+            return torch.jit.load(str(path), map_location="cpu").state_dict()
+    except RuntimeError:
+        pass  # not a TorchScript archive: try a plain state dict
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, pickle error, ...
+        raise ShipError(f"corrupt CLIP weights file {path}: {type(exc).__name__}: {exc}") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, dict) or "text_projection" not in state:
+        raise ShipError(f"{path} is not a CLIP checkpoint (no 'text_projection' in its state dict)")
+    return state
+
+
+def load_clip(
+    backbone: str = "ViT-B/16",
+    weights: str | None = None,
+    device: torch.device | str = "cpu",
+    download_root: str | None = None,
+) -> LoadedClip:
+    """Load a frozen fp32 CLIP.
+
+    ``weights`` (a local file: OpenAI JIT archive or state dict) wins over
+    ``backbone``; otherwise ``backbone`` must be one of ``clip.available_models()``
+    and is read from (or downloaded to) ``download_root`` (default ``~/.cache/clip``).
+    """
+    if weights:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise ShipError(f"CLIP weights file not found: {path} (expected an OpenAI CLIP .pt file or state dict)")
+        stat = path.stat()
+        name, identity = path.stem, f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    elif backbone in available_backbones():
+        path = _weights_file_for(backbone, download_root or DEFAULT_DOWNLOAD_ROOT)
+        name = identity = backbone
+    else:
+        raise ShipError(f"unknown backbone {backbone!r}; expected one of {available_backbones()} or --weights PATH")
+
+    state = _read_state_dict(path)
+    try:
+        model = build_model(state)
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise ShipError(f"corrupt CLIP weights file {path}: cannot build a model ({type(exc).__name__}: {exc})") from None
+    model = model.float().eval().requires_grad_(False).to(device)
+    return LoadedClip(model=model, name=name, identity=identity)

@@ -1,0 +1,102 @@
+"""yacs configuration of a SHIP run; defaults are the paper's (official code) values.
+
+The keys mirror Dassl's (``MODEL.BACKBONE.NAME``, ``DATASET.*``, ``TRAINER.SHIP.*``)
+so that one YAML file under ``configs/`` drives both this command and
+``train.py`` on Dassl.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from yacs.config import CfgNode as CN
+
+from .errors import ShipError
+
+
+def ship_trainer_defaults() -> CN:
+    """``TRAINER.SHIP``: generator, synthesis and CoOp-head hyper-parameters."""
+    s = CN()
+    # Feature extraction: K augmented passes over the few-shot images.
+    s.AUG_PASSES = 10
+    s.AUG_SCALE = (0.5, 1.0)  # RandomResizedCrop scale; ImageNet: (0.08, 1.0)
+    # Generator (VAE): encoder, local-bias MLP, M global prompts.
+    s.N_CTX = 4
+    s.ENCODER_HIDDEN = 2048  # ImageNet: 4096
+    s.MLP_HIDDEN = 4096
+    s.LATENT_DIM = 0  # 0: the CLIP feature size
+    s.LEAKY_RELU = False  # ImageNet: True (LeakyReLU(0.2) in the bias MLP)
+    s.KL_WEIGHT = 1.0
+    s.GEN_EPOCHS = 50  # ImageNet: 10
+    s.GEN_LR = 1e-3
+    s.GEN_BATCH_SIZE = 256
+    # Synthetic features: 0 = fresh for every batch (reference code), N > 0 = a pool of N per class.
+    s.SYN_POOL_PER_CLASS = 0
+    # CoOp head on real base + synthetic label-only features.
+    s.COOP_N_CTX = 4
+    s.COOP_CTX_INIT = "a photo of a"
+    s.COOP_EPOCHS = 200  # ImageNet: 20
+    s.COOP_LR = 2e-3  # ImageNet: 1e-3 with AdamW
+    s.COOP_BATCH_SIZE = 256
+    s.COOP_OPTIM = "sgd"  # ImageNet: "adamw"
+    s.COOP_MOMENTUM = 0.0
+    s.COOP_WEIGHT_DECAY = 0.0
+    s.COOP_EPS = 1e-8  # AdamW epsilon; ImageNet: 1e-4
+    return s
+
+
+def get_cfg_defaults() -> CN:
+    cfg = CN()
+    cfg.OUTPUT_DIR = "output"
+    cfg.SEED = 1
+    cfg.DEVICE = "auto"
+    cfg.CACHE_DIR = "~/.cache/ship"  # cached image features
+
+    cfg.MODEL = CN()
+    cfg.MODEL.BACKBONE = CN()
+    cfg.MODEL.BACKBONE.NAME = "ViT-B/16"
+    cfg.MODEL.BACKBONE.WEIGHTS = ""  # a local CLIP checkpoint; overrides NAME
+    cfg.MODEL.BACKBONE.DOWNLOAD_ROOT = "~/.cache/clip"
+
+    cfg.DATASET = CN()
+    cfg.DATASET.NAME = "ImageFolder"
+    cfg.DATASET.ROOT = ""
+    cfg.DATASET.SPLIT_FILE = ""  # CoOp split JSON; empty: a fixed 50/20/30 split per class
+    cfg.DATASET.NUM_SHOTS = 16
+    cfg.DATASET.NUM_BASE = 0  # 0: the first half of the labels (CoCoOp's rule)
+    cfg.DATASET.TEMPLATES = ["a photo of a {}."]  # zero-shot CLIP prompts
+
+    cfg.DATALOADER = CN()
+    cfg.DATALOADER.NUM_WORKERS = 4
+    cfg.DATALOADER.BATCH_SIZE = 128  # image encoding
+
+    cfg.TRAINER = CN()
+    cfg.TRAINER.NAME = "SHIP_CoOp"
+    cfg.TRAINER.SHIP = ship_trainer_defaults()
+    return cfg
+
+
+def build_cfg(config_files: Sequence[str] = (), overrides: Mapping[str, Any] | None = None, opts: Sequence[str] = ()) -> CN:
+    """Defaults, then each YAML file, then ``overrides`` (command-line flags, typed), then
+    ``KEY VALUE`` pairs (as CoOp's ``train.py``). Unknown keys are one-line errors."""
+    cfg = get_cfg_defaults()
+    for path in config_files:
+        try:
+            cfg.merge_from_file(path)
+        except FileNotFoundError:
+            raise ShipError(f"config file not found: {path}") from None
+        except (KeyError, ValueError, AssertionError) as exc:
+            raise ShipError(f"bad config file {path}: {exc}") from None
+    for key, value in (overrides or {}).items():
+        *parents, leaf = key.split(".")
+        node = cfg
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    if len(opts) % 2:
+        raise ShipError(f"config overrides come in KEY VALUE pairs; got {len(opts)} words: {' '.join(opts)}")
+    try:
+        cfg.merge_from_list(list(opts))
+    except (KeyError, ValueError, AssertionError) as exc:
+        raise ShipError(f"bad config override: {exc}") from None
+    cfg.freeze()
+    return cfg

@@ -1,0 +1,227 @@
+"""CLIP image features, extracted once and cached on disk.
+
+Training images are encoded under the paper's augmentation for K passes
+(features ``[K, N, D]``); an epoch then draws one pass per image, the cheap
+equivalent of re-encoding augmented images at every step. Val/test images are
+encoded once with CLIP's own preprocessing (``[1, N, D]``). Features are
+L2-normalised.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms as T
+from tqdm import tqdm
+
+from .clip_loader import LoadedClip
+from .errors import ShipError
+from .runtime import atomic_save, autocast
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+CACHE_FORMAT = 1
+
+logger = logging.getLogger("ship")
+
+
+def train_transform(resolution: int, scale: tuple[float, float] = (0.5, 1.0)) -> T.Compose:
+    """The paper's training augmentation: random resized crop (bicubic), horizontal flip, CLIP normalisation."""
+    return T.Compose([
+        T.RandomResizedCrop(resolution, scale=scale, interpolation=T.InterpolationMode.BICUBIC),
+        T.RandomHorizontalFlip(0.5),
+        T.ToTensor(),
+        T.Normalize(CLIP_MEAN, CLIP_STD),
+    ])
+
+
+def test_transform(resolution: int) -> T.Compose:
+    """CLIP's preprocessing: bicubic resize, centre crop, normalisation."""
+    return T.Compose([
+        T.Resize(resolution, interpolation=T.InterpolationMode.BICUBIC),
+        T.CenterCrop(resolution),
+        T.ToTensor(),
+        T.Normalize(CLIP_MEAN, CLIP_STD),
+    ])
+
+
+class ImageFiles(Dataset):
+    """Images read from disk (grayscale and RGBA converted to RGB), transformed."""
+
+    def __init__(self, paths: Sequence[str], transform: T.Compose):
+        self.paths, self.transform = list(paths), transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        path = self.paths[index]
+        try:
+            with Image.open(path) as image:
+                return self.transform(image.convert("RGB"))
+        except OSError as exc:
+            raise ShipError(f"cannot read image {path}: {exc}") from None
+
+
+@dataclass
+class FeatureSet:
+    """Normalised features ``[K, N, D]`` (K augmentation passes; K = 1 without augmentation) and labels ``[N]``."""
+
+    features: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    def mean_over_passes(self) -> torch.Tensor:
+        """One normalised feature per image ``[N, D]`` (the average over passes, as Tip-Adapter's cache keys)."""
+        return F.normalize(self.features.mean(0), dim=-1)
+
+    def subset(self, mask: torch.Tensor, label_offset: int = 0) -> "FeatureSet":
+        """Images where ``mask`` holds, with ``label_offset`` subtracted from their labels."""
+        return FeatureSet(self.features[:, mask], self.labels[mask] - label_offset)
+
+
+@torch.inference_mode()
+def encode_images(
+    clip_model: LoadedClip,
+    paths: Sequence[str],
+    transform: T.Compose,
+    device: torch.device,
+    batch_size: int = 128,
+    num_workers: int = 0,
+    desc: str = "encode",
+) -> torch.Tensor:
+    """Normalised image features ``[N, D]`` (float32, on the CPU)."""
+    loader = DataLoader(
+        ImageFiles(paths, transform), batch_size=batch_size, num_workers=num_workers,
+        pin_memory=device.type == "cuda", persistent_workers=False,
+    )
+    chunks = []
+    for images in tqdm(loader, desc=desc, leave=False, disable=None):
+        with autocast(device):
+            chunks.append(F.normalize(clip_model.model.encode_image(images.to(device)).float(), dim=-1).cpu())
+    return torch.cat(chunks)
+
+
+def extract_features(
+    clip_model: LoadedClip,
+    paths: Sequence[str],
+    labels: Sequence[int],
+    device: torch.device,
+    passes: int = 1,
+    augment: bool = False,
+    aug_scale: tuple[float, float] = (0.5, 1.0),
+    seed: int = 0,
+    batch_size: int = 128,
+    num_workers: int = 0,
+    desc: str = "encode",
+) -> FeatureSet:
+    """Encode images ``passes`` times (augmented) or once (CLIP preprocessing).
+
+    The augmentation draws come from their own RNG seeded with ``seed``, so the
+    features and every later random draw of the run are the same whether or
+    not they come from the cache.
+    """
+    resolution = clip_model.input_resolution
+    transform = train_transform(resolution, aug_scale) if augment else test_transform(resolution)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        features = torch.stack([
+            encode_images(clip_model, paths, transform, device, batch_size, num_workers, f"{desc} pass {k + 1}/{passes}")
+            for k in range(passes if augment else 1)
+        ])
+    return FeatureSet(features, torch.as_tensor(list(labels), dtype=torch.long))
+
+
+def image_list_digest(paths: Sequence[str], labels: Sequence[int]) -> str:
+    """SHA-256 of the ordered (path, label) list."""
+    h = hashlib.sha256()
+    for path, label in zip(paths, labels):
+        h.update(f"{path}\t{label}\n".encode())
+    return h.hexdigest()
+
+
+class FeatureCache:
+    """Feature sets on disk, one file per key; written atomically, verified on read."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser()
+
+    def path_for(self, key: dict) -> Path:
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        readable = "_".join(str(key.get(k, "")) for k in ("dataset", "split", "backbone"))
+        return self.root / f"{re.sub(r'[^A-Za-z0-9.-]+', '-', readable).strip('-')}_{digest}.pt"
+
+    def load(self, key: dict) -> FeatureSet | None:
+        """The cached set for ``key``; None (with a log line) if absent, corrupt or stale."""
+        path = self.path_for(key)
+        if not path.exists():
+            return None
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            if blob["key"] != key:
+                logger.info(f"stale feature cache {path} (built for another key); rebuilding")
+                return None
+            features, labels = blob["features"], blob["labels"]
+            if features.dim() != 3 or features.shape[1] != labels.shape[0]:
+                raise ValueError(f"features {tuple(features.shape)} do not match labels {tuple(labels.shape)}")
+        except Exception as exc:  # truncated file, bad pickle, missing entry, wrong shapes
+            logger.info(f"corrupt feature cache {path} ({type(exc).__name__}: {exc}); rebuilding")
+            return None
+        return FeatureSet(features, labels)
+
+    def save(self, key: dict, feature_set: FeatureSet) -> Path:
+        path = self.path_for(key)
+        atomic_save({"key": key, "features": feature_set.features, "labels": feature_set.labels}, path)
+        return path
+
+    def get_or_extract(
+        self,
+        clip_model: LoadedClip,
+        paths: Sequence[str],
+        labels: Sequence[int],
+        device: torch.device,
+        *,
+        dataset: str,
+        split: str,
+        shots: int | None = None,
+        seed: int = 0,
+        passes: int = 1,
+        augment: bool = False,
+        aug_scale: tuple[float, float] = (0.5, 1.0),
+        batch_size: int = 128,
+        num_workers: int = 0,
+    ) -> FeatureSet:
+        """Read the features from the cache, or extract and cache them.
+
+        The key holds everything that changes them: backbone, dataset, split,
+        shots, the image list, and for augmented sets the seed, pass count and
+        crop scale.
+        """
+        key = {
+            "format": CACHE_FORMAT, "backbone": clip_model.name, "clip": clip_model.identity,
+            "dataset": dataset, "split": split, "shots": shots, "images": image_list_digest(paths, labels),
+            "augment": augment,
+            **({"seed": seed, "passes": passes, "aug_scale": list(aug_scale)} if augment else {}),
+        }
+        cached = self.load(key)
+        if cached is not None:
+            logger.info(f"{split} features: {len(cached)} images x {cached.features.shape[0]} passes from {self.path_for(key)}")
+            return cached
+        feature_set = extract_features(
+            clip_model, paths, labels, device, passes=passes, augment=augment, aug_scale=aug_scale,
+            seed=seed, batch_size=batch_size, num_workers=num_workers, desc=f"{dataset} {split}",
+        )
+        path = self.save(key, feature_set)
+        logger.info(f"{split} features: {len(feature_set)} images x {feature_set.features.shape[0]} passes saved to {path}")
+        return feature_set

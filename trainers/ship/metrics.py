@@ -1,0 +1,42 @@
+"""Accuracy, macro-F1 and harmonic means, printed the way Dassl's evaluator prints them."""
+from __future__ import annotations
+
+import logging
+
+import torch
+
+
+def harmonic_mean(a: float, b: float) -> float:
+    """H = 2ab / (a + b); 0 when both are 0."""
+    return 2 * a * b / (a + b) if a + b > 0 else 0.0
+
+
+def classification_report(pred: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, float]:
+    """total, correct, accuracy (%), error (%) and macro-F1 (%) of predicted labels."""
+    pred, labels = pred.cpu(), labels.cpu()
+    correct = int((pred == labels).sum())
+    total = len(labels)
+    confusion = torch.bincount(labels * num_classes + pred, minlength=num_classes**2).view(num_classes, num_classes)
+    tp = confusion.diag().float()
+    precision = tp / confusion.sum(0).clamp(min=1)
+    recall = tp / confusion.sum(1).clamp(min=1)
+    f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+    present = confusion.sum(1) > 0  # macro-average over classes that occur in the labels
+    accuracy = 100.0 * correct / max(total, 1)
+    return {
+        "total": total,
+        "correct": correct,
+        "accuracy": accuracy,
+        "error": 100.0 - accuracy,
+        "macro_f1": 100.0 * float(f1[present].mean()) if present.any() else 0.0,
+    }
+
+
+def log_report(logger: logging.Logger, report: dict[str, float]) -> None:
+    """The lines Dassl prints after a test; CoOp's ``parse_test_res.py`` reads ``* accuracy``."""
+    logger.info("=> result")
+    logger.info(f"* total: {report['total']:,}")
+    logger.info(f"* correct: {report['correct']:,}")
+    logger.info(f"* accuracy: {report['accuracy']:.2f}%")
+    logger.info(f"* error: {report['error']:.2f}%")
+    logger.info(f"* macro_f1: {report['macro_f1']:.2f}%")

@@ -1,0 +1,123 @@
+"""Training loops on cached features: the SHIP generator and the CoOp prompt head."""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .classifiers import PromptLearner, cosine_logits
+from .errors import ShipError
+from .features import FeatureSet
+from .generator import ShipGenerator
+from .runtime import autocast
+from .synthesis import SyntheticStream
+from .text_encoder import ClassPrompts
+
+logger = logging.getLogger("ship")
+
+
+def epoch_batches(train: FeatureSet, batch_size: int, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One shuffled epoch over the images, each seen once under one of its augmentation passes."""
+    passes, n, _ = train.features.shape
+    order = torch.randperm(n)
+    chosen_pass = torch.randint(passes, (n,))
+    for idx in order.split(batch_size):
+        yield train.features[chosen_pass[idx], idx].to(device, non_blocking=True), train.labels[idx].to(device)
+
+
+def _check_finite(loss: torch.Tensor, stage: str, epoch: int) -> None:
+    if not torch.isfinite(loss):
+        raise ShipError(f"{stage} loss became {loss.item()} at epoch {epoch}; lower the learning rate or check the features")
+
+
+def train_generator(
+    generator: ShipGenerator,
+    prompts: ClassPrompts,
+    train: FeatureSet,
+    epochs: int = 50,
+    lr: float = 1e-3,
+    batch_size: int = 256,
+    kl_weight: float = 1.0,
+) -> list[dict[str, float]]:
+    """Fit E, G and the global prompts by AdamW on reconstruction + KL; returns per-epoch mean losses.
+
+    ``train.labels`` index ``prompts`` (the base classes).
+    """
+    device = generator.global_prompts.device
+    optimizer = torch.optim.AdamW(generator.parameters(), lr=lr)
+    generator.train()
+    history = []
+    for epoch in tqdm(range(1, epochs + 1), desc="generator", disable=None):
+        sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0}
+        for x, y in epoch_batches(train, batch_size, device):
+            with autocast(device):
+                rec, kl = generator(x, prompts, y)
+            loss = rec + kl_weight * kl
+            _check_finite(loss, "generator", epoch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for name, value in (("loss", loss), ("rec", rec), ("kl", kl)):
+                sums[name] += value.item() * len(y)
+        history.append({k: v / len(train) for k, v in sums.items()})
+        logger.info(f"generator epoch [{epoch}/{epochs}] " + " ".join(f"{k} {v:.4f}" for k, v in history[-1].items()))
+    generator.eval()
+    return history
+
+
+def make_optimizer(params, name: str, lr: float, momentum: float = 0.0, weight_decay: float = 0.0, eps: float = 1e-8):
+    """SGD (the SHIP paper's CoOp stage: no momentum, no weight decay) or AdamW (its ImageNet setting)."""
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, eps=eps, weight_decay=weight_decay)
+    raise ShipError(f"unknown optimizer {name!r}; expected 'sgd' or 'adamw'")
+
+
+def train_prompt_learner(
+    learner: PromptLearner,
+    prompts: ClassPrompts,
+    train: FeatureSet,
+    synthetic: SyntheticStream | None = None,
+    epochs: int = 200,
+    lr: float = 2e-3,
+    batch_size: int = 256,
+    optimizer: str = "sgd",
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+    eps: float = 1e-8,
+) -> list[float]:
+    """CoOp on features: cross-entropy of scale·cos(feature, class text feature) over ``prompts``' classes.
+
+    With ``synthetic``, every batch of real features is joined by as many
+    synthetic features of label-only classes (SHIP). Cosine LR schedule over
+    all steps, no warm-up. Returns per-epoch mean losses.
+    """
+    device = learner.ctx.device
+    steps_per_epoch = math.ceil(len(train) / batch_size)
+    opt = make_optimizer(learner.parameters(), optimizer, lr, momentum, weight_decay, eps)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
+    scale = learner.text_encoder.logit_scale
+    history = []
+    for epoch in tqdm(range(1, epochs + 1), desc="prompt learner", disable=None):
+        total = 0.0
+        for x, y in epoch_batches(train, batch_size, device):
+            if synthetic is not None:
+                x_syn, y_syn = synthetic.sample(len(y))
+                x, y = torch.cat([x, x_syn]), torch.cat([y, y_syn])
+            with autocast(device):
+                loss = F.cross_entropy(cosine_logits(x, learner(prompts), scale), y)
+            _check_finite(loss, "prompt learner", epoch)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            schedule.step()
+            total += loss.item()
+        history.append(total / steps_per_epoch)
+        if epoch == 1 or epoch % 10 == 0 or epoch == epochs:
+            logger.info(f"prompt learner epoch [{epoch}/{epochs}] loss {history[-1]:.4f} lr {schedule.get_last_lr()[0]:.2e}")
+    return history
