@@ -1,0 +1,21 @@
+import pytest
+
+from trainers.ship.clip_loader import LoadedClip, load_clip
+from trainers.ship.text_encoder import TextEncoder
+
+from .helpers import save_tiny_clip
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_path(tmp_path_factory):
+    return save_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny_vit.pt")
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tiny_clip_path) -> LoadedClip:
+    return load_clip(weights=str(tiny_clip_path))
+
+
+@pytest.fixture(scope="session")
+def text_encoder(tiny_clip) -> TextEncoder:
+    return TextEncoder(tiny_clip.model)

@@ -1,0 +1,105 @@
+"""Things the tests build themselves: a tiny random CLIP, image folders, a synthetic world."""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from trainers.ship.clip_loader import CLIP
+from trainers.ship.features import FeatureSet
+from trainers.ship.text_encoder import ClassPrompts, TextEncoder
+
+CALTECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "caltech-101"
+
+
+def save_tiny_clip(path: Path, seed: int = 0, resnet: bool = False) -> Path:
+    """A random CLIP (ViT: 2 layers, width 64, 32-pixel images, 32-d features) saved as a state dict.
+
+    The logit scale is set to CLIP's trained value, 100.
+    """
+    torch.manual_seed(seed)
+    vision = dict(vision_layers=(1, 1, 1, 1), vision_width=16, vision_patch_size=None) if resnet else \
+        dict(vision_layers=2, vision_width=64, vision_patch_size=8)
+    model = CLIP(embed_dim=48 if resnet else 32, image_resolution=32, context_length=77, vocab_size=49408,
+                 transformer_width=64, transformer_heads=1, transformer_layers=2, **vision)
+    state = model.state_dict()
+    state["logit_scale"] = torch.tensor(math.log(100.0))
+    torch.save(state, path)
+    return path
+
+
+def write_image_folder(root: Path, classnames: list[str], per_class: int, seed: int = 0) -> Path:
+    """``root/<class>/<i>.jpg`` with random images of varied size, some grayscale."""
+    rng = np.random.default_rng(seed)
+    for c, name in enumerate(classnames):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            h, w = rng.integers(24, 64, size=2)
+            pixels = (rng.random((h, w, 3)) * 80 + c * 20).astype(np.uint8)
+            Image.fromarray(pixels[..., 0] if i % 3 == 0 else pixels).save(root / name / f"img_{i:03d}.jpg")
+    return root
+
+
+class ListHandler(logging.Handler):
+    """Collects the messages of the ``ship`` logger (which does not propagate to the root)."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+# --------------------------------------------------------------------------- synthetic world
+WORLD_NAMES = ["cat", "dog", "car", "tree", "boat", "house", "bird", "apple", "chair", "clock", "horse", "train"]
+
+
+@dataclass
+class World:
+    """Features of a world where class c's images are TextEncoder([SOS, h + b, name_c, ., EOT]) + noise.
+
+    h is a hidden context away from "a photo of a", b a small per-image bias:
+    class names carry the signal, as SHIP assumes.
+    """
+
+    base_names: list[str]
+    new_names: list[str]
+    train: FeatureSet  # few-shot base images, 2 "augmentation" passes
+    test_base: FeatureSet
+    test_new: FeatureSet  # labels 0..N-1
+
+
+def make_world(text_encoder: TextEncoder, seed: int, num_base: int = 6, shots: int = 16, n_test: int = 40,
+               bias_scale: float = 0.9, noise: float = 0.02) -> World:
+    g = torch.Generator().manual_seed(seed)
+    emb_std = text_encoder.clip.token_embedding.weight.std().item()
+    width = text_encoder.width
+    hidden = torch.randn(4, width, generator=g) * emb_std * 3
+    prompts = ClassPrompts(text_encoder, WORLD_NAMES, 4)
+
+    def images(labels: torch.Tensor) -> torch.Tensor:
+        bias = torch.randn(len(labels), 1, width, generator=g) * emb_std * bias_scale
+        embeddings, eot = prompts.assemble(hidden.unsqueeze(0) + bias, labels)
+        with torch.no_grad():
+            f = F.normalize(text_encoder(embeddings, eot), dim=-1)
+        return F.normalize(f + noise * torch.randn(f.shape, generator=g), dim=-1)
+
+    n = len(WORLD_NAMES)
+    y_train = torch.arange(num_base).repeat_interleave(shots)
+    y_test = torch.arange(n).repeat_interleave(n_test)
+    x_test = images(y_test)
+    is_base = y_test < num_base
+    return World(
+        base_names=WORLD_NAMES[:num_base],
+        new_names=WORLD_NAMES[num_base:],
+        train=FeatureSet(torch.stack([images(y_train), images(y_train)]), y_train),
+        test_base=FeatureSet(x_test[is_base].unsqueeze(0), y_test[is_base]),
+        test_new=FeatureSet(x_test[~is_base].unsqueeze(0), y_test[~is_base] - num_base),
+    )
