@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Base-to-new on a folder of class sub-folders: ZeroshotCLIP, CoOp and SHIP_CoOp for one seed,
+# then the base / new / H table of every finished run of that dataset.
+#
+#   bash scripts/ship/base2new_folder.sh DATA_DIR SEED [SPLIT_FILE] [KEY VALUE ...]
+#
+# Environment: CLIP_WEIGHTS (a local CLIP checkpoint instead of downloading CFG's backbone),
+# CFG (a name under configs/trainers/SHIP, default vit_b16), SHOTS (16), OUTPUT (output),
+# DATASET_NAME (default: the folder's name). Finished runs (results.json present) are skipped.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DATA_DIR=${1:?usage: base2new_folder.sh DATA_DIR SEED [SPLIT_FILE] [KEY VALUE ...]}
+SEED=${2:?usage: base2new_folder.sh DATA_DIR SEED [SPLIT_FILE] [KEY VALUE ...]}
+SPLIT_FILE=${3:-}
+shift $(( $# < 3 ? $# : 3 ))
+NAME=${DATASET_NAME:-$(basename "$DATA_DIR")}
+CFG=${CFG:-vit_b16}
+SHOTS=${SHOTS:-16}
+OUTPUT=${OUTPUT:-output}
+
+for TRAINER in ZeroshotCLIP CoOp SHIP_CoOp; do
+    DIR=${OUTPUT}/base2new/${NAME}/shots_${SHOTS}/${TRAINER}/${CFG}/seed${SEED}
+    if [ -f "${DIR}/results.json" ]; then
+        echo "skip ${DIR}: finished"
+        continue
+    fi
+    python3 -m trainers.ship \
+        --data-dir "${DATA_DIR}" --dataset-name "${NAME}" ${SPLIT_FILE:+--split-file "${SPLIT_FILE}"} \
+        ${CLIP_WEIGHTS:+--weights "${CLIP_WEIGHTS}"} \
+        --trainer "${TRAINER}" --config-file "configs/trainers/SHIP/${CFG}.yaml" \
+        --shots "${SHOTS}" --seed "${SEED}" --output-dir "${DIR}" "$@"
+done
+python3 -m trainers.ship.summary "${OUTPUT}/base2new/${NAME}"

@@ -1,0 +1,105 @@
+"""``python -m trainers.ship`` end to end on image folders with the tiny CLIP, and its error lines."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trainers.ship.__main__ import main
+
+from .helpers import CALTECH, write_image_folder
+
+FAST = ["TRAINER.SHIP.GEN_EPOCHS", "3", "TRAINER.SHIP.COOP_EPOCHS", "3", "TRAINER.SHIP.AUG_PASSES", "2",
+        "DATALOADER.NUM_WORKERS", "0"]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return write_image_folder(tmp_path_factory.mktemp("data") / "toy", ["cat", "dog", "car", "tree", "boat"], per_class=6)
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("trainer", ["SHIP_CoOp", "CoOp", "ZeroshotCLIP"])
+def test_base2new_run_writes_dassl_log_and_results(tmp_path, folder, tiny_clip_path, trainer, capsys):
+    out_dir = tmp_path / "run"
+    argv = ["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 2, "--seed", 1, "--trainer", trainer,
+            "--output-dir", out_dir, "--cache-dir", tmp_path / "cache", *FAST]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    log = (out_dir / "log.txt").read_text()
+    accuracies = [float(a) for a in re.findall(r"\* accuracy: ([\d.]+)%", log)]
+    results = json.loads((out_dir / "results.json").read_text())
+    assert results["trainer"] == trainer and (results["num_base"], results["num_new"]) == (3, 2)
+    assert accuracies == pytest.approx([results["base"], results["new"]], abs=0.006)
+    assert results["hm"] == pytest.approx(2 * results["base"] * results["new"] / max(results["base"] + results["new"], 1e-9))
+    assert results["reports"]["base"]["total"] + results["reports"]["new"]["total"] == 5 * 2  # 6 images per class: 3 train, 1 val, 2 test
+    if trainer == "SHIP_CoOp":
+        assert (out_dir / "generator" / "model.pth.tar-3").is_file()
+    if trainer != "ZeroshotCLIP":
+        assert (out_dir / "prompt_learner" / "model.pth.tar-3").is_file()
+
+    # A second run reuses the cached features and the finished checkpoints, with the same result.
+    code, out, err = run(argv, capsys)
+    assert code == 0 and "saved to" not in out
+    if trainer != "ZeroshotCLIP":
+        assert "Loaded finished stage" in out
+    assert json.loads((out_dir / "results.json").read_text())["hm"] == results["hm"]
+
+
+def test_config_file_and_overrides(tmp_path, folder, tiny_clip_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("TRAINER:\n  SHIP:\n    COOP_EPOCHS: 2\n    GEN_EPOCHS: 2\n    AUG_PASSES: 1\n")
+    code, out, err = run(["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 1, "--output-dir", tmp_path / "r",
+                          "--cache-dir", tmp_path / "cache", "--config-file", cfg, "DATALOADER.NUM_WORKERS", "0",
+                          "TRAINER.SHIP.SYN_POOL_PER_CLASS", "4"], capsys)
+    assert code == 0, err
+    assert "generator epoch [2/2]" in out and "COOP_EPOCHS: 2" in out and "SYN_POOL_PER_CLASS: 4" in out
+
+
+@pytest.mark.parametrize("case", ["missing data", "unknown backbone", "missing weights", "corrupt weights",
+                                  "config typo", "bad value", "no label-only classes", "bad shots", "no data"])
+def test_bad_input_is_one_error_line(tmp_path, folder, tiny_clip_path, capsys, case):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(tiny_clip_path.read_bytes()[:1000])
+    base = ["--output-dir", tmp_path / "r", "--cache-dir", tmp_path / "cache"]
+    argv, expected = {
+        "missing data": (["--data-dir", tmp_path / "nope", "--weights", tiny_clip_path], "dataset folder not found"),
+        "unknown backbone": (["--data-dir", folder, "--backbone", "ViT-Z/9"], "unknown backbone 'ViT-Z/9'"),
+        "missing weights": (["--data-dir", folder, "--weights", tmp_path / "w.pt"], "CLIP weights file not found"),
+        "corrupt weights": (["--data-dir", folder, "--weights", corrupt], "corrupt CLIP weights file"),
+        "config typo": (["--data-dir", folder, "TRAINER.SHIP.GEN_EPOCS", "3"], "Non-existent key: TRAINER.SHIP.GEN_EPOCS"),
+        "bad value": (["--data-dir", folder, "TRAINER.SHIP.GEN_EPOCHS", "many"], "Type mismatch"),
+        "no label-only classes": (["--data-dir", folder, "--weights", tiny_clip_path, "--num-base", 5], "label-only"),
+        "bad shots": (["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 0], "shots must be a positive"),
+        "no data": ([], "no dataset given"),
+    }[case]
+    code, out, err = run(base + argv, capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and expected in err, err
+    assert "Traceback" not in out + err
+
+
+def test_module_entry_point_runs_as_a_subprocess(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "trainers.ship", "--data-dir", str(tmp_path / "missing")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: dataset folder not found")
+
+
+@pytest.mark.skipif(not (CALTECH / "split_zhou_Caltech101.json").is_file(), reason="../shared/data/caltech-101 is not present")
+def test_real_caltech101_base2new(tmp_path, tiny_clip_path, capsys):
+    code, out, err = run(["--data-dir", CALTECH / "101_ObjectCategories", "--split-file", CALTECH / "split_zhou_Caltech101.json",
+                          "--dataset-name", "caltech101", "--weights", tiny_clip_path, "--shots", 1,
+                          "--output-dir", tmp_path / "r", "--cache-dir", tmp_path / "cache",
+                          *FAST, "DATALOADER.NUM_WORKERS", "2"], capsys)
+    assert code == 0, err
+    results = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert (results["num_base"], results["num_new"]) == (50, 50)
+    assert (results["reports"]["base"]["total"], results["reports"]["new"]["total"]) == (1549, 916)
