@@ -159,13 +159,16 @@ def run_base2new(cfg: CfgNode, dataset: DatasetSplits | None = None) -> dict:
     seed_everything(cfg.SEED)
     clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.WEIGHTS or None, device, cfg.MODEL.BACKBONE.DOWNLOAD_ROOT)
     logger.info(f"Loaded CLIP {clip_model.name} on {device}; dataset {dataset.name}: {dataset.num_classes} classes")
+    timing = {"load": time.time() - started}
     data = prepare_features(cfg, dataset, clip_model, device)
+    timing["features"] = time.time() - started - sum(timing.values())
     logger.info(f"base classes: {len(data.base_names)}, new classes: {len(data.new_names)}, "
                 f"train images: {len(data.train)}, test base: {len(data.test_base)}, test new: {len(data.test_new)}")
 
     text_encoder = TextEncoder(clip_model.model)
     seed_everything(cfg.SEED)  # the training draws do not depend on whether features came from the cache
     weights_base, weights_new = build_class_weights(cfg, trainer, text_encoder, data, clip_model, out)
+    timing["train"] = time.time() - started - sum(timing.values())
 
     reports = {}
     for split, test, weights in (("base", data.test_base, weights_base), ("new", data.test_new, weights_new)):
@@ -178,7 +181,7 @@ def run_base2new(cfg: CfgNode, dataset: DatasetSplits | None = None) -> dict:
         "protocol": "base2new", "trainer": trainer, "dataset": dataset.name, "backbone": clip_model.name,
         "shots": cfg.DATASET.NUM_SHOTS, "seed": cfg.SEED, "num_base": len(data.base_names), "num_new": len(data.new_names),
         "base": reports["base"]["accuracy"], "new": reports["new"]["accuracy"], "hm": hm,
-        "reports": reports, "seconds": round(time.time() - started, 2),
+        "reports": reports, "seconds": {k: round(v, 3) for k, v in {**timing, "total": time.time() - started}.items()},
     }
     atomic_write_json(results, out / "results.json")
     return results

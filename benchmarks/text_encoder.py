@@ -1,0 +1,78 @@
+"""Text encoder throughput: prompts/s forward+backward, 77 tokens vs cut after the last EOT.
+
+    python -m benchmarks.text_encoder [--arch ViT-B/16] [--batch 256] [--device auto]
+
+Prints one JSON line: both speeds, the speed-up, and the largest difference of the outputs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+import torch
+
+from trainers.ship.clip_loader import load_clip
+from trainers.ship.runtime import autocast, resolve_device
+from trainers.ship.text_encoder import ClassPrompts, TextEncoder
+
+from .common import save_random_clip
+
+NAMES = ["golden retriever", "aircraft carrier", "joshua tree", "motorbike", "sunflower", "pizza", "tabby cat",
+         "playing guitar"]
+
+
+def timed(fn, device, repeats):
+    fn()  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / repeats
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser()
+    p.add_argument("--arch", default="ViT-B/16")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--device", default="auto")
+    args = p.parse_args(argv)
+    device = resolve_device(args.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        clip_model = load_clip(weights=str(save_random_clip(args.arch, f"{tmp}/clip.pt")), device=device)
+    encoder = TextEncoder(clip_model.model)
+    prompts = ClassPrompts(encoder, NAMES, n_ctx=4)
+    labels = torch.arange(args.batch, device=device) % len(NAMES)
+    ctx = torch.zeros(args.batch, 4, encoder.width, device=device, requires_grad=True)
+    cut, eot = prompts.assemble(ctx, labels)
+    full = torch.cat([cut, torch.zeros(args.batch, 77 - cut.shape[1], encoder.width, device=device)], dim=1)
+
+    def forward(embeddings, length):
+        """The text tower over the first ``length`` positions (77: no cut)."""
+        with autocast(device):
+            x = embeddings[:, :length] + clip_model.model.positional_embedding[:length]
+            x = clip_model.model.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)
+            x = clip_model.model.ln_final(x)[torch.arange(args.batch, device=device), eot]
+            return (x @ clip_model.model.text_projection).float()
+
+    def step(embeddings, length):
+        return lambda: forward(embeddings, length).sum().backward(retain_graph=True)
+
+    with torch.no_grad():
+        diff = (forward(full, 77) - encoder(cut, eot).float()).abs().max().item()
+    t_full = timed(step(full, 77), device, args.repeats)
+    t_cut = timed(step(cut, cut.shape[1]), device, args.repeats)
+    print(json.dumps({
+        "benchmark": "text_encoder", "arch": args.arch, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        "batch": args.batch, "tokens_cut": cut.shape[1], "prompts_per_s_77": args.batch / t_full,
+        "prompts_per_s_cut": args.batch / t_cut, "speedup": t_full / t_cut, "max_abs_diff": diff,
+    }))
+
+
+if __name__ == "__main__":
+    main()
