@@ -8,7 +8,8 @@
 # CFG (a name under configs/trainers/SHIP, default vit_b16), SHOTS (16), OUTPUT (output),
 # DATASET_NAME (default: the folder's name). Finished runs (results.json present) are skipped.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+export PYTHONPATH="${REPO}${PYTHONPATH:+:${PYTHONPATH}}"  # paths stay relative to where you run it
 
 DATA_DIR=${1:?usage: base2new_folder.sh DATA_DIR SEED [SPLIT_FILE] [KEY VALUE ...]}
 SEED=${2:?usage: base2new_folder.sh DATA_DIR SEED [SPLIT_FILE] [KEY VALUE ...]}
@@ -28,7 +29,7 @@ for TRAINER in ZeroshotCLIP CoOp SHIP_CoOp; do
     python3 -m trainers.ship \
         --data-dir "${DATA_DIR}" --dataset-name "${NAME}" ${SPLIT_FILE:+--split-file "${SPLIT_FILE}"} \
         ${CLIP_WEIGHTS:+--weights "${CLIP_WEIGHTS}"} \
-        --trainer "${TRAINER}" --config-file "configs/trainers/SHIP/${CFG}.yaml" \
+        --trainer "${TRAINER}" --config-file "${REPO}/configs/trainers/SHIP/${CFG}.yaml" \
         --shots "${SHOTS}" --seed "${SEED}" --output-dir "${DIR}" "$@"
 done
 python3 -m trainers.ship.summary "${OUTPUT}/base2new/${NAME}"
