@@ -82,10 +82,6 @@ class FeatureSet:
     def __len__(self) -> int:
         return self.labels.shape[0]
 
-    def mean_over_passes(self) -> torch.Tensor:
-        """One normalised feature per image ``[N, D]`` (the average over passes, as Tip-Adapter's cache keys)."""
-        return F.normalize(self.features.mean(0), dim=-1)
-
     def subset(self, mask: torch.Tensor, label_offset: int = 0) -> "FeatureSet":
         """Images where ``mask`` holds, with ``label_offset`` subtracted from their labels."""
         return FeatureSet(self.features[:, mask], self.labels[mask] - label_offset)
