@@ -79,7 +79,7 @@ def test_bad_input_is_one_error_line(tmp_path, folder, tiny_clip_path, capsys, c
         "bad value": (["--data-dir", folder, "TRAINER.SHIP.GEN_EPOCHS", "many"], "Type mismatch"),
         "no label-only classes": (["--data-dir", folder, "--weights", tiny_clip_path, "--num-base", 5], "label-only"),
         "bad shots": (["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 0], "shots must be a positive"),
-        "no data": ([], "no dataset given"),
+        "no data": ([], "no data given"),
     }[case]
     code, out, err = run(base + argv, capsys)
     assert code == 2
@@ -94,12 +94,16 @@ def test_module_entry_point_runs_as_a_subprocess(tmp_path):
 
 
 @pytest.mark.skipif(not (CALTECH / "split_zhou_Caltech101.json").is_file(), reason="../shared/data/caltech-101 is not present")
-def test_real_caltech101_base2new(tmp_path, tiny_clip_path, capsys):
-    code, out, err = run(["--data-dir", CALTECH / "101_ObjectCategories", "--split-file", CALTECH / "split_zhou_Caltech101.json",
-                          "--dataset-name", "caltech101", "--weights", tiny_clip_path, "--shots", 1,
+def test_real_caltech101_base2new_in_coop_layout(tmp_path, tiny_clip_path, capsys):
+    data = tmp_path / "DATA"  # a DATA root of our own: the shared folder is never written to
+    (data / "caltech-101").mkdir(parents=True)
+    (data / "caltech-101" / "101_ObjectCategories").symlink_to(CALTECH / "101_ObjectCategories")
+    (data / "caltech-101" / "split_zhou_Caltech101.json").write_bytes((CALTECH / "split_zhou_Caltech101.json").read_bytes())
+    code, out, err = run(["--dataset", "caltech101", "--root", data, "--weights", tiny_clip_path, "--shots", 1,
                           "--output-dir", tmp_path / "r", "--cache-dir", tmp_path / "cache",
                           *FAST, "DATALOADER.NUM_WORKERS", "2"], capsys)
     assert code == 0, err
     results = json.loads((tmp_path / "r" / "results.json").read_text())
-    assert (results["num_base"], results["num_new"]) == (50, 50)
+    assert results["dataset"] == "Caltech101" and (results["num_base"], results["num_new"]) == (50, 50)
     assert (results["reports"]["base"]["total"], results["reports"]["new"]["total"]) == (1549, 916)
+    assert (data / "caltech-101" / "split_fewshot" / "shot_1-seed_1.json").is_file()

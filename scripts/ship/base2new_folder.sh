@@ -6,7 +6,7 @@
 #
 # Environment: CLIP_WEIGHTS (a local CLIP checkpoint instead of downloading CFG's backbone),
 # CFG (a name under configs/trainers/SHIP, default vit_b16), SHOTS (16), OUTPUT (output),
-# DATASET_NAME (default: the folder's name). Finished runs (results.json present) are skipped.
+# DATASET_NAME (the output folder's dataset part; default: the folder's name). Finished runs (results.json present) are skipped.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 export PYTHONPATH="${REPO}${PYTHONPATH:+:${PYTHONPATH}}"  # paths stay relative to where you run it
@@ -27,7 +27,7 @@ for TRAINER in ZeroshotCLIP CoOp SHIP_CoOp; do
         continue
     fi
     python3 -m trainers.ship \
-        --data-dir "${DATA_DIR}" --dataset-name "${NAME}" ${SPLIT_FILE:+--split-file "${SPLIT_FILE}"} \
+        --data-dir "${DATA_DIR}" ${SPLIT_FILE:+--split-file "${SPLIT_FILE}"} \
         ${CLIP_WEIGHTS:+--weights "${CLIP_WEIGHTS}"} \
         --trainer "${TRAINER}" --config-file "${REPO}/configs/trainers/SHIP/${CFG}.yaml" \
         --shots "${SHOTS}" --seed "${SEED}" --output-dir "${DIR}" "$@"

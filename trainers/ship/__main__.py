@@ -1,5 +1,6 @@
-"""Command line: base-to-new SHIP_CoOp / CoOp / ZeroshotCLIP on a folder of class sub-folders.
+"""Command line: base-to-new SHIP_CoOp / CoOp / ZeroshotCLIP on a CoOp dataset or a folder of class sub-folders.
 
+    python -m trainers.ship --dataset Caltech101 --root DATA --output-dir OUT [--trainer SHIP_CoOp]
     python -m trainers.ship --data-dir DIR --output-dir OUT [--trainer SHIP_CoOp]
         [--split-file split.json] [--backbone ViT-B/16 | --weights clip.pt]
         [--shots 16] [--seed 1] [--config-file configs/trainers/SHIP/vit_b16.yaml] [KEY VALUE ...]
@@ -16,9 +17,10 @@ from .errors import ShipError
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m trainers.ship", description=__doc__.split("\n")[0])
-    p.add_argument("--data-dir", help="folder with one sub-folder of images per class (DATASET.ROOT)")
-    p.add_argument("--split-file", help="CoOp split JSON with paths relative to --data-dir (DATASET.SPLIT_FILE)")
-    p.add_argument("--dataset-name", help="name used in logs and cache files (DATASET.NAME)")
+    p.add_argument("--dataset", help="a CoOp dataset name (Caltech101, EuroSAT, ...) or ImageFolder (DATASET.NAME)")
+    p.add_argument("--root", "--data-dir", dest="data_dir",
+                   help="DATA root holding CoOp's dataset folders, or for ImageFolder the folder of class sub-folders (DATASET.ROOT)")
+    p.add_argument("--split-file", help="ImageFolder: CoOp split JSON with paths relative to the folder (DATASET.SPLIT_FILE)")
     p.add_argument("--num-base", type=int, help="number of base classes; default: first half (DATASET.NUM_BASE)")
     p.add_argument("--trainer", choices=TRAINERS, help="method to run (TRAINER.NAME; default SHIP_CoOp)")
     p.add_argument("--backbone", help="CLIP model name, downloaded on first use (MODEL.BACKBONE.NAME)")
@@ -35,7 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 ARG_TO_KEY = {
-    "data_dir": "DATASET.ROOT", "split_file": "DATASET.SPLIT_FILE", "dataset_name": "DATASET.NAME",
+    "data_dir": "DATASET.ROOT", "split_file": "DATASET.SPLIT_FILE", "dataset": "DATASET.NAME",
     "num_base": "DATASET.NUM_BASE", "trainer": "TRAINER.NAME", "backbone": "MODEL.BACKBONE.NAME",
     "weights": "MODEL.BACKBONE.WEIGHTS", "clip_cache_dir": "MODEL.BACKBONE.DOWNLOAD_ROOT",
     "shots": "DATASET.NUM_SHOTS", "seed": "SEED", "output_dir": "OUTPUT_DIR", "cache_dir": "CACHE_DIR", "device": "DEVICE",
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = build_cfg(args.config_file, overrides, args.opts)
         if not cfg.DATASET.ROOT:
-            raise ShipError("no dataset given: pass --data-dir DIR (a folder with one sub-folder of images per class)")
+            raise ShipError("no data given: pass --root DATA (with --dataset NAME) or --data-dir DIR (a folder of class sub-folders)")
         run_base2new(cfg)
     except ShipError as exc:
         print(f"error: {exc}", file=sys.stderr)

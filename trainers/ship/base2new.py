@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 from yacs.config import CfgNode
 
+from datasets.catalog import load_dataset
 from datasets.image_folder import read_image_folder
 from datasets.splits import DatasetSplits, base_new_split, few_shot_splits
 
@@ -45,14 +46,26 @@ class Base2NewFeatures:
     train: FeatureSet  # few-shot base images, K augmented passes
     test_base: FeatureSet
     test_new: FeatureSet
+    templates: list[str]  # the dataset's zero-shot prompts
+
+
+def load_fewshot_dataset(cfg: CfgNode) -> DatasetSplits:
+    """``DATASET.NAME`` from the catalog (CoOp's layouts under ``DATASET.ROOT``) or ``ImageFolder``,
+    with CoOp's few-shot subsets of train and val."""
+    shots, seed = cfg.DATASET.NUM_SHOTS, cfg.SEED
+    if cfg.DATASET.NAME == "ImageFolder":
+        folder = read_image_folder(cfg.DATASET.ROOT, cfg.DATASET.SPLIT_FILE or None)
+        return few_shot_splits(folder, shots, seed)
+    if shots < 1:
+        raise ShipError(f"shots must be a positive number of images per class; got {shots}")
+    return load_dataset(cfg.DATASET.NAME, cfg.DATASET.ROOT, shots, seed)
 
 
 def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedClip, device: torch.device) -> Base2NewFeatures:
-    """Few-shot sampling (CoOp's), the base/new split, and cached features of the images that are used."""
-    fewshot = few_shot_splits(dataset, cfg.DATASET.NUM_SHOTS, cfg.SEED)
+    """The base/new split and cached features of the few-shot base images and of the test images."""
     base, new = base_new_split(dataset.num_classes, cfg.DATASET.NUM_BASE)
     num_base = len(base)
-    train_items = [i for i in fewshot.train if i.label < num_base]
+    train_items = [i for i in dataset.train if i.label < num_base]
     cache = FeatureCache(cfg.CACHE_DIR)
     common = dict(dataset=dataset.name, batch_size=cfg.DATALOADER.BATCH_SIZE, num_workers=cfg.DATALOADER.NUM_WORKERS)
     train = cache.get_or_extract(
@@ -70,6 +83,7 @@ def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedCli
         train=train,
         test_base=test.subset(is_base),
         test_new=test.subset(~is_base, label_offset=num_base),
+        templates=dataset.templates,
     )
 
 
@@ -105,7 +119,7 @@ def build_class_weights(
     """Train ``trainer`` on the base classes; return the class weights of the base and of the new classes."""
     s = cfg.TRAINER.SHIP
     if trainer == "ZeroshotCLIP":
-        templates = list(cfg.DATASET.TEMPLATES)
+        templates = list(cfg.DATASET.TEMPLATES) or data.templates
         return zero_shot_weights(text_encoder, data.base_names, templates), zero_shot_weights(text_encoder, data.new_names, templates)
 
     synthetic = None
@@ -145,16 +159,19 @@ def evaluate(test: FeatureSet, class_weights: torch.Tensor, logit_scale: float) 
 
 
 def run_base2new(cfg: CfgNode, dataset: DatasetSplits | None = None) -> dict:
-    """Run ``cfg.TRAINER.NAME`` on a base-to-new split; write ``log.txt`` and ``results.json`` to ``cfg.OUTPUT_DIR``."""
+    """Run ``cfg.TRAINER.NAME`` on a base-to-new split; write ``log.txt`` and ``results.json`` to ``cfg.OUTPUT_DIR``.
+
+    ``dataset`` (few-shot subsets already drawn) replaces reading ``cfg.DATASET``.
+    """
     started = time.time()
     trainer = cfg.TRAINER.NAME
     if trainer not in TRAINERS:
         raise ShipError(f"unknown trainer {trainer!r}; expected one of {', '.join(TRAINERS)}")
     device = resolve_device(cfg.DEVICE)
-    if dataset is None:
-        dataset = read_image_folder(cfg.DATASET.ROOT, cfg.DATASET.SPLIT_FILE or None, cfg.DATASET.NAME)
     out = Path(cfg.OUTPUT_DIR)
     setup_logger(out)
+    if dataset is None:
+        dataset = load_fewshot_dataset(cfg)
     logger.info(f"** Config **\n{cfg.dump()}")
     seed_everything(cfg.SEED)
     clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.WEIGHTS or None, device, cfg.MODEL.BACKBONE.DOWNLOAD_ROOT)

@@ -58,12 +58,12 @@ def get_cfg_defaults() -> CN:
     cfg.MODEL.BACKBONE.DOWNLOAD_ROOT = "~/.cache/clip"
 
     cfg.DATASET = CN()
-    cfg.DATASET.NAME = "ImageFolder"
-    cfg.DATASET.ROOT = ""
-    cfg.DATASET.SPLIT_FILE = ""  # CoOp split JSON; empty: a fixed 50/20/30 split per class
+    cfg.DATASET.NAME = "ImageFolder"  # or a CoOp dataset: Caltech101, EuroSAT, ImageNet, ... (datasets/catalog.py)
+    cfg.DATASET.ROOT = ""  # ImageFolder: the folder of class sub-folders; otherwise the DATA root
+    cfg.DATASET.SPLIT_FILE = ""  # ImageFolder only: a CoOp split JSON; empty: a fixed 50/20/30 split per class
     cfg.DATASET.NUM_SHOTS = 16
     cfg.DATASET.NUM_BASE = 0  # 0: the first half of the labels (CoCoOp's rule)
-    cfg.DATASET.TEMPLATES = ["a photo of a {}."]  # zero-shot CLIP prompts
+    cfg.DATASET.TEMPLATES = []  # zero-shot CLIP prompts; empty: the dataset's own ("a photo of a {}." for folders)
 
     cfg.DATALOADER = CN()
     cfg.DATALOADER.NUM_WORKERS = 4

@@ -1,0 +1,159 @@
+"""The datasets of CoOp's protocol, read from the folder layouts of CoOp's DATASETS.md.
+
+``load_dataset(name, root, shots, seed)`` returns :class:`DatasetSplits` with the few-shot
+training (and validation) subsets already drawn; ``available_datasets()`` lists the names.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from trainers.ship.errors import ShipError
+
+from .fewshot_cache import few_shot_subsets
+from .image_folder import read_coop_split
+from .splits import DatasetSplits, Item
+
+DATASETS_DOC = "see CoOp's DATASETS.md (https://github.com/KaiyangZhou/CoOp/blob/main/DATASETS.md)"
+IMAGENET_TEMPLATES = [
+    "itap of a {}.", "a bad photo of the {}.", "a origami {}.", "a photo of the large {}.",
+    "a {} in a video game.", "art of the {}.", "a photo of the small {}.",
+]
+
+Reader = Callable[["DatasetSpec", Path], tuple[list[Item], list[Item], list[Item]]]
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise ShipError(f"{what} not found: {path} ({DATASETS_DOC})")
+    return path
+
+
+def _read_split_json(spec: "DatasetSpec", folder: Path):
+    """Images listed by CoOp's ``split_zhou_*.json``, relative to ``spec.image_dir``."""
+    _require(folder / spec.image_dir, f"{spec.name} image folder")
+    return read_coop_split(_require(folder / spec.split_file, f"{spec.name} split file"), folder / spec.image_dir)
+
+
+def _read_fgvc_aircraft(spec: "DatasetSpec", folder: Path):
+    """``variants.txt`` (class names) and ``images_variant_{train,val,test}.txt`` ("<image id> <variant>")."""
+    classnames = [line.strip() for line in _require(folder / "variants.txt", "FGVCAircraft variants.txt").read_text().splitlines() if line.strip()]
+    label_of = {name: label for label, name in enumerate(classnames)}
+
+    def read(split: str) -> list[Item]:
+        items = []
+        for line in _require(folder / f"images_variant_{split}.txt", "FGVCAircraft split file").read_text().splitlines():
+            if line.strip():
+                image_id, variant = line.strip().split(" ", 1)
+                items.append(Item(str(folder / "images" / f"{image_id}.jpg"), label_of[variant], variant))
+        return items
+
+    return read("train"), read("val"), read("test")
+
+
+def read_imagenet_classnames(path: Path) -> dict[str, str]:
+    """``classnames.txt``: one "<wnid> <class name>" per line, in label order."""
+    names = {}
+    for line in _require(path, "ImageNet classnames.txt").read_text().splitlines():
+        if line.strip():
+            wnid, name = line.strip().split(" ", 1)
+            names[wnid] = name
+    return names
+
+
+def _class_folder_items(image_dir: Path, folders: list[str], names: list[str]) -> list[Item]:
+    """Every image of ``image_dir/<folder>``, labelled by the folder's position (file names sorted)."""
+    items = []
+    for label, (folder, name) in enumerate(zip(folders, names)):
+        files = sorted(f for f in (image_dir / folder).iterdir() if not f.name.startswith("."))
+        items += [Item(str(f), label, name) for f in files]
+    return items
+
+
+def _read_imagenet(spec: "DatasetSpec", folder: Path):
+    """``images/train`` and ``images/val`` with 1,000 wnid folders; val is also the test set (CoOp)."""
+    names = read_imagenet_classnames(folder / "classnames.txt")
+    wnids = list(names)
+    train = _class_folder_items(_require(folder / "images" / "train", "ImageNet train folder"), wnids, list(names.values()))
+    test = _class_folder_items(_require(folder / "images" / "val", "ImageNet val folder"), wnids, list(names.values()))
+    return train, test, test
+
+
+def _read_imagenet_variant(spec: "DatasetSpec", folder: Path):
+    """Test-only ImageNet variants: class folders named by wnid (Sketch, A, R) or by label (V2)."""
+    names = read_imagenet_classnames(folder / "classnames.txt")
+    image_dir = _require(folder / spec.image_dir, f"{spec.name} image folder")
+    if spec.name == "ImageNetV2":  # folders "0".."999" in classnames.txt order
+        test = _class_folder_items(image_dir, [str(i) for i in range(len(names))], list(names.values()))
+    else:  # a subset of wnid folders (200 for A and R), relabelled 0..n-1 in sorted order
+        wnids = sorted(d.name for d in image_dir.iterdir() if d.is_dir() and d.name in names)
+        test = _class_folder_items(image_dir, wnids, [names[w] for w in wnids])
+    return [], [], test
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    folder: str  # under the DATA root
+    image_dir: str  # under the dataset folder
+    split_file: str | None
+    templates: tuple[str, ...]
+    reader: Reader = _read_split_json
+    test_only: bool = False  # domain-generalisation targets: no training images
+
+
+def _spec(name, folder, image_dir, split_file, template, **kw):
+    return DatasetSpec(name, folder, image_dir, split_file, (template,) if isinstance(template, str) else tuple(template), **kw)
+
+
+SPECS = {s.name: s for s in [
+    _spec("ImageNet", "imagenet", "images", None, IMAGENET_TEMPLATES, reader=_read_imagenet),
+    _spec("Caltech101", "caltech-101", "101_ObjectCategories", "split_zhou_Caltech101.json", "a photo of a {}."),
+    _spec("OxfordPets", "oxford_pets", "images", "split_zhou_OxfordPets.json", "a photo of a {}, a type of pet."),
+    _spec("StanfordCars", "stanford_cars", "", "split_zhou_StanfordCars.json", "a photo of a {}."),
+    _spec("OxfordFlowers", "oxford_flowers", "jpg", "split_zhou_OxfordFlowers.json", "a photo of a {}, a type of flower."),
+    _spec("Food101", "food-101", "images", "split_zhou_Food101.json", "a photo of {}, a type of food."),
+    _spec("FGVCAircraft", "fgvc_aircraft", "images", None, "a photo of a {}, a type of aircraft.", reader=_read_fgvc_aircraft),
+    _spec("SUN397", "sun397", "SUN397", "split_zhou_SUN397.json", "a photo of a {}."),
+    _spec("DescribableTextures", "dtd", "images", "split_zhou_DescribableTextures.json", "{} texture."),
+    _spec("EuroSAT", "eurosat", "2750", "split_zhou_EuroSAT.json", "a centered satellite photo of {}."),
+    _spec("UCF101", "ucf101", "UCF-101-midframes", "split_zhou_UCF101.json", "a photo of a person doing {}."),
+    _spec("ImageNetV2", "imagenetv2", "imagenetv2-matched-frequency-format-val", None, IMAGENET_TEMPLATES,
+          reader=_read_imagenet_variant, test_only=True),
+    _spec("ImageNetSketch", "imagenet-sketch", "images", None, IMAGENET_TEMPLATES, reader=_read_imagenet_variant, test_only=True),
+    _spec("ImageNetA", "imagenet-adversarial", "imagenet-a", None, IMAGENET_TEMPLATES, reader=_read_imagenet_variant, test_only=True),
+    _spec("ImageNetR", "imagenet-rendition", "imagenet-r", None, IMAGENET_TEMPLATES, reader=_read_imagenet_variant, test_only=True),
+]}
+ALIASES = {  # CoOp's config-file names
+    "caltech101": "Caltech101", "oxford_pets": "OxfordPets", "stanford_cars": "StanfordCars",
+    "oxford_flowers": "OxfordFlowers", "food101": "Food101", "fgvc_aircraft": "FGVCAircraft", "sun397": "SUN397",
+    "dtd": "DescribableTextures", "eurosat": "EuroSAT", "ucf101": "UCF101", "imagenet": "ImageNet",
+    "imagenetv2": "ImageNetV2", "imagenet_sketch": "ImageNetSketch", "imagenet_a": "ImageNetA", "imagenet_r": "ImageNetR",
+}
+
+
+def available_datasets() -> list[str]:
+    return list(SPECS)
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    spec = SPECS.get(ALIASES.get(name, name))
+    if spec is None:
+        raise ShipError(f"unknown dataset {name!r}; expected one of {', '.join(SPECS)} (or ImageFolder)")
+    return spec
+
+
+def load_dataset(name: str, root: str | Path, shots: int = 0, seed: int = 1) -> DatasetSplits:
+    """Read dataset ``name`` under the DATA ``root``; with ``shots`` > 0 draw (or reload) the few-shot subsets."""
+    spec = dataset_spec(name)
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise ShipError(f"DATA root not found: {root} (the folder that holds {spec.folder}/; {DATASETS_DOC})")
+    folder = _require(root / spec.folder, f"{spec.name} folder")
+    train, val, test = spec.reader(spec, folder)
+    classnames = sorted({(i.label, i.classname) for i in train + val + test})
+    dataset = DatasetSplits(spec.name, [name for _, name in classnames], train, val, test, list(spec.templates))
+    if shots > 0 and not spec.test_only:
+        dataset.train, dataset.val = few_shot_subsets(folder, train, val, shots, seed, sample_val=spec.name != "ImageNet")
+    return dataset

@@ -1,0 +1,161 @@
+"""Readers of CoOp's dataset layouts, on small trees written here, and the few-shot cache."""
+import json
+import pickle
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from datasets.catalog import available_datasets, load_dataset
+from datasets.splits import subsample_classes
+from trainers.ship.errors import ShipError
+
+
+def image(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
+    return str(path)
+
+
+def split_json_dataset(root: Path, folder: str, image_dir: str, split_name: str, classes: list[str], per_split=(6, 2, 3)):
+    """A CoOp split_zhou_*.json tree: ``root/folder/image_dir/<class>/<i>.jpg`` and the split file."""
+    base = root / folder
+    split = {}
+    for key, n in zip(("train", "val", "test"), per_split):
+        split[key] = []
+        for label, name in enumerate(classes):
+            for i in range(n):
+                rel = f"{name}/{key}_{i}.jpg"
+                image(base / image_dir / rel)
+                split[key].append([rel, label, name.replace("_", " ")])
+    (base / split_name).write_text(json.dumps(split))
+
+
+@pytest.mark.parametrize("name,folder,image_dir,split_name,template", [
+    ("Caltech101", "caltech-101", "101_ObjectCategories", "split_zhou_Caltech101.json", "a photo of a {}."),
+    ("EuroSAT", "eurosat", "2750", "split_zhou_EuroSAT.json", "a centered satellite photo of {}."),
+    ("DescribableTextures", "dtd", "images", "split_zhou_DescribableTextures.json", "{} texture."),
+    ("OxfordPets", "oxford_pets", "images", "split_zhou_OxfordPets.json", "a photo of a {}, a type of pet."),
+])
+def test_split_json_layouts(tmp_path, name, folder, image_dir, split_name, template):
+    classes = ["alpha", "beta", "gamma_ray", "delta", "eps"]
+    split_json_dataset(tmp_path, folder, image_dir, split_name, classes)
+    full = load_dataset(name, tmp_path)
+    assert full.classnames == ["alpha", "beta", "gamma ray", "delta", "eps"] and full.templates == [template]
+    assert (len(full.train), len(full.val), len(full.test)) == (30, 10, 15)
+    assert all(Path(i.path).is_file() for i in full.train + full.val + full.test)
+
+    few = load_dataset(name, tmp_path, shots=4, seed=1)
+    assert (len(few.train), len(few.val)) == (20, 10)  # 4 shots; val min(4, shots) but only 2 exist
+    cached = tmp_path / folder / "split_fewshot" / "shot_4-seed_1.json"
+    assert cached.is_file()
+    again = load_dataset(name, tmp_path, shots=4, seed=1)
+    assert [i.path for i in again.train] == [i.path for i in few.train]
+    other_seed = load_dataset(name, tmp_path, shots=4, seed=2)
+    assert [i.path for i in other_seed.train] != [i.path for i in few.train]
+
+    base, new = subsample_classes(few, "base"), subsample_classes(few, "new")
+    assert base.classnames == ["alpha", "beta", "gamma ray"] and new.classnames == ["delta", "eps"]
+    assert {i.label for i in new.test} == {0, 1}
+
+
+def test_fgvc_aircraft_text_files(tmp_path):
+    d = tmp_path / "fgvc_aircraft"
+    d.mkdir()
+    variants = ["707-320", "A320", "Cessna 172"]
+    (d / "variants.txt").write_text("\n".join(variants) + "\n")
+    for split, n in (("train", 3), ("val", 1), ("test", 2)):
+        lines = []
+        for v in variants:
+            for i in range(n):
+                image_id = f"{abs(hash((v, split, i))) % 10**7:07d}"
+                image(d / "images" / f"{image_id}.jpg")
+                lines.append(f"{image_id} {v}")
+        (d / f"images_variant_{split}.txt").write_text("\n".join(lines) + "\n")
+    ds = load_dataset("fgvc_aircraft", tmp_path, shots=2, seed=1)
+    assert ds.classnames == variants and (len(ds.train), len(ds.val), len(ds.test)) == (6, 3, 6)
+    assert ds.templates == ["a photo of a {}, a type of aircraft."]
+
+
+def write_imagenet_classnames(path: Path, wnids: list[str]):
+    path.write_text("".join(f"{w} class {w[-1]}\n" for w in wnids))
+
+
+def test_imagenet_val_is_test_and_not_subsampled(tmp_path):
+    d = tmp_path / "imagenet"
+    wnids = ["n01", "n02", "n03", "n04"]
+    d.mkdir()
+    write_imagenet_classnames(d / "classnames.txt", wnids)
+    for w in wnids:
+        for i in range(5):
+            image(d / "images" / "train" / w / f"{w}_{i}.JPEG")
+        for i in range(3):
+            image(d / "images" / "val" / w / f"val_{w}_{i}.JPEG")
+    ds = load_dataset("ImageNet", tmp_path, shots=2, seed=1)
+    assert ds.classnames == ["class 1", "class 2", "class 3", "class 4"] and len(ds.templates) == 7
+    assert len(ds.train) == 8 and len(ds.val) == len(ds.test) == 12 and ds.val == ds.test
+
+
+def test_imagenet_a_uses_present_wnids_only(tmp_path):
+    d = tmp_path / "imagenet-adversarial"
+    d.mkdir()
+    write_imagenet_classnames(d / "classnames.txt", ["n01", "n02", "n03", "n04"])
+    for w in ("n04", "n02"):
+        image(d / "imagenet-a" / w / "a.jpg")
+    (d / "imagenet-a" / "README.txt").write_text("not a class")
+    ds = load_dataset("ImageNetA", tmp_path, shots=16, seed=1)
+    assert ds.classnames == ["class 2", "class 4"] and ds.train == [] and [i.label for i in ds.test] == [0, 1]
+
+
+def test_every_dataset_is_known():
+    assert len(available_datasets()) == 15
+    for alias in ("caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101", "fgvc_aircraft",
+                  "sun397", "dtd", "eurosat", "ucf101", "imagenet"):
+        with pytest.raises(ShipError, match="DATA root not found"):
+            load_dataset(alias, "/nonexistent/DATA")
+
+
+def test_errors_name_what_is_missing(tmp_path):
+    with pytest.raises(ShipError, match=r"unknown dataset 'Caltech'; expected one of ImageNet, Caltech101"):
+        load_dataset("Caltech", tmp_path)
+    with pytest.raises(ShipError, match=r"EuroSAT folder not found: .*eurosat \(see CoOp's DATASETS.md"):
+        load_dataset("EuroSAT", tmp_path)
+    image(tmp_path / "eurosat" / "2750" / "x" / "0.jpg")
+    with pytest.raises(ShipError, match=r"EuroSAT split file not found: .*split_zhou_EuroSAT.json"):
+        load_dataset("EuroSAT", tmp_path)
+
+
+def test_reads_coop_fewshot_pickle_without_dassl(tmp_path, monkeypatch):
+    """A shot_K-seed_S.pkl written by CoOp on another machine: same images, re-rooted paths."""
+    split_json_dataset(tmp_path, "eurosat", "2750", "split_zhou_EuroSAT.json", ["a", "b"])
+    module = types.ModuleType("dassl.data.datasets.base_dataset")
+
+    class Datum:  # what Dassl pickles: private attributes behind properties
+        def __init__(self, impath, label, classname):
+            self._impath, self._label, self._classname, self._domain = impath, label, classname, 0
+
+    Datum.__module__, Datum.__qualname__ = module.__name__, "Datum"
+    module.Datum = Datum
+    for parent in ("dassl", "dassl.data", "dassl.data.datasets"):  # pickle imports the whole path
+        monkeypatch.setitem(sys.modules, parent, types.ModuleType(parent))
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    elsewhere = "/home/someone/DATA/eurosat/2750"
+    data = {"train": [Datum(f"{elsewhere}/b/train_1.jpg", 1, "b")], "val": [Datum(f"{elsewhere}/a/val_0.jpg", 0, "a")]}
+    (tmp_path / "eurosat" / "split_fewshot").mkdir()
+    (tmp_path / "eurosat" / "split_fewshot" / "shot_1-seed_3.pkl").write_bytes(pickle.dumps(data))
+    for name in ("dassl", "dassl.data", "dassl.data.datasets", module.__name__):
+        monkeypatch.delitem(sys.modules, name)  # reading must not need dassl
+    ds = load_dataset("EuroSAT", tmp_path, shots=1, seed=3)
+    assert [(i.path, i.label) for i in ds.train] == [(str(tmp_path / "eurosat/2750/b/train_1.jpg"), 1)]
+    assert Path(ds.val[0].path).is_file()
+
+
+def test_unpickler_refuses_other_objects(tmp_path):
+    split_json_dataset(tmp_path, "eurosat", "2750", "split_zhou_EuroSAT.json", ["a", "b"])
+    (tmp_path / "eurosat" / "split_fewshot").mkdir()
+    (tmp_path / "eurosat" / "split_fewshot" / "shot_1-seed_1.pkl").write_bytes(pickle.dumps({"train": [Path("x")]}))
+    ds = load_dataset("EuroSAT", tmp_path, shots=1, seed=1)  # ignored with a log line, sampled instead
+    assert len(ds.train) == 2
