@@ -113,6 +113,25 @@ def trained_or_loaded(module: torch.nn.Module, checkpoint: Path, fingerprint: st
     logger.info(f"Checkpoint saved to {checkpoint}")
 
 
+def synthetic_stream(cfg: CfgNode, text_encoder: TextEncoder, clip_model: LoadedClip, train: FeatureSet,
+                     base_names: list[str], label_only_names: list[str], out: Path) -> SyntheticStream:
+    """Fit the SHIP generator on the base features (or load the finished stage from ``out``) and
+    return the stream of synthetic features of the label-only classes, labelled after the base classes."""
+    s = cfg.TRAINER.SHIP
+    generator = ShipGenerator(
+        text_encoder, n_ctx=s.N_CTX, encoder_hidden=s.ENCODER_HIDDEN, mlp_hidden=s.MLP_HIDDEN,
+        latent_dim=s.LATENT_DIM or None, leaky_relu=s.LEAKY_RELU,
+    )
+    base_prompts = generator.class_prompts(base_names)
+    trained_or_loaded(
+        generator, out / "generator" / f"model.pth.tar-{s.GEN_EPOCHS}", _fingerprint(cfg, clip_model, "generator"),
+        s.GEN_EPOCHS,
+        lambda: train_generator(generator, base_prompts, train, s.GEN_EPOCHS, s.GEN_LR, s.GEN_BATCH_SIZE, s.KL_WEIGHT),
+    )
+    generator.eval()
+    return SyntheticStream(generator, generator.class_prompts(label_only_names), len(base_names), s.SYN_POOL_PER_CLASS)
+
+
 def build_class_weights(
     cfg: CfgNode, trainer: str, text_encoder: TextEncoder, data: Base2NewFeatures, clip_model: LoadedClip, out: Path
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,19 +142,8 @@ def build_class_weights(
         return zero_shot_weights(text_encoder, data.base_names, templates), zero_shot_weights(text_encoder, data.new_names, templates)
 
     synthetic = None
-    if trainer == "SHIP_CoOp":
-        generator = ShipGenerator(
-            text_encoder, n_ctx=s.N_CTX, encoder_hidden=s.ENCODER_HIDDEN, mlp_hidden=s.MLP_HIDDEN,
-            latent_dim=s.LATENT_DIM or None, leaky_relu=s.LEAKY_RELU,
-        )
-        base_prompts = generator.class_prompts(data.base_names)
-        trained_or_loaded(
-            generator, out / "generator" / f"model.pth.tar-{s.GEN_EPOCHS}", _fingerprint(cfg, clip_model, "generator"),
-            s.GEN_EPOCHS,
-            lambda: train_generator(generator, base_prompts, data.train, s.GEN_EPOCHS, s.GEN_LR, s.GEN_BATCH_SIZE, s.KL_WEIGHT),
-        )
-        generator.eval()
-        synthetic = SyntheticStream(generator, generator.class_prompts(data.new_names), len(data.base_names), s.SYN_POOL_PER_CLASS)
+    if trainer == "SHIP_CoOp" and s.SYNTHESIZE:
+        synthetic = synthetic_stream(cfg, text_encoder, clip_model, data.train, data.base_names, data.new_names, out)
         train_names = data.base_names + data.new_names  # SHIP's head covers base and label-only classes
     else:
         train_names = data.base_names

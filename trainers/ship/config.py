@@ -29,7 +29,9 @@ def ship_trainer_defaults() -> CN:
     s.GEN_EPOCHS = 50  # ImageNet: 10
     s.GEN_LR = 1e-3
     s.GEN_BATCH_SIZE = 256
-    # Synthetic features: 0 = fresh for every batch (reference code), N > 0 = a pool of N per class.
+    # Synthetic features of label-only classes (False: the CoOp head alone, i.e. plain CoOp on features).
+    s.SYNTHESIZE = True
+    # 0 = fresh synthetic features for every batch (reference code), N > 0 = a pool of N per class.
     s.SYN_POOL_PER_CLASS = 0
     # CoOp head on real base + synthetic label-only features.
     s.COOP_N_CTX = 4
@@ -75,6 +77,15 @@ def get_cfg_defaults() -> CN:
     return cfg
 
 
+def set_key(cfg: CN, key: str, value: Any) -> None:
+    """``cfg.A.B = value`` for ``key`` "A.B" (a typed value, as argparse gives it)."""
+    *parents, leaf = key.split(".")
+    node = cfg
+    for part in parents:
+        node = node[part]
+    node[leaf] = value
+
+
 def build_cfg(config_files: Sequence[str] = (), overrides: Mapping[str, Any] | None = None, opts: Sequence[str] = ()) -> CN:
     """Defaults, then each YAML file, then ``overrides`` (command-line flags, typed), then
     ``KEY VALUE`` pairs (as CoOp's ``train.py``). Unknown keys are one-line errors."""
@@ -87,11 +98,7 @@ def build_cfg(config_files: Sequence[str] = (), overrides: Mapping[str, Any] | N
         except (KeyError, ValueError, AssertionError) as exc:
             raise ShipError(f"bad config file {path}: {exc}") from None
     for key, value in (overrides or {}).items():
-        *parents, leaf = key.split(".")
-        node = cfg
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
+        set_key(cfg, key, value)
     if len(opts) % 2:
         raise ShipError(f"config overrides come in KEY VALUE pairs; got {len(opts)} words: {' '.join(opts)}")
     try:

@@ -78,6 +78,37 @@ def make_optimizer(params, name: str, lr: float, momentum: float = 0.0, weight_d
     raise ShipError(f"unknown optimizer {name!r}; expected 'sgd' or 'adamw'")
 
 
+def prompt_learner_step(
+    learner: PromptLearner,
+    prompts: ClassPrompts,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    synthetic: SyntheticStream | None = None,
+    epoch: int = 0,
+) -> float:
+    """One CoOp step on a batch of real features; with ``synthetic``, as many synthetic features join it (SHIP)."""
+    if synthetic is not None:
+        x_syn, y_syn = synthetic.sample(len(y))
+        x, y = torch.cat([x, x_syn]), torch.cat([y, y_syn])
+    with autocast(x.device):
+        loss = F.cross_entropy(cosine_logits(x, learner(prompts), learner.text_encoder.logit_scale), y)
+    _check_finite(loss, "prompt learner", epoch)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    schedule.step()
+    return loss.item()
+
+
+def build_prompt_optimizer(learner: PromptLearner, steps: int, optimizer: str = "sgd", lr: float = 2e-3,
+                           momentum: float = 0.0, weight_decay: float = 0.0, eps: float = 1e-8):
+    """The optimiser and a cosine schedule over ``steps`` steps, no warm-up."""
+    opt = make_optimizer(learner.parameters(), optimizer, lr, momentum, weight_decay, eps)
+    return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+
+
 def train_prompt_learner(
     learner: PromptLearner,
     prompts: ClassPrompts,
@@ -99,24 +130,11 @@ def train_prompt_learner(
     """
     device = learner.ctx.device
     steps_per_epoch = math.ceil(len(train) / batch_size)
-    opt = make_optimizer(learner.parameters(), optimizer, lr, momentum, weight_decay, eps)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch)
-    scale = learner.text_encoder.logit_scale
+    opt, schedule = build_prompt_optimizer(learner, epochs * steps_per_epoch, optimizer, lr, momentum, weight_decay, eps)
     history = []
     for epoch in tqdm(range(1, epochs + 1), desc="prompt learner", disable=None):
-        total = 0.0
-        for x, y in epoch_batches(train, batch_size, device):
-            if synthetic is not None:
-                x_syn, y_syn = synthetic.sample(len(y))
-                x, y = torch.cat([x, x_syn]), torch.cat([y, y_syn])
-            with autocast(device):
-                loss = F.cross_entropy(cosine_logits(x, learner(prompts), scale), y)
-            _check_finite(loss, "prompt learner", epoch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            schedule.step()
-            total += loss.item()
+        total = sum(prompt_learner_step(learner, prompts, x, y, opt, schedule, synthetic, epoch)
+                    for x, y in epoch_batches(train, batch_size, device))
         history.append(total / steps_per_epoch)
         if epoch == 1 or epoch % 10 == 0 or epoch == epochs:
             logger.info(f"prompt learner epoch [{epoch}/{epochs}] loss {history[-1]:.4f} lr {schedule.get_last_lr()[0]:.2e}")

@@ -1,0 +1,105 @@
+"""Dassl entry point in CoOp's style: ``python train.py --trainer SHIP_CoOp --root DATA ...``.
+
+Same flags as CoOp's ``train.py``. Without dassl, the same experiment runs through
+``python -m trainers.ship`` with the same config files.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from trainers.ship.config import set_key, ship_trainer_defaults
+from trainers.ship.errors import ShipError
+
+DASSL_MISSING = (
+    "error: this entry point needs Dassl, which is not installed: "
+    "pip install git+https://github.com/KaiyangZhou/Dassl.pytorch "
+    "(or run the same experiment without Dassl: python -m trainers.ship --help)"
+)
+
+
+def extend_cfg(cfg) -> None:
+    """Keys SHIP adds to Dassl's config (yacs rejects unknown keys in config files)."""
+    cfg.TRAINER.SHIP = ship_trainer_defaults()
+    cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all, base or new (CoCoOp's base-to-new)
+    cfg.MODEL.BACKBONE.WEIGHTS = ""
+    cfg.MODEL.BACKBONE.DOWNLOAD_ROOT = "~/.cache/clip"
+    cfg.CACHE_DIR = "~/.cache/ship"
+
+
+def setup_cfg(args):
+    from dassl.config import get_cfg_default
+
+    cfg = get_cfg_default()
+    extend_cfg(cfg)
+    for path in (args.dataset_config_file, args.config_file):
+        if path:
+            cfg.merge_from_file(path)
+    for key, value in (("DATASET.ROOT", args.root), ("OUTPUT_DIR", args.output_dir), ("RESUME", args.resume),
+                       ("SEED", args.seed), ("TRAINER.NAME", args.trainer), ("MODEL.BACKBONE.NAME", args.backbone)):
+        if value not in ("", None, -1):
+            set_key(cfg, key, value)
+    cfg.merge_from_list(args.opts)
+    cfg.freeze()
+    return cfg
+
+
+def main(args) -> int:
+    try:
+        import dassl  # noqa: F401
+    except ImportError:
+        print(DASSL_MISSING, file=sys.stderr)
+        return 2
+    from dassl.engine import build_trainer
+    from dassl.utils import set_random_seed, setup_logger
+
+    import datasets.dassl_datasets  # noqa: F401  registers the datasets
+    import trainers.ship_coop  # noqa: F401  registers SHIP_CoOp
+
+    try:
+        cfg = setup_cfg(args)
+    except (KeyError, ValueError, AssertionError, FileNotFoundError) as exc:
+        print(f"error: bad config: {exc}", file=sys.stderr)
+        return 2
+    if cfg.SEED >= 0:
+        set_random_seed(cfg.SEED)
+    setup_logger(cfg.OUTPUT_DIR)  # Dassl tees stdout into OUTPUT_DIR/log.txt
+    ship_log = logging.getLogger("ship")  # the core's progress lines go through that tee too
+    ship_log.setLevel(logging.INFO)
+    logging.disable(logging.NOTSET)  # a dependency of dassl disables every log record up to WARNING
+    ship_log.addHandler(logging.StreamHandler(sys.stdout))
+    print(f"** Config **\n{cfg}")
+    try:
+        trainer = build_trainer(cfg)
+        if args.eval_only:
+            trainer.load_model(args.model_dir, epoch=args.load_epoch)
+            trainer.test()
+        elif not args.no_train:
+            trainer.train()
+    except ShipError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--root", default="", help="DATA root with CoOp's dataset folders")
+    p.add_argument("--output-dir", default="", help="output directory")
+    p.add_argument("--resume", default="", help="checkpoint directory to resume from")
+    p.add_argument("--seed", type=int, default=-1, help="only positive values set a fixed seed")
+    p.add_argument("--config-file", default="", help="trainer config, e.g. configs/trainers/SHIP/vit_b16.yaml")
+    p.add_argument("--dataset-config-file", default="", help="dataset config, e.g. configs/datasets/caltech101.yaml")
+    p.add_argument("--trainer", default="", help="name of trainer (SHIP_CoOp)")
+    p.add_argument("--backbone", default="", help="CLIP backbone name")
+    p.add_argument("--eval-only", action="store_true", help="evaluation only")
+    p.add_argument("--model-dir", default="", help="load the model from this directory for --eval-only")
+    p.add_argument("--load-epoch", type=int, help="load the checkpoint of this epoch")
+    p.add_argument("--no-train", action="store_true", help="do not call trainer.train()")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main(parse_args()))
