@@ -1,0 +1,77 @@
+"""The Dassl path: ``python train.py --trainer SHIP_CoOp`` (needs dassl) and its message without dassl."""
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .helpers import write_image_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+HAS_DASSL = importlib.util.find_spec("dassl") is not None
+
+
+@pytest.mark.skipif(HAS_DASSL, reason="dassl is installed")
+def test_train_py_without_dassl_says_how_to_install():
+    proc = subprocess.run([sys.executable, "train.py", "--trainer", "SHIP_CoOp"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "pip install git+https://github.com/KaiyangZhou/Dassl.pytorch" in proc.stderr
+    assert "python -m trainers.ship" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+@pytest.fixture(scope="module")
+def eurosat_root(tmp_path_factory):
+    """A tiny EuroSAT in CoOp's layout: 2750/<class>/*.jpg and split_zhou_EuroSAT.json."""
+    import json
+
+    root = tmp_path_factory.mktemp("DATA")
+    classes = ["AnnualCrop", "Forest", "Highway", "River"]
+    write_image_folder(root / "eurosat" / "2750", classes, per_class=6)
+    split = {k: [] for k in ("train", "val", "test")}
+    for label, name in enumerate(classes):
+        files = sorted((root / "eurosat" / "2750" / name).iterdir())
+        for key, part in (("train", files[:3]), ("val", files[3:4]), ("test", files[4:])):
+            split[key] += [[f"{name}/{f.name}", label, name] for f in part]
+    (root / "eurosat" / "split_zhou_EuroSAT.json").write_text(json.dumps(split))
+    return root
+
+
+def train_py(args, cwd=ROOT):
+    return subprocess.run([sys.executable, "train.py", *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def accuracies(log: Path) -> list[float]:
+    return [float(a) for a in re.findall(r"\* accuracy: ([\d.]+)%", log.read_text())]
+
+
+def test_dassl_base_to_new_train_eval_and_resume(tmp_path, eurosat_root, tiny_clip_path):
+    pytest.importorskip("dassl")
+    common = ["--root", eurosat_root, "--seed", 1, "--trainer", "SHIP_CoOp",
+              "--dataset-config-file", "configs/datasets/eurosat.yaml", "--config-file", "configs/trainers/SHIP/vit_b16.yaml"]
+    fast = ["DATASET.NUM_SHOTS", 2, "MODEL.BACKBONE.WEIGHTS", tiny_clip_path, "TRAINER.SHIP.GEN_EPOCHS", 2,
+            "TRAINER.SHIP.COOP_EPOCHS", 3, "TRAINER.SHIP.AUG_PASSES", 1, "CACHE_DIR", tmp_path / "cache",
+            "DATALOADER.NUM_WORKERS", 0]
+    train_dir = tmp_path / "train_base"
+    proc = train_py(common + ["--output-dir", train_dir] + fast + ["DATASET.SUBSAMPLE_CLASSES", "base"])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = (train_dir / "log.txt").read_text()
+    assert "generator epoch [2/2]" in log and "epoch [3/3]" in log
+    assert (train_dir / "prompt_learner" / "model.pth.tar-3").is_file() and (train_dir / "generator").is_dir()
+    assert len(accuracies(train_dir / "log.txt")) == 1 and "* total: 4" in log  # 2 base classes x 2 test images
+
+    test_dir = tmp_path / "test_new"
+    proc = train_py(common + ["--output-dir", test_dir, "--model-dir", train_dir, "--load-epoch", 3, "--eval-only"]
+                    + fast + ["DATASET.SUBSAMPLE_CLASSES", "new"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(accuracies(test_dir / "log.txt")) == 1 and "model.pth.tar-3" in (test_dir / "log.txt").read_text()
+    assert not (test_dir / "generator").exists()  # evaluation never trains the generator
+
+    # A finished run resumes at its last epoch: nothing is trained again.
+    proc = train_py(common + ["--output-dir", train_dir] + fast + ["DATASET.SUBSAMPLE_CLASSES", "base"])
+    assert proc.returncode == 0 and "Resumed from" in proc.stdout and "epoch [1/3]" not in proc.stdout
+
+    bad = train_py(common + ["--output-dir", tmp_path / "x"] + fast + ["TRAINER.SHIP.GEN_EPOCS", 1])
+    assert bad.returncode == 2 and "GEN_EPOCS" in bad.stderr
