@@ -5,6 +5,7 @@ training (and validation) subsets already drawn; ``available_datasets()`` lists 
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -21,6 +22,7 @@ IMAGENET_TEMPLATES = [
     "a {} in a video game.", "art of the {}.", "a photo of the small {}.",
 ]
 
+logger = logging.getLogger("ship")
 Reader = Callable[["DatasetSpec", Path], tuple[list[Item], list[Item], list[Item]]]
 
 
@@ -31,9 +33,16 @@ def _require(path: Path, what: str) -> Path:
 
 
 def _read_split_json(spec: "DatasetSpec", folder: Path):
-    """Images listed by CoOp's ``split_zhou_*.json``, relative to ``spec.image_dir``."""
+    """Images listed by CoOp's ``split_zhou_*.json`` (else by a split that ``datasets.download`` generated),
+    relative to ``spec.image_dir``."""
     _require(folder / spec.image_dir, f"{spec.name} image folder")
-    return read_coop_split(_require(folder / spec.split_file, f"{spec.name} split file"), folder / spec.image_dir)
+    split_file = folder / spec.split_file
+    generated = folder / f"split_ship_{spec.name}.json"
+    if not split_file.exists() and generated.exists():
+        logger.info(f"{spec.name}: {split_file.name} is absent; using the generated {generated} "
+                    f"(not CoOp's published split: results are not comparable with papers)")
+        split_file = generated
+    return read_coop_split(_require(split_file, f"{spec.name} split file"), folder / spec.image_dir)
 
 
 def _read_fgvc_aircraft(spec: "DatasetSpec", folder: Path):

@@ -75,3 +75,22 @@ def test_dassl_base_to_new_train_eval_and_resume(tmp_path, eurosat_root, tiny_cl
 
     bad = train_py(common + ["--output-dir", tmp_path / "x"] + fast + ["TRAINER.SHIP.GEN_EPOCS", 1])
     assert bad.returncode == 2 and "GEN_EPOCS" in bad.stderr
+
+
+def test_scripts_with_the_dassl_backend(tmp_path, eurosat_root, tiny_clip_path):
+    pytest.importorskip("dassl")
+    import os
+
+    from trainers.ship.summary import main as summary_main
+
+    env = {**os.environ, "DATA": str(eurosat_root), "OUTPUT": str(tmp_path / "out"), "SHOTS": "2", "BACKEND": "dassl",
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    fast = ["MODEL.BACKBONE.WEIGHTS", str(tiny_clip_path), "TRAINER.SHIP.GEN_EPOCHS", "2", "TRAINER.SHIP.COOP_EPOCHS", "2",
+            "TRAINER.SHIP.AUG_PASSES", "1", "DATALOADER.NUM_WORKERS", "0", "CACHE_DIR", str(tmp_path / "cache")]
+    for script in ("base2new_train.sh", "base2new_test.sh"):
+        proc = subprocess.run(["bash", f"scripts/ship/{script}", "eurosat", "1", *fast], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    test_log = tmp_path / "out/base2new/test_new/eurosat/shots_2/SHIP_CoOp/vit_b16/seed1/log.txt"
+    assert "Loaded prompt learner" in test_log.read_text() and len(accuracies(test_log)) == 1
+    assert summary_main([str(tmp_path / "out")]) == 0

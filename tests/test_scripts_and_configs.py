@@ -29,9 +29,8 @@ def test_imagenet_config_has_the_imagenet_settings():
 def write_run(root, dataset, trainer, seed, base, new):
     d = root / dataset / trainer / f"seed{seed}"
     d.mkdir(parents=True)
-    hm = 2 * base * new / (base + new)
-    (d / "results.json").write_text(json.dumps({"dataset": dataset, "trainer": trainer, "seed": seed,
-                                                "base": base, "new": new, "hm": hm}))
+    (d / "results.json").write_text(json.dumps({"dataset": dataset, "trainer": trainer, "seed": seed, "shots": 16,
+                                                "base": base, "new": new}))
 
 
 def test_summary_means_stds_and_average(tmp_path, capsys):
@@ -40,10 +39,86 @@ def test_summary_means_stds_and_average(tmp_path, capsys):
     write_run(tmp_path, "b", "SHIP_CoOp", 1, 90.0, 50.0)
     assert summary_main([str(tmp_path), "--csv", str(tmp_path / "t.csv")]) == 0
     out = capsys.readouterr().out
-    assert "| a | SHIP_CoOp | 2 | 75.00 ± 5.00 | 65.00 ± 5.00 |" in out
+    assert "| a | SHIP_CoOp |  | 2 | 75.00 ± 5.00 | 65.00 ± 5.00 |" in out
     rows = {r["dataset"]: r for r in csv.DictReader(open(tmp_path / "t.csv"))}
+    assert float(rows["a"]["hm"]) == pytest.approx((2 * 80 * 60 / 140 + 70.0) / 2)  # mean of per-seed H
     assert float(rows["average"]["base"]) == pytest.approx(82.5)  # mean of the dataset means
     assert float(rows["average"]["hm"]) == pytest.approx(2 * 82.5 * 57.5 / 140)
+
+
+DASSL_LOG = """Loading trainer: CoOp
+Evaluate on the *test* set
+=> result
+* total: 1,549
+* correct: 1,500
+* accuracy: {first}%
+* error: 3.2%
+* macro_f1: 96.5%
+=> result
+* accuracy: {last}%
+Elapsed: 0:01:02
+"""
+
+
+def test_summary_reads_coop_layout_logs(tmp_path, capsys):
+    """CoOp/Dassl runs: base from the train_base log, new from the test_new log (the last accuracy line)."""
+    for seed, base, new in ((1, 96.0, 94.0), (2, 98.0, 92.0)):
+        for marker, acc in (("train_base", base), ("test_new", new)):
+            d = tmp_path / "base2new" / marker / "caltech101" / "shots_16" / "CoOp" / "vit_b16" / f"seed{seed}"
+            d.mkdir(parents=True)
+            (d / "log.txt").write_text(DASSL_LOG.format(first=12.5, last=acc))
+    orphan = tmp_path / "base2new" / "train_base" / "dtd" / "shots_16" / "CoOp" / "vit_b16" / "seed1"
+    orphan.mkdir(parents=True)
+    (orphan / "log.txt").write_text(DASSL_LOG.format(first=1, last=50))  # no test_new twin: left out
+    assert summary_main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| caltech101 | CoOp | vit_b16 | 2 | 97.00 ± 1.00 | 93.00 ± 1.00 |" in out and "dtd" not in out
+
+
+def test_summary_without_runs_is_an_error(tmp_path, capsys):
+    assert summary_main([str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: no finished base-to-new run")
+
+
+def test_base2new_train_and_test_scripts_core_backend(tmp_path, tiny_clip_path):
+    data = tmp_path / "DATA"
+    write_image_folder(data / "eurosat" / "2750", ["Forest", "River", "Highway", "Pasture"], per_class=5)
+    split = {k: [] for k in ("train", "val", "test")}
+    for label, name in enumerate(["Forest", "River", "Highway", "Pasture"]):
+        files = sorted(f.name for f in (data / "eurosat" / "2750" / name).iterdir())
+        for key, part in (("train", files[:2]), ("val", files[2:3]), ("test", files[3:])):
+            split[key] += [[f"{name}/{f}", label, name] for f in part]
+    (data / "eurosat" / "split_zhou_EuroSAT.json").write_text(json.dumps(split))
+    env = {**os.environ, "DATA": str(data), "OUTPUT": str(tmp_path / "out"), "SHOTS": "2", "BACKEND": "core"}
+    fast = ["MODEL.BACKBONE.WEIGHTS", str(tiny_clip_path), "TRAINER.SHIP.GEN_EPOCHS", "2", "TRAINER.SHIP.COOP_EPOCHS", "2",
+            "TRAINER.SHIP.AUG_PASSES", "1", "DATALOADER.NUM_WORKERS", "0", "CACHE_DIR", str(tmp_path / "cache")]
+    for script in ("base2new_train.sh", "base2new_test.sh"):
+        proc = subprocess.run(["bash", f"scripts/ship/{script}", "eurosat", "1", *fast], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    run = "eurosat/shots_2/SHIP_CoOp/vit_b16/seed1"
+    train_log = (tmp_path / "out/base2new/train_base" / run / "log.txt").read_text()
+    test_log = (tmp_path / "out/base2new/test_new" / run / "log.txt").read_text()
+    assert train_log.count("* accuracy") == 1 and test_log.count("* accuracy") == 1  # base, then new (CoOp's parser)
+    assert "Loaded prompt learner from" in test_log and "generator epoch" not in test_log
+    again = subprocess.run(["bash", "scripts/ship/base2new_train.sh", "eurosat", "1"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert "skip this job" in again.stdout
+    assert summary_main([str(tmp_path / "out")]) == 0
+
+
+def test_run_all_writes_a_slurm_array(tmp_path):
+    env = {**os.environ, "OUTPUT": str(tmp_path), "DATASETS": "caltech101 eurosat dtd", "SEEDS": "1 2", "BACKEND": "core"}
+    proc = subprocess.run(["bash", "scripts/ship/run_all.sh", "--slurm"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    job = Path(proc.stdout.strip()).read_text()
+    assert "#SBATCH --array=0-5" in job and "base2new_train.sh" in job and "base2new_test.sh" in job
+    pick = "\n".join(line for line in job.splitlines() if line.startswith(("DS=", "D=")))  # the task -> (D, S) map
+    tasks = [subprocess.run(["bash", "-c", pick + '\necho "$D $S"'],
+                            env={**env, "SLURM_ARRAY_TASK_ID": str(i)}, capture_output=True, text=True).stdout.split()
+             for i in range(6)]
+    assert tasks == [["caltech101", "1"], ["caltech101", "2"], ["eurosat", "1"], ["eurosat", "2"], ["dtd", "1"], ["dtd", "2"]]
 
 
 def test_folder_script_runs_three_trainers_then_skips(tmp_path, tiny_clip_path):
@@ -57,6 +132,6 @@ def test_folder_script_runs_three_trainers_then_skips(tmp_path, tiny_clip_path):
     runs = sorted((tmp_path / "out").rglob("results.json"))
     assert [p.relative_to(tmp_path / "out").parts[3] for p in runs] == ["CoOp", "SHIP_CoOp", "ZeroshotCLIP"]
     assert str(runs[0].parent).endswith("base2new/toy/shots_2/CoOp/vit_b16/seed1")
-    assert "| toy | SHIP_CoOp | 1 |" in first.stdout
+    assert "| toy | SHIP_CoOp |  | 1 |" in first.stdout
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and again.stdout.count("finished") == 3

@@ -20,6 +20,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dataset", help="a CoOp dataset name (Caltech101, EuroSAT, ...) or ImageFolder (DATASET.NAME)")
     p.add_argument("--root", "--data-dir", dest="data_dir",
                    help="DATA root holding CoOp's dataset folders, or for ImageFolder the folder of class sub-folders (DATASET.ROOT)")
+    p.add_argument("--download", action="store_true",
+                   help="fetch the dataset into --root first if it is missing (datasets torchvision hosts)")
     p.add_argument("--split-file", help="ImageFolder: CoOp split JSON with paths relative to the folder (DATASET.SPLIT_FILE)")
     p.add_argument("--num-base", type=int, help="number of base classes; default: first half (DATASET.NUM_BASE)")
     p.add_argument("--trainer", choices=TRAINERS, help="method to run (TRAINER.NAME; default SHIP_CoOp)")
@@ -31,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output-dir", help="run folder for log.txt, results.json, checkpoints (OUTPUT_DIR)")
     p.add_argument("--cache-dir", help="feature cache folder (CACHE_DIR; default ~/.cache/ship)")
     p.add_argument("--device", help="auto, cpu or cuda (DEVICE)")
+    p.add_argument("--eval-only", action="store_true", help="evaluate a trained run (--model-dir) instead of training")
+    p.add_argument("--model-dir", help="with --eval-only: the run folder that holds prompt_learner/")
+    p.add_argument("--load-epoch", type=int, help="with --eval-only: the checkpoint epoch (default: the config's last)")
     p.add_argument("--config-file", action="append", default=[], help="YAML config, may be repeated")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
     return p.parse_args(argv)
@@ -51,7 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         cfg = build_cfg(args.config_file, overrides, args.opts)
         if not cfg.DATASET.ROOT:
             raise ShipError("no data given: pass --root DATA (with --dataset NAME) or --data-dir DIR (a folder of class sub-folders)")
-        run_base2new(cfg)
+        if args.download and cfg.DATASET.NAME != "ImageFolder":
+            from datasets.download import download
+
+            download(cfg.DATASET.NAME, cfg.DATASET.ROOT)
+        if args.eval_only and not args.model_dir:
+            raise ShipError("--eval-only needs --model-dir (the folder of a finished training run)")
+        run_base2new(cfg, model_dir=args.model_dir if args.eval_only else None, load_epoch=args.load_epoch)
     except ShipError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -96,13 +96,20 @@ def _fingerprint(cfg: CfgNode, clip_model: LoadedClip, stage: str) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def read_checkpoint(checkpoint: Path) -> dict:
+    """A checkpoint written by :func:`trained_or_loaded`: ``state_dict``, ``epoch``, ``fingerprint``."""
+    if not checkpoint.is_file():
+        raise ShipError(f"checkpoint not found: {checkpoint} (train first, or check --model-dir and --load-epoch)")
+    try:
+        return torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ShipError(f"corrupt checkpoint {checkpoint} ({type(exc).__name__}: {exc}); delete it to retrain") from None
+
+
 def trained_or_loaded(module: torch.nn.Module, checkpoint: Path, fingerprint: str, epochs: int, train: Callable[[], object]) -> None:
     """Load ``module`` from a finished checkpoint of the same run, else train it and save one atomically."""
     if checkpoint.is_file():
-        try:
-            blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ShipError(f"corrupt checkpoint {checkpoint} ({type(exc).__name__}: {exc}); delete it to retrain") from None
+        blob = read_checkpoint(checkpoint)
         if blob.get("fingerprint") == fingerprint:
             module.load_state_dict(blob["state_dict"])
             logger.info(f"Loaded finished stage from {checkpoint}")
@@ -133,13 +140,22 @@ def synthetic_stream(cfg: CfgNode, text_encoder: TextEncoder, clip_model: Loaded
 
 
 def build_class_weights(
-    cfg: CfgNode, trainer: str, text_encoder: TextEncoder, data: Base2NewFeatures, clip_model: LoadedClip, out: Path
+    cfg: CfgNode, trainer: str, text_encoder: TextEncoder, data: Base2NewFeatures, clip_model: LoadedClip, out: Path,
+    model_dir: Path | None = None, load_epoch: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Train ``trainer`` on the base classes; return the class weights of the base and of the new classes."""
+    """Train ``trainer`` on the base classes, or load it from ``model_dir`` (evaluation only);
+    return the class weights of the base and of the new classes."""
     s = cfg.TRAINER.SHIP
     if trainer == "ZeroshotCLIP":
         templates = list(cfg.DATASET.TEMPLATES) or data.templates
         return zero_shot_weights(text_encoder, data.base_names, templates), zero_shot_weights(text_encoder, data.new_names, templates)
+
+    learner = PromptLearner(text_encoder, s.COOP_N_CTX, s.COOP_CTX_INIT)
+    if model_dir is not None:  # evaluation only: the trained context is all that is needed
+        checkpoint = model_dir / "prompt_learner" / f"model.pth.tar-{load_epoch or s.COOP_EPOCHS}"
+        learner.load_state_dict(read_checkpoint(checkpoint)["state_dict"])
+        logger.info(f"Loaded prompt learner from {checkpoint}")
+        return _class_features(learner, data)
 
     synthetic = None
     if trainer == "SHIP_CoOp" and s.SYNTHESIZE:
@@ -148,7 +164,6 @@ def build_class_weights(
     else:
         train_names = data.base_names
 
-    learner = PromptLearner(text_encoder, s.COOP_N_CTX, s.COOP_CTX_INIT)
     trained_or_loaded(
         learner, out / "prompt_learner" / f"model.pth.tar-{s.COOP_EPOCHS}", _fingerprint(cfg, clip_model, trainer),
         s.COOP_EPOCHS,
@@ -157,8 +172,12 @@ def build_class_weights(
             s.COOP_BATCH_SIZE, s.COOP_OPTIM, s.COOP_MOMENTUM, s.COOP_WEIGHT_DECAY, s.COOP_EPS,
         ),
     )
-    with torch.no_grad():
-        return learner(learner.class_prompts(data.base_names)), learner(learner.class_prompts(data.new_names))
+    return _class_features(learner, data)
+
+
+@torch.no_grad()
+def _class_features(learner: PromptLearner, data: Base2NewFeatures) -> tuple[torch.Tensor, torch.Tensor]:
+    return learner(learner.class_prompts(data.base_names)), learner(learner.class_prompts(data.new_names))
 
 
 def evaluate(test: FeatureSet, class_weights: torch.Tensor, logit_scale: float) -> dict[str, float]:
@@ -166,15 +185,20 @@ def evaluate(test: FeatureSet, class_weights: torch.Tensor, logit_scale: float) 
     return classification_report(pred, test.labels, class_weights.shape[0])
 
 
-def run_base2new(cfg: CfgNode, dataset: DatasetSplits | None = None) -> dict:
+def run_base2new(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: str | None = None,
+                 load_epoch: int | None = None) -> dict:
     """Run ``cfg.TRAINER.NAME`` on a base-to-new split; write ``log.txt`` and ``results.json`` to ``cfg.OUTPUT_DIR``.
 
-    ``dataset`` (few-shot subsets already drawn) replaces reading ``cfg.DATASET``.
+    ``dataset`` (few-shot subsets already drawn) replaces reading ``cfg.DATASET``; ``model_dir``
+    evaluates the prompt learner trained there (``load_epoch``, default the last) instead of training.
     """
     started = time.time()
     trainer = cfg.TRAINER.NAME
     if trainer not in TRAINERS:
         raise ShipError(f"unknown trainer {trainer!r}; expected one of {', '.join(TRAINERS)}")
+    subsets = {"all": ("base", "new"), "base": ("base",), "new": ("new",)}.get(cfg.DATASET.SUBSAMPLE_CLASSES)
+    if subsets is None:
+        raise ShipError(f"unknown DATASET.SUBSAMPLE_CLASSES {cfg.DATASET.SUBSAMPLE_CLASSES!r}; expected all, base or new")
     device = resolve_device(cfg.DEVICE)
     out = Path(cfg.OUTPUT_DIR)
     setup_logger(out)
@@ -192,21 +216,25 @@ def run_base2new(cfg: CfgNode, dataset: DatasetSplits | None = None) -> dict:
 
     text_encoder = TextEncoder(clip_model.model)
     seed_everything(cfg.SEED)  # the training draws do not depend on whether features came from the cache
-    weights_base, weights_new = build_class_weights(cfg, trainer, text_encoder, data, clip_model, out)
+    weights_base, weights_new = build_class_weights(cfg, trainer, text_encoder, data, clip_model, out,
+                                                    Path(model_dir) if model_dir else None, load_epoch)
     timing["train"] = time.time() - started - sum(timing.values())
 
     reports = {}
     for split, test, weights in (("base", data.test_base, weights_base), ("new", data.test_new, weights_new)):
-        logger.info(f"Evaluate on the {split} classes ({weights.shape[0]} classes, test set)")
-        reports[split] = evaluate(test, weights, text_encoder.logit_scale)
-        log_report(logger, reports[split])
-    hm = harmonic_mean(reports["base"]["accuracy"], reports["new"]["accuracy"])
-    logger.info(f"base {reports['base']['accuracy']:.2f}  new {reports['new']['accuracy']:.2f}  H {hm:.2f}")
+        if split in subsets:
+            logger.info(f"Evaluate on the {split} classes ({weights.shape[0]} classes, test set)")
+            reports[split] = evaluate(test, weights, text_encoder.logit_scale)
+            log_report(logger, reports[split])
+    accuracy = {split: report["accuracy"] for split, report in reports.items()}
+    if len(accuracy) == 2:
+        accuracy["hm"] = harmonic_mean(accuracy["base"], accuracy["new"])
+    logger.info("  ".join(f"{k} {v:.2f}" for k, v in accuracy.items()))
     results = {
         "protocol": "base2new", "trainer": trainer, "dataset": dataset.name, "backbone": clip_model.name,
         "shots": cfg.DATASET.NUM_SHOTS, "seed": cfg.SEED, "num_base": len(data.base_names), "num_new": len(data.new_names),
-        "base": reports["base"]["accuracy"], "new": reports["new"]["accuracy"], "hm": hm,
-        "reports": reports, "seconds": {k: round(v, 3) for k, v in {**timing, "total": time.time() - started}.items()},
+        **accuracy, "reports": reports,
+        "seconds": {k: round(v, 3) for k, v in {**timing, "total": time.time() - started}.items()},
     }
     atomic_write_json(results, out / "results.json")
     return results

@@ -65,6 +65,9 @@ def get_cfg_defaults() -> CN:
     cfg.DATASET.SPLIT_FILE = ""  # ImageFolder only: a CoOp split JSON; empty: a fixed 50/20/30 split per class
     cfg.DATASET.NUM_SHOTS = 16
     cfg.DATASET.NUM_BASE = 0  # 0: the first half of the labels (CoCoOp's rule)
+    # Training always uses the base classes; this picks what is evaluated: "all" (base and new, and H),
+    # or "base" / "new" alone, as CoOp's train_base / test_new runs do.
+    cfg.DATASET.SUBSAMPLE_CLASSES = "all"
     cfg.DATASET.TEMPLATES = []  # zero-shot CLIP prompts; empty: the dataset's own ("a photo of a {}." for folders)
 
     cfg.DATALOADER = CN()

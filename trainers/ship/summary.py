@@ -1,12 +1,19 @@
-"""Base / new / H tables from run folders: mean ± std over seeds, per dataset and trainer.
+"""Base / new / H tables from run folders: mean ± std over seeds, per dataset, trainer and config.
 
-    python -m trainers.ship.summary output/base2new [--csv table.csv]
+    python -m trainers.ship.summary OUTPUT_ROOT [--csv table.csv]
+
+Reads two kinds of runs under OUTPUT_ROOT:
+- CoOp's layout ``.../train_base/<dataset>/shots_K/<trainer>/<cfg>/seed<S>`` with its twin under
+  ``test_new``: the base accuracy is the last ``* accuracy`` of the train_base log, the new one
+  that of the test_new log (what CoOp's ``parse_test_res.py`` reads; Dassl and CoOp runs too);
+- any other folder with a ``results.json`` of ``python -m trainers.ship`` that holds both.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import re
 import statistics
 import sys
 from collections import defaultdict
@@ -15,53 +22,78 @@ from pathlib import Path
 from .metrics import harmonic_mean
 
 METRICS = ("base", "new", "hm")
+ACCURACY = re.compile(r"^\* accuracy: ([\d.]+)%", re.MULTILINE)
+LAYOUT = {"train_base": "base", "test_new": "new"}
 
 
-def collect(root: str | Path) -> dict[tuple[str, str], list[dict]]:
-    """``results.json`` of every run under ``root``, grouped by (dataset, trainer)."""
-    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for path in sorted(Path(root).rglob("results.json")):
-        result = json.loads(path.read_text())
-        groups[(result["dataset"], result["trainer"])].append(result)
+def last_accuracy(log: Path) -> float | None:
+    """The last ``* accuracy: xx%`` of a Dassl/CoOp log, or None."""
+    found = ACCURACY.findall(log.read_text(errors="replace"))
+    return float(found[-1]) if found else None
+
+
+def collect(root: str | Path) -> dict[tuple[str, str, str], list[dict[str, float]]]:
+    """Finished runs grouped by (dataset, trainer, config); each run a dict with base, new and hm."""
+    runs: dict[tuple, dict[str, float]] = defaultdict(dict)  # (dataset, trainer, cfg, seed, shots) -> metrics
+    folders = {p.parent for name in ("log.txt", "results.json") for p in Path(root).rglob(name)}
+    for folder in sorted(folders):
+        parts = folder.parts
+        marker = next((m for m in LAYOUT if m in parts), None)
+        i = parts.index(marker) if marker else -1
+        if marker and len(parts) == i + 6 and (folder / "log.txt").is_file():  # <marker>/<dataset>/shots_K/<trainer>/<cfg>/seed<S>
+            accuracy = last_accuracy(folder / "log.txt")
+            if accuracy is not None:
+                dataset, shots, trainer, cfg, seed = parts[i + 1 : i + 6]
+                runs[(dataset, trainer, cfg, seed, shots)][LAYOUT[marker]] = accuracy
+        elif (folder / "results.json").is_file():
+            result = json.loads((folder / "results.json").read_text())
+            if "base" in result and "new" in result:
+                key = (result["dataset"], result["trainer"], "", f"seed{result['seed']}", f"shots_{result['shots']}")
+                runs[key].update(base=result["base"], new=result["new"])
+    groups: dict[tuple[str, str, str], list[dict[str, float]]] = defaultdict(list)
+    for (dataset, trainer, cfg, _seed, _shots), metrics in sorted(runs.items()):
+        if "base" in metrics and "new" in metrics:
+            groups[(dataset, trainer, cfg)].append({**metrics, "hm": harmonic_mean(metrics["base"], metrics["new"])})
     return groups
 
 
-def table_rows(groups: dict[tuple[str, str], list[dict]]) -> list[dict]:
-    """One row per (dataset, trainer) with mean and std of each metric, plus a per-trainer average over datasets."""
+def table_rows(groups: dict[tuple[str, str, str], list[dict[str, float]]]) -> list[dict]:
+    """One row per (dataset, trainer, config) with mean and std of each metric, plus per-trainer averages."""
     rows = []
-    for (dataset, trainer), runs in sorted(groups.items()):
-        row = {"dataset": dataset, "trainer": trainer, "seeds": len(runs)}
+    for (dataset, trainer, cfg), runs in sorted(groups.items()):
+        row = {"dataset": dataset, "trainer": trainer, "config": cfg, "seeds": len(runs)}
         for m in METRICS:
             values = [r[m] for r in runs]
             row[m], row[f"{m}_std"] = statistics.fmean(values), statistics.pstdev(values)
         rows.append(row)
-    for trainer in sorted({r["trainer"] for r in rows}):
-        mine = [r for r in rows if r["trainer"] == trainer]
-        if len({r["dataset"] for r in mine}) > 1:
+    for trainer, cfg in sorted({(r["trainer"], r["config"]) for r in rows}):
+        mine = [r for r in rows if (r["trainer"], r["config"]) == (trainer, cfg)]
+        if len(mine) > 1:
             base, new = statistics.fmean(r["base"] for r in mine), statistics.fmean(r["new"] for r in mine)
             # H of the averages, as the CoCoOp and SHIP papers report it
-            rows.append({"dataset": "average", "trainer": trainer, "seeds": min(r["seeds"] for r in mine),
+            rows.append({"dataset": "average", "trainer": trainer, "config": cfg, "seeds": min(r["seeds"] for r in mine),
                          "base": base, "new": new, "hm": harmonic_mean(base, new),
                          "base_std": 0.0, "new_std": 0.0, "hm_std": 0.0})
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| dataset | trainer | seeds | base | new | H |", "|---|---|---|---|---|---|"]
+    lines = ["| dataset | trainer | config | seeds | base | new | H |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = [f"{r[m]:.2f} ± {r[m + '_std']:.2f}" for m in METRICS]
-        lines.append(f"| {r['dataset']} | {r['trainer']} | {r['seeds']} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r['dataset']} | {r['trainer']} | {r['config']} | {r['seeds']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainers.ship.summary", description=__doc__.split("\n")[0])
-    p.add_argument("root", help="folder searched recursively for results.json")
+    p.add_argument("root", help="folder searched recursively for finished runs")
     p.add_argument("--csv", help="also write the table as CSV to this file")
     args = p.parse_args(argv)
     rows = table_rows(collect(args.root))
     if not rows:
-        print(f"error: no results.json under {args.root}", file=sys.stderr)
+        print(f"error: no finished base-to-new run (train_base + test_new, or results.json) under {args.root}",
+              file=sys.stderr)
         return 2
     print(markdown(rows))
     if args.csv:
