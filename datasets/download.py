@@ -148,8 +148,9 @@ def download(name: str, root: str | Path) -> Path:
     try:
         split = arrange(staging, folder)
     except (urllib.error.URLError, OSError, RuntimeError) as exc:
+        shutil.rmtree(staging, ignore_errors=True)
         raise ShipError(f"could not download {spec.name} into {folder} ({type(exc).__name__}: {exc}); "
-                        f"without network, put its files there as {DATASETS_DOC}") from None
+                        f"without network, put its files there yourself ({DATASETS_DOC})") from None
     if split is not None:
         atomic_write_json(split, folder / generated_split_file(spec))
         logger.info(f"{spec.name}: saved a generated split to {folder / generated_split_file(spec)}; it differs from "
@@ -163,9 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dataset", help=f"one of {', '.join(ARRANGERS)} (or a CoOp config name, e.g. eurosat)")
     p.add_argument("--root", required=True, help="the DATA root")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     try:
-        print(download(args.dataset, args.root))
+        download(args.dataset, args.root)
     except ShipError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

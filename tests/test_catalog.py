@@ -110,6 +110,23 @@ def test_imagenet_a_uses_present_wnids_only(tmp_path):
     assert ds.classnames == ["class 2", "class 4"] and ds.train == [] and [i.label for i in ds.test] == [0, 1]
 
 
+def test_imagenet_v2_and_sketch_layouts(tmp_path):
+    wnids = ["n01", "n02", "n03"]
+    v2 = tmp_path / "imagenetv2"
+    v2.mkdir()
+    write_imagenet_classnames(v2 / "classnames.txt", wnids)
+    for label in range(3):  # V2 names its folders by label
+        image(v2 / "imagenetv2-matched-frequency-format-val" / str(label) / "x.jpeg")
+    ds = load_dataset("imagenetv2", tmp_path)
+    assert [(i.label, i.classname) for i in ds.test] == [(0, "class 1"), (1, "class 2"), (2, "class 3")]
+    sketch = tmp_path / "imagenet-sketch"
+    sketch.mkdir()
+    write_imagenet_classnames(sketch / "classnames.txt", wnids)
+    for w in wnids:
+        image(sketch / "images" / w / "s.JPEG")
+    assert load_dataset("ImageNetSketch", tmp_path).classnames == ["class 1", "class 2", "class 3"]
+
+
 def test_every_dataset_is_known():
     assert len(available_datasets()) == 15
     for alias in ("caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101", "fgvc_aircraft",

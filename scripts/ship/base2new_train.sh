@@ -15,6 +15,6 @@ if finished "${DIR}"; then
     exit 0
 fi
 if [ "${DOWNLOAD}" = 1 ]; then
-    python3 -m datasets.download "${DATASET}" --root "${DATA}" >/dev/null
+    python3 -m datasets.download "${DATASET}" --root "${DATA}"
 fi
 run "${DATASET}" "${SEED}" "${DIR}" base "$@"
