@@ -72,6 +72,7 @@ class World:
     base_names: list[str]
     new_names: list[str]
     train: FeatureSet  # few-shot base images, 2 "augmentation" passes
+    val: FeatureSet  # 4 images per base class
     test_base: FeatureSet
     test_new: FeatureSet  # labels 0..N-1
 
@@ -94,12 +95,14 @@ def make_world(text_encoder: TextEncoder, seed: int, num_base: int = 6, shots: i
     n = len(WORLD_NAMES)
     y_train = torch.arange(num_base).repeat_interleave(shots)
     y_test = torch.arange(n).repeat_interleave(n_test)
+    y_val = torch.arange(num_base).repeat_interleave(4)
     x_test = images(y_test)
     is_base = y_test < num_base
     return World(
         base_names=WORLD_NAMES[:num_base],
         new_names=WORLD_NAMES[num_base:],
         train=FeatureSet(torch.stack([images(y_train), images(y_train)]), y_train),
+        val=FeatureSet(images(y_val).unsqueeze(0), y_val),
         test_base=FeatureSet(x_test[is_base].unsqueeze(0), y_test[is_base]),
         test_new=FeatureSet(x_test[~is_base].unsqueeze(0), y_test[~is_base] - num_base),
     )

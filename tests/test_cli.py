@@ -27,7 +27,7 @@ def run(argv, capsys):
     return code, out, err
 
 
-@pytest.mark.parametrize("trainer", ["SHIP_CoOp", "CoOp", "ZeroshotCLIP"])
+@pytest.mark.parametrize("trainer", ["SHIP_CoOp", "CoOp", "ZeroshotCLIP", "SHIP_TipAdapter", "TipAdapter"])
 def test_base2new_run_writes_dassl_log_and_results(tmp_path, folder, tiny_clip_path, trainer, capsys):
     out_dir = tmp_path / "run"
     argv = ["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 2, "--seed", 1, "--trainer", trainer,
@@ -41,10 +41,12 @@ def test_base2new_run_writes_dassl_log_and_results(tmp_path, folder, tiny_clip_p
     assert accuracies == pytest.approx([results["base"], results["new"]], abs=0.006)
     assert results["hm"] == pytest.approx(2 * results["base"] * results["new"] / max(results["base"] + results["new"], 1e-9))
     assert results["reports"]["base"]["total"] + results["reports"]["new"]["total"] == 5 * 2  # 6 images per class: 3 train, 1 val, 2 test
-    if trainer == "SHIP_CoOp":
+    if trainer.startswith("SHIP"):
         assert (out_dir / "generator" / "model.pth.tar-3").is_file()
-    if trainer != "ZeroshotCLIP":
+    if trainer.endswith("CoOp"):
         assert (out_dir / "prompt_learner" / "model.pth.tar-3").is_file()
+    if trainer.endswith("TipAdapter"):
+        assert (out_dir / "tip_adapter" / "model.pth.tar-0").is_file() and "Tip-Adapter search on val" in log
 
     # A second run reuses the cached features and the finished checkpoints, with the same result.
     code, out, err = run(argv, capsys)

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from trainers.ship.base2new import evaluate
+from trainers.ship.classifiers import cosine_logits
+from trainers.ship.tip_adapter import TipAdapter, search_alpha_beta
 from trainers.ship.classifiers import PromptLearner, zero_shot_weights
 from trainers.ship.generator import ShipGenerator
 from trainers.ship.metrics import harmonic_mean
@@ -34,11 +36,23 @@ def run_world(text_encoder, seed):
     n_base, n_new = len(world.base_names), len(world.new_names)
     scale = text_encoder.logit_scale
 
+    def scores(score_base, score_new):
+        base = evaluate(world.test_base, score_base, torch.device("cpu"))["accuracy"]
+        new = evaluate(world.test_new, score_new, torch.device("cpu"))["accuracy"]
+        return base, new, harmonic_mean(base, new)
+
     def accuracies(learner):
         with torch.no_grad():
-            base = evaluate(world.test_base, learner(learner.class_prompts(world.base_names)), scale)["accuracy"]
-            new = evaluate(world.test_new, learner(learner.class_prompts(world.new_names)), scale)["accuracy"]
-        return base, new, harmonic_mean(base, new)
+            w_base, w_new = learner(learner.class_prompts(world.base_names)), learner(learner.class_prompts(world.new_names))
+        return scores(lambda f: cosine_logits(f, w_base, scale), lambda f: cosine_logits(f, w_new, scale))
+
+    def tip_adapter(synthetic):
+        zero_shot = zero_shot_weights(text_encoder, world.base_names + world.new_names, ["a photo of a {}."])
+        adapter = TipAdapter.build(world.train, n_base + n_new, synthetic)
+        adapter.alpha, adapter.beta, _ = search_alpha_beta(world.val, zero_shot[:n_base], adapter.keys,
+                                                           adapter.values[:, :n_base], scale, (7.0, 3.0))
+        b, n = slice(0, n_base), slice(n_base, None)
+        return scores(lambda f: adapter.logits(f, zero_shot[b], scale, b), lambda f: adapter.logits(f, zero_shot[n], scale, n))
 
     torch.manual_seed(seed)
     coop = PromptLearner(text_encoder)
@@ -57,7 +71,9 @@ def run_world(text_encoder, seed):
     ship = PromptLearner(text_encoder)
     stream = SyntheticStream(generator, new_prompts, label_offset=n_base)
     train_prompt_learner(ship, ship.class_prompts(world.base_names + world.new_names), world.train, stream, **HEAD)
-    return {"coop": accuracies(coop), "ship": accuracies(ship), "cos_synthetic": cos_synthetic, "cos_template": cos_template}
+    tip_synthetic, tip_labels = synthesize_per_class(generator, new_prompts, 16)
+    return {"coop": accuracies(coop), "ship": accuracies(ship), "cos_synthetic": cos_synthetic, "cos_template": cos_template,
+            "tip": tip_adapter(None), "ship_tip": tip_adapter((tip_synthetic, tip_labels + n_base))}
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +100,14 @@ def test_ship_beats_coop_on_new_classes_and_hm(outcomes):
     print(f"mean new: CoOp {coop_new:.1f}  SHIP_CoOp {ship_new:.1f};  mean H: CoOp {coop_hm:.1f}  SHIP_CoOp {ship_hm:.1f}")
     assert ship_new > coop_new + 5
     assert ship_hm > coop_hm
+
+
+def test_ship_tip_adapter_beats_tip_adapter_on_new_classes(outcomes):
+    """Plain Tip-Adapter has no keys for new classes (it scores them as zero-shot CLIP); SHIP's synthetic keys do."""
+    for seed, o in zip(SEEDS, outcomes):
+        print(f"seed {seed}: Tip-Adapter base/new/H {o['tip'][0]:.1f}/{o['tip'][1]:.1f}/{o['tip'][2]:.1f}"
+              f"  SHIP_TipAdapter {o['ship_tip'][0]:.1f}/{o['ship_tip'][1]:.1f}/{o['ship_tip'][2]:.1f}")
+        assert o["ship_tip"][0] == o["tip"][0]  # same alpha, beta and base keys: base accuracy unchanged
+    tip_new, ship_new = mean([o["tip"][1] for o in outcomes]), mean([o["ship_tip"][1] for o in outcomes])
+    print(f"mean new: Tip-Adapter {tip_new:.1f}  SHIP_TipAdapter {ship_new:.1f}")
+    assert ship_new > tip_new + 3

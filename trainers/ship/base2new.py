@@ -29,11 +29,12 @@ from .features import FeatureCache, FeatureSet
 from .generator import ShipGenerator
 from .metrics import classification_report, harmonic_mean, log_report
 from .runtime import atomic_save, atomic_write_json, resolve_device, seed_everything, setup_logger
-from .synthesis import SyntheticStream
+from .synthesis import SyntheticStream, synthesize_per_class
+from .tip_adapter import INIT_ALPHA, SEARCH_SCALE, TipAdapter, finetune_keys, search_alpha_beta
 from .text_encoder import TextEncoder
 from .training import train_generator, train_prompt_learner
 
-TRAINERS = ("SHIP_CoOp", "CoOp", "ZeroshotCLIP")
+TRAINERS = ("SHIP_CoOp", "CoOp", "ZeroshotCLIP", "SHIP_TipAdapter", "TipAdapter")
 logger = logging.getLogger("ship")
 
 
@@ -47,6 +48,8 @@ class Base2NewFeatures:
     test_base: FeatureSet
     test_new: FeatureSet
     templates: list[str]  # the dataset's zero-shot prompts
+    val: FeatureSet | None = None  # few-shot validation images of the base classes (Tip-Adapter's search)
+    dataset: str = ""
 
 
 def load_fewshot_dataset(cfg: CfgNode) -> DatasetSplits:
@@ -61,8 +64,10 @@ def load_fewshot_dataset(cfg: CfgNode) -> DatasetSplits:
     return load_dataset(cfg.DATASET.NAME, cfg.DATASET.ROOT, shots, seed)
 
 
-def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedClip, device: torch.device) -> Base2NewFeatures:
-    """The base/new split and cached features of the few-shot base images and of the test images."""
+def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedClip, device: torch.device,
+                     with_val: bool = False) -> Base2NewFeatures:
+    """The base/new split and cached features of the few-shot base images, of the test images and,
+    ``with_val``, of the validation images of the base classes."""
     base, new = base_new_split(dataset.num_classes, cfg.DATASET.NUM_BASE)
     num_base = len(base)
     train_items = [i for i in dataset.train if i.label < num_base]
@@ -76,6 +81,11 @@ def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedCli
     test = cache.get_or_extract(
         clip_model, [i.path for i in dataset.test], [i.label for i in dataset.test], device, split="test", **common
     )
+    val = None
+    if with_val:
+        val_items = [i for i in dataset.val if i.label < num_base]
+        val = cache.get_or_extract(clip_model, [i.path for i in val_items], [i.label for i in val_items], device,
+                                   split="val", shots=cfg.DATASET.NUM_SHOTS, seed=cfg.SEED, **common)
     is_base = test.labels < num_base
     return Base2NewFeatures(
         base_names=[dataset.classnames[c] for c in base],
@@ -84,6 +94,8 @@ def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedCli
         test_base=test.subset(is_base),
         test_new=test.subset(~is_base, label_offset=num_base),
         templates=dataset.templates,
+        val=val,
+        dataset=dataset.name,
     )
 
 
@@ -139,22 +151,42 @@ def synthetic_stream(cfg: CfgNode, text_encoder: TextEncoder, clip_model: Loaded
     return SyntheticStream(generator, generator.class_prompts(label_only_names), len(base_names), s.SYN_POOL_PER_CLASS)
 
 
-def build_class_weights(
+Scorer = Callable[[torch.Tensor], torch.Tensor]  # features [N, D] -> logits over one split's classes
+
+
+def load_finished(module, checkpoint: Path) -> None:
+    """Evaluation only: load a stage that a training run saved."""
+    module.load_state_dict(read_checkpoint(checkpoint)["state_dict"])
+    logger.info(f"Loaded {checkpoint}")
+
+
+def build_scorers(
     cfg: CfgNode, trainer: str, text_encoder: TextEncoder, data: Base2NewFeatures, clip_model: LoadedClip, out: Path,
     model_dir: Path | None = None, load_epoch: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[Scorer, Scorer]:
     """Train ``trainer`` on the base classes, or load it from ``model_dir`` (evaluation only);
-    return the class weights of the base and of the new classes."""
+    return the scorers of the base and of the new classes."""
+    if trainer in ("TipAdapter", "SHIP_TipAdapter"):
+        return _tip_adapter_scorers(cfg, trainer, text_encoder, data, clip_model, out, model_dir, load_epoch)
+    weights_base, weights_new = _class_weights(cfg, trainer, text_encoder, data, clip_model, out, model_dir, load_epoch)
+    scale = text_encoder.logit_scale
+    return (lambda f: cosine_logits(f, weights_base, scale)), (lambda f: cosine_logits(f, weights_new, scale))
+
+
+def _templates(cfg: CfgNode, data: Base2NewFeatures) -> list[str]:
+    return list(cfg.DATASET.TEMPLATES) or data.templates
+
+
+def _class_weights(cfg, trainer, text_encoder, data, clip_model, out, model_dir, load_epoch):
+    """ZeroshotCLIP, CoOp or SHIP_CoOp: text features of the base and of the new classes."""
     s = cfg.TRAINER.SHIP
     if trainer == "ZeroshotCLIP":
-        templates = list(cfg.DATASET.TEMPLATES) or data.templates
+        templates = _templates(cfg, data)
         return zero_shot_weights(text_encoder, data.base_names, templates), zero_shot_weights(text_encoder, data.new_names, templates)
 
     learner = PromptLearner(text_encoder, s.COOP_N_CTX, s.COOP_CTX_INIT)
     if model_dir is not None:  # evaluation only: the trained context is all that is needed
-        checkpoint = model_dir / "prompt_learner" / f"model.pth.tar-{load_epoch or s.COOP_EPOCHS}"
-        learner.load_state_dict(read_checkpoint(checkpoint)["state_dict"])
-        logger.info(f"Loaded prompt learner from {checkpoint}")
+        load_finished(learner, model_dir / "prompt_learner" / f"model.pth.tar-{load_epoch or s.COOP_EPOCHS}")
         return _class_features(learner, data)
 
     synthetic = None
@@ -180,9 +212,53 @@ def _class_features(learner: PromptLearner, data: Base2NewFeatures) -> tuple[tor
     return learner(learner.class_prompts(data.base_names)), learner(learner.class_prompts(data.new_names))
 
 
-def evaluate(test: FeatureSet, class_weights: torch.Tensor, logit_scale: float) -> dict[str, float]:
-    pred = cosine_logits(test.features[0].to(class_weights.device), class_weights, logit_scale).argmax(-1)
-    return classification_report(pred, test.labels, class_weights.shape[0])
+def _tip_adapter_scorers(cfg, trainer, text_encoder, data, clip_model, out, model_dir, load_epoch):
+    """Tip-Adapter(-F) over base + new classes; SHIP_TipAdapter adds synthetic keys for the new classes.
+
+    α and β are searched on the base classes' validation images; the plain adapter's new classes
+    have no keys, so it scores them as zero-shot CLIP does.
+    """
+    s = cfg.TRAINER.SHIP
+    n_base = len(data.base_names)
+    zero_shot = zero_shot_weights(text_encoder, data.base_names + data.new_names, _templates(cfg, data))
+    scale = text_encoder.logit_scale
+    epochs = s.TIP_EPOCHS if s.TIP_FINETUNE else 0
+    adapter = TipAdapter(torch.empty(0), torch.empty(0))
+    if model_dir is not None:
+        load_finished(adapter, model_dir / "tip_adapter" / f"model.pth.tar-{load_epoch or epochs}")
+    else:
+        def fit() -> None:
+            synthetic = None
+            if trainer == "SHIP_TipAdapter":
+                stream = synthetic_stream(cfg, text_encoder, clip_model, data.train, data.base_names, data.new_names, out)
+                features, labels = synthesize_per_class(stream.generator, stream.prompts, s.TIP_SYN_PER_CLASS or cfg.DATASET.NUM_SHOTS)
+                synthetic = (features.cpu(), labels.cpu() + n_base)
+            name = data.dataset
+            search_scale = tuple(s.TIP_SEARCH_SCALE) or SEARCH_SCALE.get(name, (7.0, 3.0))
+            fitted = TipAdapter.build(data.train, n_base + len(data.new_names), synthetic,
+                                      alpha=s.TIP_INIT_ALPHA or INIT_ALPHA.get(name, 1.0), beta=s.TIP_INIT_BETA)
+            if s.TIP_FINETUNE:
+                classes = slice(None) if synthetic is not None else slice(0, n_base)  # plain: base label space
+                head = TipAdapter(fitted.keys, fitted.values[:, classes], fitted.alpha, fitted.beta)
+                finetune_keys(head, data.train, zero_shot[classes], scale, s.TIP_EPOCHS, s.TIP_LR, s.TIP_BATCH_SIZE, synthetic)
+                fitted.keys = head.keys.cpu()
+            if data.val is None or len(data.val) == 0:
+                raise ShipError("Tip-Adapter searches alpha and beta on the validation split, but it has no images")
+            fitted.alpha, fitted.beta, _ = search_alpha_beta(
+                data.val, zero_shot[:n_base], fitted.keys.to(zero_shot.device), fitted.values[:, :n_base].to(zero_shot.device),
+                scale, search_scale)
+            adapter.load_state_dict(fitted.state_dict())
+
+        trained_or_loaded(adapter, out / "tip_adapter" / f"model.pth.tar-{epochs}", _fingerprint(cfg, clip_model, trainer),
+                          epochs, fit)
+    base, new = slice(0, n_base), slice(n_base, None)
+    return (lambda f: adapter.logits(f, zero_shot[base], scale, base)), (lambda f: adapter.logits(f, zero_shot[new], scale, new))
+
+
+def evaluate(test: FeatureSet, scorer: Scorer, device: torch.device) -> dict[str, float]:
+    with torch.no_grad():
+        logits = scorer(test.features[0].to(device))
+    return classification_report(logits.argmax(-1), test.labels, logits.shape[1])
 
 
 def run_base2new(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: str | None = None,
@@ -209,22 +285,23 @@ def run_base2new(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: 
     clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.WEIGHTS or None, device, cfg.MODEL.BACKBONE.DOWNLOAD_ROOT)
     logger.info(f"Loaded CLIP {clip_model.name} on {device}; dataset {dataset.name}: {dataset.num_classes} classes")
     timing = {"load": time.time() - started}
-    data = prepare_features(cfg, dataset, clip_model, device)
+    data = prepare_features(cfg, dataset, clip_model, device, with_val=trainer in ("TipAdapter", "SHIP_TipAdapter"))
     timing["features"] = time.time() - started - sum(timing.values())
     logger.info(f"base classes: {len(data.base_names)}, new classes: {len(data.new_names)}, "
                 f"train images: {len(data.train)}, test base: {len(data.test_base)}, test new: {len(data.test_new)}")
 
     text_encoder = TextEncoder(clip_model.model)
     seed_everything(cfg.SEED)  # the training draws do not depend on whether features came from the cache
-    weights_base, weights_new = build_class_weights(cfg, trainer, text_encoder, data, clip_model, out,
-                                                    Path(model_dir) if model_dir else None, load_epoch)
+    score_base, score_new = build_scorers(cfg, trainer, text_encoder, data, clip_model, out,
+                                          Path(model_dir) if model_dir else None, load_epoch)
     timing["train"] = time.time() - started - sum(timing.values())
 
     reports = {}
-    for split, test, weights in (("base", data.test_base, weights_base), ("new", data.test_new, weights_new)):
+    for split, test, scorer, names in (("base", data.test_base, score_base, data.base_names),
+                                       ("new", data.test_new, score_new, data.new_names)):
         if split in subsets:
-            logger.info(f"Evaluate on the {split} classes ({weights.shape[0]} classes, test set)")
-            reports[split] = evaluate(test, weights, text_encoder.logit_scale)
+            logger.info(f"Evaluate on the {split} classes ({len(names)} classes, test set)")
+            reports[split] = evaluate(test, scorer, device)
             log_report(logger, reports[split])
     accuracy = {split: report["accuracy"] for split, report in reports.items()}
     if len(accuracy) == 2:

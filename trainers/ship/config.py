@@ -43,6 +43,15 @@ def ship_trainer_defaults() -> CN:
     s.COOP_MOMENTUM = 0.0
     s.COOP_WEIGHT_DECAY = 0.0
     s.COOP_EPS = 1e-8  # AdamW epsilon; ImageNet: 1e-4
+    # Tip-Adapter head (TipAdapter / SHIP_TipAdapter); alpha and beta are searched on the val split.
+    s.TIP_SYN_PER_CLASS = 0  # synthetic cache keys per label-only class; 0: as many as the shots
+    s.TIP_FINETUNE = False  # True: Tip-Adapter-F (the keys are fine-tuned)
+    s.TIP_EPOCHS = 20
+    s.TIP_LR = 1e-3
+    s.TIP_BATCH_SIZE = 256
+    s.TIP_INIT_ALPHA = 0.0  # 0: Tip-Adapter's value for the dataset (1.0 for others)
+    s.TIP_INIT_BETA = 1.0
+    s.TIP_SEARCH_SCALE = ()  # (S_beta, S_alpha); empty: Tip-Adapter's range for the dataset ((7, 3) for others)
     return s
 
 
