@@ -1,4 +1,4 @@
-"""Dassl entry point in CoOp's style: ``python train.py --trainer SHIP_CoOp --root DATA ...``.
+"""Dassl entry point in CoOp's style: ``python train.py --trainer SHIP_CoOp|SHIP_TipAdapter --root DATA ...``.
 
 Same flags as CoOp's ``train.py``. Without dassl, the same experiment runs through
 ``python -m trainers.ship`` with the same config files.
@@ -23,6 +23,7 @@ def extend_cfg(cfg) -> None:
     """Keys SHIP adds to Dassl's config (yacs rejects unknown keys in config files)."""
     cfg.TRAINER.SHIP = ship_trainer_defaults()
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all, base or new (CoCoOp's base-to-new)
+    cfg.DATASET.TEMPLATES = []  # zero-shot prompts; empty: the dataset's own
     cfg.MODEL.BACKBONE.WEIGHTS = ""
     cfg.MODEL.BACKBONE.DOWNLOAD_ROOT = "~/.cache/clip"
     cfg.CACHE_DIR = "~/.cache/ship"
@@ -56,6 +57,7 @@ def main(args) -> int:
 
     import datasets.dassl_datasets  # noqa: F401  registers the datasets
     import trainers.ship_coop  # noqa: F401  registers SHIP_CoOp
+    import trainers.ship_tip_adapter  # noqa: F401  registers SHIP_TipAdapter
 
     try:
         cfg = setup_cfg(args)
@@ -91,7 +93,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=-1, help="only positive values set a fixed seed")
     p.add_argument("--config-file", default="", help="trainer config, e.g. configs/trainers/SHIP/vit_b16.yaml")
     p.add_argument("--dataset-config-file", default="", help="dataset config, e.g. configs/datasets/caltech101.yaml")
-    p.add_argument("--trainer", default="", help="name of trainer (SHIP_CoOp)")
+    p.add_argument("--trainer", default="", help="name of trainer (SHIP_CoOp or SHIP_TipAdapter)")
     p.add_argument("--backbone", default="", help="CLIP backbone name")
     p.add_argument("--eval-only", action="store_true", help="evaluation only")
     p.add_argument("--model-dir", default="", help="load the model from this directory for --eval-only")

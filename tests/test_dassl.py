@@ -94,3 +94,26 @@ def test_scripts_with_the_dassl_backend(tmp_path, eurosat_root, tiny_clip_path):
     test_log = tmp_path / "out/base2new/test_new/eurosat/shots_2/SHIP_CoOp/vit_b16/seed1/log.txt"
     assert "Loaded prompt learner" in test_log.read_text() and len(accuracies(test_log)) == 1
     assert summary_main([str(tmp_path / "out")]) == 0
+
+
+@pytest.mark.parametrize("cfg", ["tip_adapter_vit_b16", "tip_adapter_f_vit_b16"])
+def test_dassl_ship_tip_adapter_base_to_new(tmp_path, eurosat_root, tiny_clip_path, cfg):
+    pytest.importorskip("dassl")
+    common = ["--root", eurosat_root, "--seed", 1, "--trainer", "SHIP_TipAdapter",
+              "--dataset-config-file", "configs/datasets/eurosat.yaml", "--config-file", f"configs/trainers/SHIP/{cfg}.yaml"]
+    fast = ["DATASET.NUM_SHOTS", 2, "MODEL.BACKBONE.WEIGHTS", tiny_clip_path, "TRAINER.SHIP.GEN_EPOCHS", 2,
+            "TRAINER.SHIP.TIP_EPOCHS", 2, "TRAINER.SHIP.AUG_PASSES", 1, "CACHE_DIR", tmp_path / "cache",
+            "DATALOADER.NUM_WORKERS", 0]
+    train_dir, test_dir = tmp_path / "train_base", tmp_path / "test_new"
+    proc = train_py(common + ["--output-dir", train_dir] + fast + ["DATASET.SUBSAMPLE_CLASSES", "base"])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = (train_dir / "log.txt").read_text()
+    assert "Tip-Adapter search on val" in log and "generator epoch [2/2]" in log and len(accuracies(train_dir / "log.txt")) == 1
+    if cfg.startswith("tip_adapter_f"):
+        assert "Tip-Adapter-F epoch [2/2]" in log
+    epoch = 2 if cfg.startswith("tip_adapter_f") else 0
+    assert (train_dir / "tip_adapter" / f"model.pth.tar-{epoch}").is_file()
+    proc = train_py(common + ["--output-dir", test_dir, "--model-dir", train_dir, "--eval-only"]
+                    + fast + ["DATASET.SUBSAMPLE_CLASSES", "new"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Loaded Tip-Adapter" in (test_dir / "log.txt").read_text() and len(accuracies(test_dir / "log.txt")) == 1

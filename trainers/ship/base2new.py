@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 from yacs.config import CfgNode
 
-from datasets.catalog import load_dataset
+from datasets.catalog import dataset_templates, load_dataset
 from datasets.image_folder import read_image_folder
 from datasets.splits import DatasetSplits, base_new_split, few_shot_splits
 
@@ -212,47 +212,61 @@ def _class_features(learner: PromptLearner, data: Base2NewFeatures) -> tuple[tor
     return learner(learner.class_prompts(data.base_names)), learner(learner.class_prompts(data.new_names))
 
 
-def _tip_adapter_scorers(cfg, trainer, text_encoder, data, clip_model, out, model_dir, load_epoch):
-    """Tip-Adapter(-F) over base + new classes; SHIP_TipAdapter adds synthetic keys for the new classes.
+def fit_tip_adapter(cfg: CfgNode, synthesize: bool, text_encoder: TextEncoder, clip_model: LoadedClip,
+                    train: FeatureSet, val: FeatureSet | None, base_names: list[str], new_names: list[str],
+                    dataset_name: str, out: Path) -> tuple[TipAdapter, torch.Tensor]:
+    """Tip-Adapter(-F) over base + label-only classes, and the zero-shot weights of those classes.
 
-    α and β are searched on the base classes' validation images; the plain adapter's new classes
-    have no keys, so it scores them as zero-shot CLIP does.
+    With ``synthesize`` (SHIP) the label-only classes get synthetic keys; otherwise they have none,
+    and the adapter scores them as zero-shot CLIP does. α and β are searched on ``val`` (base classes).
     """
     s = cfg.TRAINER.SHIP
-    n_base = len(data.base_names)
-    zero_shot = zero_shot_weights(text_encoder, data.base_names + data.new_names, _templates(cfg, data))
+    n_base, names = len(base_names), base_names + new_names
+    zero_shot = zero_shot_weights(text_encoder, names, list(cfg.DATASET.TEMPLATES) or dataset_templates(dataset_name))
     scale = text_encoder.logit_scale
+    synthetic = None
+    if synthesize and new_names:
+        stream = synthetic_stream(cfg, text_encoder, clip_model, train, base_names, new_names, out)
+        features, labels = synthesize_per_class(stream.generator, stream.prompts, s.TIP_SYN_PER_CLASS or cfg.DATASET.NUM_SHOTS)
+        synthetic = (features.cpu(), labels.cpu() + n_base)
+    adapter = TipAdapter.build(train, len(names), synthetic, alpha=s.TIP_INIT_ALPHA or INIT_ALPHA.get(dataset_name, 1.0),
+                               beta=s.TIP_INIT_BETA)
+    adapter.classnames = names
+    if s.TIP_FINETUNE:
+        classes = slice(None) if synthetic is not None else slice(0, n_base)  # plain: the base label space
+        head = TipAdapter(adapter.keys, adapter.values[:, classes], adapter.alpha, adapter.beta)
+        finetune_keys(head, train, zero_shot[classes], scale, s.TIP_EPOCHS, s.TIP_LR, s.TIP_BATCH_SIZE, synthetic)
+        adapter.keys = head.keys.cpu()
+    if val is None or len(val) == 0:
+        raise ShipError("Tip-Adapter searches alpha and beta on the validation split, but it has no images")
+    search_scale = tuple(s.TIP_SEARCH_SCALE) or SEARCH_SCALE.get(dataset_name, (7.0, 3.0))
+    adapter.alpha, adapter.beta, _ = search_alpha_beta(val, zero_shot[:n_base], adapter.keys.to(zero_shot.device),
+                                                       adapter.values[:, :n_base].to(zero_shot.device), scale, search_scale)
+    return adapter, zero_shot
+
+
+def _tip_adapter_scorers(cfg, trainer, text_encoder, data, clip_model, out, model_dir, load_epoch):
+    """TipAdapter / SHIP_TipAdapter: fit (or load) the adapter; score each split over its own columns."""
+    s = cfg.TRAINER.SHIP
     epochs = s.TIP_EPOCHS if s.TIP_FINETUNE else 0
     adapter = TipAdapter(torch.empty(0), torch.empty(0))
     if model_dir is not None:
         load_finished(adapter, model_dir / "tip_adapter" / f"model.pth.tar-{load_epoch or epochs}")
     else:
-        def fit() -> None:
-            synthetic = None
-            if trainer == "SHIP_TipAdapter":
-                stream = synthetic_stream(cfg, text_encoder, clip_model, data.train, data.base_names, data.new_names, out)
-                features, labels = synthesize_per_class(stream.generator, stream.prompts, s.TIP_SYN_PER_CLASS or cfg.DATASET.NUM_SHOTS)
-                synthetic = (features.cpu(), labels.cpu() + n_base)
-            name = data.dataset
-            search_scale = tuple(s.TIP_SEARCH_SCALE) or SEARCH_SCALE.get(name, (7.0, 3.0))
-            fitted = TipAdapter.build(data.train, n_base + len(data.new_names), synthetic,
-                                      alpha=s.TIP_INIT_ALPHA or INIT_ALPHA.get(name, 1.0), beta=s.TIP_INIT_BETA)
-            if s.TIP_FINETUNE:
-                classes = slice(None) if synthetic is not None else slice(0, n_base)  # plain: base label space
-                head = TipAdapter(fitted.keys, fitted.values[:, classes], fitted.alpha, fitted.beta)
-                finetune_keys(head, data.train, zero_shot[classes], scale, s.TIP_EPOCHS, s.TIP_LR, s.TIP_BATCH_SIZE, synthetic)
-                fitted.keys = head.keys.cpu()
-            if data.val is None or len(data.val) == 0:
-                raise ShipError("Tip-Adapter searches alpha and beta on the validation split, but it has no images")
-            fitted.alpha, fitted.beta, _ = search_alpha_beta(
-                data.val, zero_shot[:n_base], fitted.keys.to(zero_shot.device), fitted.values[:, :n_base].to(zero_shot.device),
-                scale, search_scale)
-            adapter.load_state_dict(fitted.state_dict())
-
+        synthesize = trainer == "SHIP_TipAdapter" and s.SYNTHESIZE
+        fit = lambda: adapter.load_state_dict(fit_tip_adapter(  # noqa: E731
+            cfg, synthesize, text_encoder, clip_model, data.train, data.val, data.base_names, data.new_names,
+            data.dataset, out)[0].state_dict())
         trained_or_loaded(adapter, out / "tip_adapter" / f"model.pth.tar-{epochs}", _fingerprint(cfg, clip_model, trainer),
                           epochs, fit)
-    base, new = slice(0, n_base), slice(n_base, None)
-    return (lambda f: adapter.logits(f, zero_shot[base], scale, base)), (lambda f: adapter.logits(f, zero_shot[new], scale, new))
+    templates = _templates(cfg, data)
+    scale = text_encoder.logit_scale
+
+    def scorer(names: list[str]) -> Scorer:
+        zero_shot, columns = zero_shot_weights(text_encoder, names, templates), adapter.columns(names)
+        return lambda f: adapter.logits(f, zero_shot, scale, columns)
+
+    return scorer(data.base_names), scorer(data.new_names)
 
 
 def evaluate(test: FeatureSet, scorer: Scorer, device: torch.device) -> dict[str, float]:

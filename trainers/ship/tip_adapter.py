@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .classifiers import cosine_logits
+from .errors import ShipError
 from .features import FeatureSet
 from .runtime import autocast
 from .training import epoch_batches
@@ -45,6 +46,7 @@ class TipAdapter:
     values: torch.Tensor
     alpha: float = 1.0
     beta: float = 1.0
+    classnames: list[str] = field(default_factory=list)  # the value columns' classes
 
     @classmethod
     def build(cls, train: FeatureSet, num_classes: int, synthetic: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -64,10 +66,20 @@ class TipAdapter:
         return tip_logits(features, zero_shot, self.keys.to(features.device), values, self.alpha, self.beta, logit_scale)
 
     def state_dict(self) -> dict:
-        return {"keys": self.keys.cpu(), "values": self.values.cpu(), "alpha": self.alpha, "beta": self.beta}
+        return {"keys": self.keys.cpu(), "values": self.values.cpu(), "alpha": self.alpha, "beta": self.beta,
+                "classnames": list(self.classnames)}
 
     def load_state_dict(self, state: dict) -> None:
         self.keys, self.values, self.alpha, self.beta = state["keys"], state["values"], state["alpha"], state["beta"]
+        self.classnames = list(state["classnames"])
+
+    def columns(self, classnames: list[str]) -> list[int]:
+        """The value columns of ``classnames`` (an evaluation run may see only some classes)."""
+        missing = [c for c in classnames if c not in self.classnames]
+        if missing:
+            raise ShipError(f"the Tip-Adapter cache has no column for classes {missing[:3]}; it was built for "
+                            f"{len(self.classnames)} classes ({self.classnames[:3]}...)")
+        return [self.classnames.index(c) for c in classnames]
 
 
 def tip_logits(features: torch.Tensor, zero_shot: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
