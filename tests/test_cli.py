@@ -114,13 +114,13 @@ def test_real_caltech101_base2new_in_coop_layout(tmp_path, tiny_clip_path, capsy
 @pytest.mark.parametrize("trainer", ["SHIP_CoOp", "SHIP_TipAdapter"])
 def test_eval_only_reads_the_trained_run(tmp_path, folder, tiny_clip_path, trainer, capsys):
     common = ["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 2, "--trainer", trainer,
-              "--cache-dir", tmp_path / "cache", *FAST]
-    assert run(common + ["--output-dir", tmp_path / "train", "DATASET.SUBSAMPLE_CLASSES", "base"], capsys)[0] == 0
+              "--cache-dir", tmp_path / "cache"]
+    assert run(common + ["--output-dir", tmp_path / "train", *FAST, "DATASET.SUBSAMPLE_CLASSES", "base"], capsys)[0] == 0
     code, out, err = run(common + ["--output-dir", tmp_path / "test", "--eval-only", "--model-dir", tmp_path / "train",
-                                   "DATASET.SUBSAMPLE_CLASSES", "new"], capsys)
+                                   *FAST, "DATASET.SUBSAMPLE_CLASSES", "new"], capsys)
     assert code == 0, err
     assert "Loaded" in out and "generator epoch" not in out and "Evaluate on the base" not in out
     results = json.loads((tmp_path / "test" / "results.json").read_text())
     assert "new" in results and "base" not in results and "hm" not in results
-    full = run(common + ["--output-dir", tmp_path / "both", "--eval-only", "--model-dir", tmp_path / "train"], capsys)
+    full = run(common + ["--output-dir", tmp_path / "both", "--eval-only", "--model-dir", tmp_path / "train", *FAST], capsys)
     assert full[0] == 0 and json.loads((tmp_path / "both" / "results.json").read_text())["new"] == results["new"]

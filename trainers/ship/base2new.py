@@ -157,7 +157,7 @@ Scorer = Callable[[torch.Tensor], torch.Tensor]  # features [N, D] -> logits ove
 def load_finished(module, checkpoint: Path) -> None:
     """Evaluation only: load a stage that a training run saved."""
     module.load_state_dict(read_checkpoint(checkpoint)["state_dict"])
-    logger.info(f"Loaded {checkpoint}")
+    logger.info(f"Loaded {checkpoint.parent.name.replace('_', ' ')} from {checkpoint}")
 
 
 def build_scorers(
