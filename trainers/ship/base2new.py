@@ -119,17 +119,26 @@ def read_checkpoint(checkpoint: Path) -> dict:
 
 
 def trained_or_loaded(module: torch.nn.Module, checkpoint: Path, fingerprint: str, epochs: int, train: Callable[[], object]) -> None:
-    """Load ``module`` from a finished checkpoint of the same run, else train it and save one atomically."""
+    """Load ``module`` from a finished checkpoint of the same run, else train it and save one atomically.
+
+    Either way the random state is then reseeded from the stage's fingerprint, so the stages after
+    it draw the same numbers whether this one was trained or loaded: a resumed run ends as an
+    uninterrupted one would.
+    """
+    loaded = False
     if checkpoint.is_file():
         blob = read_checkpoint(checkpoint)
         if blob.get("fingerprint") == fingerprint:
             module.load_state_dict(blob["state_dict"])
             logger.info(f"Loaded finished stage from {checkpoint}")
-            return
-        logger.info(f"{checkpoint} belongs to another configuration; retraining")
-    train()
-    atomic_save({"state_dict": module.state_dict(), "epoch": epochs, "fingerprint": fingerprint}, checkpoint)
-    logger.info(f"Checkpoint saved to {checkpoint}")
+            loaded = True
+        else:
+            logger.info(f"{checkpoint} belongs to another configuration; retraining")
+    if not loaded:
+        train()
+        atomic_save({"state_dict": module.state_dict(), "epoch": epochs, "fingerprint": fingerprint}, checkpoint)
+        logger.info(f"Checkpoint saved to {checkpoint}")
+    seed_everything(int(fingerprint[:8], 16))
 
 
 def synthetic_stream(cfg: CfgNode, text_encoder: TextEncoder, clip_model: LoadedClip, train: FeatureSet,
@@ -286,6 +295,8 @@ def run_base2new(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: 
     trainer = cfg.TRAINER.NAME
     if trainer not in TRAINERS:
         raise ShipError(f"unknown trainer {trainer!r}; expected one of {', '.join(TRAINERS)}")
+    if cfg.SEED < 0:
+        raise ShipError(f"seed must be a non-negative integer; got {cfg.SEED}")
     subsets = {"all": ("base", "new"), "base": ("base",), "new": ("new",)}.get(cfg.DATASET.SUBSAMPLE_CLASSES)
     if subsets is None:
         raise ShipError(f"unknown DATASET.SUBSAMPLE_CLASSES {cfg.DATASET.SUBSAMPLE_CLASSES!r}; expected all, base or new")
