@@ -57,13 +57,10 @@ def main(argv=None):
                          "TRAINER.NAME": trainer, "DATASET.NUM_SHOTS": args.shots, "DEVICE": args.device,
                          "OUTPUT_DIR": str(work / "runs" / trainer), "CACHE_DIR": str(work / "cache")}
             cfg = build_cfg([str(ROOT / "configs/trainers/SHIP/vit_b16.yaml")], overrides, args.opts)
-            if torch.cuda.is_available():
-                torch.cuda.reset_peak_memory_stats()
             result = run_base2new(cfg)
-            peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
             print(json.dumps({"benchmark": "base2new_pipeline", "trainer": trainer, "classes": args.classes,
                               "shots": args.shots, "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                              "seconds": result["seconds"], "peak_gpu_gib": peak,
+                              "seconds": result["seconds"], "peak_memory_mib": result["peak_memory_mib"],
                               "train_images": args.shots * result["num_base"],
                               "test_images": result["reports"]["base"]["total"] + result["reports"]["new"]["total"]}))
 

@@ -24,3 +24,45 @@ def save_random_clip(arch: str, path: str | Path, seed: int = 0) -> Path:
     state["logit_scale"] = torch.tensor(math.log(100.0))
     torch.save(state, path)
     return Path(path)
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device, repeats: int, warmup: int = 1) -> float:
+    """Mean seconds per call of ``fn`` after ``warmup`` calls."""
+    import time
+
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    synchronize(device)
+    return (time.perf_counter() - start) / repeats
+
+
+def matmul_peak_gflops(device: torch.device) -> float:
+    """Measured dense matmul throughput of this machine: fp32 on the CPU, bf16 on CUDA (what autocast uses)."""
+    n, dtype = (8192, torch.bfloat16) if device.type == "cuda" else (2048, torch.float32)
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    seconds = timed(lambda: a @ b, device, repeats=10 if device.type == "cuda" else 5, warmup=2)
+    return 2 * n**3 / seconds / 1e9
+
+
+def text_tower_flops(width: int, layers: int, tokens: int, backward: bool) -> float:
+    """Matmul FLOPs of CLIP's text transformer over ``tokens`` positions (attention scores included).
+
+    Per token and layer: QKV 6W², output 2W², MLP 16W² (= 24W²), plus 4·L·W for the attention
+    products (L: the sequence length, counted as an average). The backward pass into frozen
+    weights needs only input gradients: about as many FLOPs again.
+    """
+    forward = tokens * layers * 24 * width**2
+    return forward * (2 if backward else 1)

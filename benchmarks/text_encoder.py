@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 
 import torch
 
@@ -17,22 +16,10 @@ from trainers.ship.clip_loader import load_clip
 from trainers.ship.runtime import autocast, resolve_device
 from trainers.ship.text_encoder import ClassPrompts, TextEncoder
 
-from .common import save_random_clip
+from .common import device_name, matmul_peak_gflops, save_random_clip, text_tower_flops, timed
 
 NAMES = ["golden retriever", "aircraft carrier", "joshua tree", "motorbike", "sunflower", "pizza", "tabby cat",
          "playing guitar"]
-
-
-def timed(fn, device, repeats):
-    fn()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats
 
 
 def main(argv=None):
@@ -67,10 +54,14 @@ def main(argv=None):
         diff = (forward(full, 77) - encoder(cut, eot).float()).abs().max().item()
     t_full = timed(step(full, 77), device, args.repeats)
     t_cut = timed(step(cut, cut.shape[1]), device, args.repeats)
+    transformer = clip_model.model.transformer
+    flops = text_tower_flops(encoder.width, transformer.layers, args.batch * cut.shape[1], backward=True)
+    peak = matmul_peak_gflops(device)
     print(json.dumps({
-        "benchmark": "text_encoder", "arch": args.arch, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-        "batch": args.batch, "tokens_cut": cut.shape[1], "prompts_per_s_77": args.batch / t_full,
-        "prompts_per_s_cut": args.batch / t_cut, "speedup": t_full / t_cut, "max_abs_diff": diff,
+        "benchmark": "text_encoder", "arch": args.arch, "device": device_name(device), "batch": args.batch,
+        "tokens_cut": cut.shape[1], "prompts_per_s_77": args.batch / t_full, "prompts_per_s_cut": args.batch / t_cut,
+        "speedup": t_full / t_cut, "max_abs_diff": diff, "gflops_cut": flops / t_cut / 1e9,
+        "matmul_peak_gflops": peak, "fraction_of_peak": flops / t_cut / 1e9 / peak,
     }))
 
 

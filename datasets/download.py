@@ -12,7 +12,6 @@ with papers. FGVCAircraft needs no split file.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import random
 import shutil

@@ -27,7 +27,7 @@ def args(folder, weights, out, cache, *extra):
 
 def result(out: Path) -> dict:
     r = json.loads((out / "results.json").read_text())
-    r.pop("seconds")
+    r.pop("seconds"), r.pop("peak_memory_mib")  # measurements, not results
     return r
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -28,7 +27,7 @@ from .errors import ShipError
 from .features import FeatureCache, FeatureSet
 from .generator import ShipGenerator
 from .metrics import classification_report, harmonic_mean, log_report
-from .runtime import atomic_save, atomic_write_json, resolve_device, seed_everything, setup_logger
+from .runtime import StageMeter, atomic_save, atomic_write_json, resolve_device, seed_everything, setup_logger
 from .synthesis import SyntheticStream, synthesize_per_class
 from .tip_adapter import INIT_ALPHA, SEARCH_SCALE, TipAdapter, finetune_keys, search_alpha_beta
 from .text_encoder import TextEncoder
@@ -291,7 +290,6 @@ def run_base2new(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: 
     ``dataset`` (few-shot subsets already drawn) replaces reading ``cfg.DATASET``; ``model_dir``
     evaluates the prompt learner trained there (``load_epoch``, default the last) instead of training.
     """
-    started = time.time()
     trainer = cfg.TRAINER.NAME
     if trainer not in TRAINERS:
         raise ShipError(f"unknown trainer {trainer!r}; expected one of {', '.join(TRAINERS)}")
@@ -301,6 +299,7 @@ def run_base2new(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: 
     if subsets is None:
         raise ShipError(f"unknown DATASET.SUBSAMPLE_CLASSES {cfg.DATASET.SUBSAMPLE_CLASSES!r}; expected all, base or new")
     device = resolve_device(cfg.DEVICE)
+    meter = StageMeter(device)
     out = Path(cfg.OUTPUT_DIR)
     setup_logger(out)
     if dataset is None:
@@ -309,9 +308,9 @@ def run_base2new(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: 
     seed_everything(cfg.SEED)
     clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.WEIGHTS or None, device, cfg.MODEL.BACKBONE.DOWNLOAD_ROOT)
     logger.info(f"Loaded CLIP {clip_model.name} on {device}; dataset {dataset.name}: {dataset.num_classes} classes")
-    timing = {"load": time.time() - started}
+    meter.done("load")
     data = prepare_features(cfg, dataset, clip_model, device, with_val=trainer in ("TipAdapter", "SHIP_TipAdapter"))
-    timing["features"] = time.time() - started - sum(timing.values())
+    meter.done("features")
     logger.info(f"base classes: {len(data.base_names)}, new classes: {len(data.new_names)}, "
                 f"train images: {len(data.train)}, test base: {len(data.test_base)}, test new: {len(data.test_new)}")
 
@@ -319,7 +318,7 @@ def run_base2new(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: 
     seed_everything(cfg.SEED)  # the training draws do not depend on whether features came from the cache
     score_base, score_new = build_scorers(cfg, trainer, text_encoder, data, clip_model, out,
                                           Path(model_dir) if model_dir else None, load_epoch)
-    timing["train"] = time.time() - started - sum(timing.values())
+    meter.done("train")
 
     reports = {}
     for split, test, scorer, names in (("base", data.test_base, score_base, data.base_names),
@@ -328,6 +327,7 @@ def run_base2new(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: 
             logger.info(f"Evaluate on the {split} classes ({len(names)} classes, test set)")
             reports[split] = evaluate(test, scorer, device)
             log_report(logger, reports[split])
+    meter.done("evaluate")
     accuracy = {split: report["accuracy"] for split, report in reports.items()}
     if len(accuracy) == 2:
         accuracy["hm"] = harmonic_mean(accuracy["base"], accuracy["new"])
@@ -335,8 +335,7 @@ def run_base2new(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: 
     results = {
         "protocol": "base2new", "trainer": trainer, "dataset": dataset.name, "backbone": clip_model.name,
         "shots": cfg.DATASET.NUM_SHOTS, "seed": cfg.SEED, "num_base": len(data.base_names), "num_new": len(data.new_names),
-        **accuracy, "reports": reports,
-        "seconds": {k: round(v, 3) for k, v in {**timing, "total": time.time() - started}.items()},
+        **accuracy, "reports": reports, **meter.summary(),
     }
     atomic_write_json(results, out / "results.json")
     return results

@@ -89,3 +89,33 @@ def setup_logger(output_dir: str | os.PathLike) -> logging.Logger:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     return logger
+
+
+class StageMeter:
+    """Seconds and peak memory (MiB) of consecutive stages: GPU memory on CUDA (reset per stage),
+    otherwise the process's maximum resident size so far."""
+
+    def __init__(self, device: torch.device):
+        import time
+
+        self._clock, self.device = time.perf_counter, device
+        self._last = self._start = self._clock()
+        self.seconds: dict[str, float] = {}
+        self.peak_mib: dict[str, float] = {}
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+
+    def done(self, stage: str) -> None:
+        now = self._clock()
+        self.seconds[stage], self._last = round(now - self._last, 3), now
+        if self.device.type == "cuda":
+            self.peak_mib[stage] = round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            import resource
+
+            self.peak_mib[stage] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+    def summary(self) -> dict:
+        return {"seconds": {**self.seconds, "total": round(self._clock() - self._start, 3)},
+                "peak_memory_mib": {"kind": "gpu" if self.device.type == "cuda" else "process_max_rss", **self.peak_mib}}
