@@ -1,7 +1,7 @@
 """Wall time of whole base-to-new runs at the paper's sizes and schedule, with a random-weight CLIP.
 
     python -m benchmarks.base2new_pipeline [--classes 100] [--shots 16] [--test-per-class 25] [--device auto]
-        [--trainers SHIP_CoOp CoOp] [KEY VALUE ...]
+        [--trainers SHIP_CoOp,CoOp] [KEY VALUE ...]
 
 Writes an image folder of random pictures (accuracy is meaningless; time and memory are not), runs
 each trainer with configs/trainers/SHIP/vit_b16.yaml and prints one JSON line per trainer with the
@@ -42,7 +42,7 @@ def main(argv=None):
     p.add_argument("--shots", type=int, default=16)
     p.add_argument("--test-per-class", type=int, default=25)
     p.add_argument("--device", default="auto")
-    p.add_argument("--trainers", nargs="+", default=["SHIP_CoOp", "CoOp"])
+    p.add_argument("--trainers", type=lambda v: v.split(","), default=["SHIP_CoOp", "CoOp"], help="comma-separated")
     p.add_argument("--work-dir", help="keep data and runs here (default: a temporary folder)")
     p.add_argument("opts", nargs=argparse.REMAINDER)
     args = p.parse_args(argv)
@@ -53,7 +53,7 @@ def main(argv=None):
         data = write_folder(work / "data", args.classes, per_class)
         weights = save_random_clip("ViT-B/16", work / "vit_b16_random.pt")
         for trainer in args.trainers:
-            overrides = {"DATASET.ROOT": str(data), "DATASET.NAME": "random", "MODEL.BACKBONE.WEIGHTS": str(weights),
+            overrides = {"DATASET.ROOT": str(data), "MODEL.BACKBONE.WEIGHTS": str(weights),
                          "TRAINER.NAME": trainer, "DATASET.NUM_SHOTS": args.shots, "DEVICE": args.device,
                          "OUTPUT_DIR": str(work / "runs" / trainer), "CACHE_DIR": str(work / "cache")}
             cfg = build_cfg([str(ROOT / "configs/trainers/SHIP/vit_b16.yaml")], overrides, args.opts)

@@ -67,11 +67,20 @@ def test_config_file_and_overrides(tmp_path, folder, tiny_clip_path, capsys):
 
 
 @pytest.mark.parametrize("case", ["missing data", "unknown backbone", "missing weights", "corrupt weights",
-                                  "config typo", "bad value", "no label-only classes", "bad shots", "no data"])
+                                  "config typo", "bad value", "no label-only classes", "bad shots", "no data",
+                                  "missing DATA root", "unknown dataset", "missing split file", "bad subset",
+                                  "eval-only without model", "missing checkpoint"])
 def test_bad_input_is_one_error_line(tmp_path, folder, tiny_clip_path, capsys, case):
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(tiny_clip_path.read_bytes()[:1000])
-    base = ["--output-dir", tmp_path / "r", "--cache-dir", tmp_path / "cache"]
+    (tmp_path / "DATA" / "eurosat" / "2750" / "Forest").mkdir(parents=True)  # a dataset folder without its split file
+    out = tmp_path / "r"
+    (out / "prompt_learner").mkdir(parents=True)  # finished work of an earlier run must survive the failure
+    finished = {out / "results.json": '{"base": 1}', out / "prompt_learner" / "model.pth.tar-200": "weights"}
+    for path, text in finished.items():
+        path.write_text(text)
+    base = ["--output-dir", out, "--cache-dir", tmp_path / "cache"]
+    catalog = ["--weights", tiny_clip_path, "--root"]
     argv, expected = {
         "missing data": (["--data-dir", tmp_path / "nope", "--weights", tiny_clip_path], "dataset folder not found"),
         "unknown backbone": (["--data-dir", folder, "--backbone", "ViT-Z/9"], "unknown backbone 'ViT-Z/9'"),
@@ -82,11 +91,20 @@ def test_bad_input_is_one_error_line(tmp_path, folder, tiny_clip_path, capsys, c
         "no label-only classes": (["--data-dir", folder, "--weights", tiny_clip_path, "--num-base", 5], "label-only"),
         "bad shots": (["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 0], "shots must be a positive"),
         "no data": ([], "no data given"),
+        "missing DATA root": (["--dataset", "eurosat", *catalog, tmp_path / "nowhere"], "DATA root not found"),
+        "unknown dataset": (["--dataset", "eurosatt", *catalog, tmp_path / "DATA"], "unknown dataset 'eurosatt'"),
+        "missing split file": (["--dataset", "eurosat", *catalog, tmp_path / "DATA"], "EuroSAT split file not found"),
+        "bad subset": (["--data-dir", folder, "--weights", tiny_clip_path, "DATASET.SUBSAMPLE_CLASSES", "novel"],
+                       "unknown DATASET.SUBSAMPLE_CLASSES 'novel'"),
+        "eval-only without model": (["--data-dir", folder, "--eval-only"], "--eval-only needs --model-dir"),
+        "missing checkpoint": (["--data-dir", folder, "--weights", tiny_clip_path, "--eval-only", "--model-dir",
+                                tmp_path / "none", *FAST], "checkpoint not found"),
     }[case]
     code, out, err = run(base + argv, capsys)
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("error: ") and expected in err, err
     assert "Traceback" not in out + err
+    assert all(path.read_text() == text for path, text in finished.items())
 
 
 def test_module_entry_point_runs_as_a_subprocess(tmp_path):

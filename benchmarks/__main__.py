@@ -1,0 +1,32 @@
+"""Every benchmark, one after another: ``python -m benchmarks [--quick]``.
+
+Full sizes (ViT-B/16, 100 classes, the paper's schedule) are meant for a GPU; ``--quick`` uses sizes
+a 2-core CPU finishes in minutes (the text tower and generator at ViT-B/16 size, the whole runs
+with 8 classes and short schedules). Each benchmark prints one JSON line per measurement.
+"""
+from __future__ import annotations
+
+import sys
+
+from . import base2new_pipeline, generator, text_encoder, vs_coop_image_loop
+
+QUICK = [
+    (text_encoder, ["--batch", "64", "--repeats", "2"]),
+    (generator, ["--batch", "64", "--repeats", "2"]),
+    (base2new_pipeline, ["--classes", "8", "--shots", "4", "--test-per-class", "4", "--trainers", "SHIP_CoOp,SHIP_TipAdapter",
+                         "TRAINER.SHIP.GEN_EPOCHS", "5", "TRAINER.SHIP.COOP_EPOCHS", "5", "TRAINER.SHIP.AUG_PASSES", "2",
+                         "DATALOADER.NUM_WORKERS", "2"]),
+    (vs_coop_image_loop, ["--classes", "8", "--shots", "4", "--test-per-class", "4", "--epochs", "5", "--workers", "2",
+                          "TRAINER.SHIP.GEN_EPOCHS", "5", "TRAINER.SHIP.AUG_PASSES", "2"]),
+]
+FULL = [(text_encoder, []), (generator, []), (base2new_pipeline, ["--trainers", "SHIP_CoOp,CoOp,SHIP_TipAdapter,TipAdapter"]),
+        (vs_coop_image_loop, [])]
+
+
+def main(argv: list[str]) -> None:
+    for module, args in QUICK if "--quick" in argv else FULL:
+        module.main(args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
