@@ -10,7 +10,7 @@ import logging
 import sys
 
 from trainers.ship.config import set_key, ship_trainer_defaults
-from trainers.ship.errors import ShipError
+from trainers.ship.errors import report_errors
 
 DASSL_MISSING = (
     "error: this entry point needs Dassl, which is not installed: "
@@ -72,17 +72,15 @@ def main(args) -> int:
     logging.disable(logging.NOTSET)  # a dependency of dassl disables every log record up to WARNING
     ship_log.addHandler(logging.StreamHandler(sys.stdout))
     print(f"** Config **\n{cfg}")
-    try:
+    def run() -> None:
         trainer = build_trainer(cfg)
         if args.eval_only:
             trainer.load_model(args.model_dir, epoch=args.load_epoch)
             trainer.test()
         elif not args.no_train:
             trainer.train()
-    except ShipError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+    return report_errors(run)
 
 
 def parse_args(argv=None):

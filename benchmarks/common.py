@@ -1,12 +1,15 @@
 """Random-weight CLIP models of the published sizes (timing needs no trained weights)."""
 from __future__ import annotations
 
+import argparse
 import math
+import tempfile
 from pathlib import Path
 
 import torch
 
-from trainers.ship.clip_loader import CLIP
+from trainers.ship.clip_loader import CLIP, LoadedClip, load_clip
+from trainers.ship.runtime import resolve_device
 
 ARCHS = {
     # name: CLIP(...) arguments of OpenAI's checkpoints
@@ -66,3 +69,17 @@ def text_tower_flops(width: int, layers: int, tokens: int, backward: bool) -> fl
     """
     forward = tokens * layers * 24 * width**2
     return forward * (2 if backward else 1)
+
+
+def tower_benchmark_setup(argv) -> tuple[argparse.Namespace, torch.device, LoadedClip]:
+    """The options of the text-tower benchmarks (--arch --batch --repeats --device) and a random CLIP."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--arch", default="ViT-B/16", choices=sorted(ARCHS))
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--device", default="auto")
+    args = p.parse_args(argv)
+    device = resolve_device(args.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        clip_model = load_clip(weights=str(save_random_clip(args.arch, f"{tmp}/clip.pt")), device=device)
+    return args, device, clip_model

@@ -6,20 +6,17 @@ Random-weight CLIP of the named size; 50 Caltech-like class names; prints one JS
 """
 from __future__ import annotations
 
-import argparse
 import json
-import tempfile
 
 import torch
 import torch.nn.functional as F
 
-from trainers.ship.clip_loader import load_clip
 from trainers.ship.generator import ShipGenerator
-from trainers.ship.runtime import autocast, resolve_device
+from trainers.ship.runtime import autocast
 from trainers.ship.synthesis import synthesize_per_class
 from trainers.ship.text_encoder import TextEncoder
 
-from .common import device_name, matmul_peak_gflops, save_random_clip, text_tower_flops, timed
+from .common import device_name, matmul_peak_gflops, text_tower_flops, timed, tower_benchmark_setup
 
 NAMES = ("accordion airplane anchor ant barrel bass beaver binocular bonsai brain brontosaurus buddha butterfly camera "
          "cannon car side ceiling fan cellphone chair chandelier cougar body crab crayfish crocodile cup dalmatian "
@@ -28,15 +25,7 @@ NAMES = ("accordion airplane anchor ant barrel bass beaver binocular bonsai brai
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser()
-    p.add_argument("--arch", default="ViT-B/16")
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--device", default="auto")
-    args = p.parse_args(argv)
-    device = resolve_device(args.device)
-    with tempfile.TemporaryDirectory() as tmp:
-        clip_model = load_clip(weights=str(save_random_clip(args.arch, f"{tmp}/clip.pt")), device=device)
+    args, device, clip_model = tower_benchmark_setup(argv)
     encoder = TextEncoder(clip_model.model)
     torch.manual_seed(0)
     generator = ShipGenerator(encoder)

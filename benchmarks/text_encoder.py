@@ -6,32 +6,21 @@ Prints one JSON line: both speeds, the speed-up, and the largest difference of t
 """
 from __future__ import annotations
 
-import argparse
 import json
-import tempfile
 
 import torch
 
-from trainers.ship.clip_loader import load_clip
-from trainers.ship.runtime import autocast, resolve_device
+from trainers.ship.runtime import autocast
 from trainers.ship.text_encoder import ClassPrompts, TextEncoder
 
-from .common import device_name, matmul_peak_gflops, save_random_clip, text_tower_flops, timed
+from .common import device_name, matmul_peak_gflops, text_tower_flops, timed, tower_benchmark_setup
 
 NAMES = ["golden retriever", "aircraft carrier", "joshua tree", "motorbike", "sunflower", "pizza", "tabby cat",
          "playing guitar"]
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser()
-    p.add_argument("--arch", default="ViT-B/16")
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--device", default="auto")
-    args = p.parse_args(argv)
-    device = resolve_device(args.device)
-    with tempfile.TemporaryDirectory() as tmp:
-        clip_model = load_clip(weights=str(save_random_clip(args.arch, f"{tmp}/clip.pt")), device=device)
+    args, device, clip_model = tower_benchmark_setup(argv)
     encoder = TextEncoder(clip_model.model)
     prompts = ClassPrompts(encoder, NAMES, n_ctx=4)
     labels = torch.arange(args.batch, device=device) % len(NAMES)

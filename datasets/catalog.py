@@ -142,12 +142,6 @@ ALIASES = {  # CoOp's config-file names
 }
 
 
-def dataset_templates(name: str) -> list[str]:
-    """Zero-shot templates of a catalog dataset; CLIP's plain "a photo of a {}." for any other name."""
-    spec = SPECS.get(ALIASES.get(name, name))
-    return list(spec.templates) if spec else ["a photo of a {}."]
-
-
 def available_datasets() -> list[str]:
     return list(SPECS)
 

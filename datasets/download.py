@@ -20,7 +20,7 @@ import urllib.error
 from pathlib import Path
 from typing import Callable
 
-from trainers.ship.errors import ShipError
+from trainers.ship.errors import ShipError, report_errors
 from trainers.ship.runtime import atomic_write_json
 
 from .catalog import DATASETS_DOC, DatasetSpec, dataset_spec
@@ -164,12 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", required=True, help="the DATA root")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    try:
-        download(args.dataset, args.root)
-    except ShipError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return report_errors(lambda: download(args.dataset, args.root))
 
 
 if __name__ == "__main__":

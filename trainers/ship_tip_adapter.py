@@ -24,15 +24,16 @@ class SHIP_TipAdapter(FeatureTrainerX):
         self.setup_clip_and_features()
         self.max_epoch = 0  # no epoch loop: see before_train
         self.adapter = TipAdapter(torch.empty(0), torch.empty(0))
-        templates = list(self.cfg.DATASET.TEMPLATES) or self.dm.dataset.templates
-        self.zero_shot = zero_shot_weights(self.text_encoder, self.classnames, templates)
+        self.templates = list(self.cfg.DATASET.TEMPLATES) or self.dm.dataset.templates
+        self.zero_shot = zero_shot_weights(self.text_encoder, self.classnames, self.templates)
 
     def before_train(self):
         super().before_train()
         cfg, s = self.cfg, self.cfg.TRAINER.SHIP
         val = self.features(self.dm.dataset.val or [], "val")
         self.adapter, _ = fit_tip_adapter(cfg, bool(self.label_only), self.text_encoder, self.clip, self.train_features,
-                                          val, self.classnames, self.label_only, cfg.DATASET.NAME, Path(self.output_dir))
+                                          val, self.classnames, self.label_only, self.templates, cfg.DATASET.NAME,
+                                          Path(self.output_dir))
         epochs = s.TIP_EPOCHS if s.TIP_FINETUNE else 0
         path = Path(self.output_dir) / "tip_adapter" / f"model.pth.tar-{epochs}"
         atomic_save({"state_dict": self.adapter.state_dict(), "epoch": epochs}, path)

@@ -12,7 +12,7 @@ import sys
 
 from .base2new import TRAINERS, run_base2new
 from .config import build_cfg
-from .errors import ShipError
+from .errors import ShipError, report_errors
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,7 +52,8 @@ ARG_TO_KEY = {
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     overrides = {key: getattr(args, arg) for arg, key in ARG_TO_KEY.items() if getattr(args, arg) is not None}
-    try:
+
+    def run() -> None:
         cfg = build_cfg(args.config_file, overrides, args.opts)
         if not cfg.DATASET.ROOT:
             raise ShipError("no data given: pass --root DATA (with --dataset NAME) or --data-dir DIR (a folder of class sub-folders)")
@@ -63,10 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.eval_only and not args.model_dir:
             raise ShipError("--eval-only needs --model-dir (the folder of a finished training run)")
         run_base2new(cfg, model_dir=args.model_dir if args.eval_only else None, load_epoch=args.load_epoch)
-    except ShipError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+    return report_errors(run)
 
 
 if __name__ == "__main__":

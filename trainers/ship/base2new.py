@@ -1,4 +1,4 @@
-"""Base-to-new generalisation on cached features: ZeroshotCLIP, CoOp and SHIP_CoOp.
+"""Base-to-new generalisation on cached features: ZeroshotCLIP, CoOp, SHIP_CoOp, TipAdapter, SHIP_TipAdapter.
 
 Few-shot images of the base classes train the method; base test images are
 scored among the base classes, new test images among the new classes, and
@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 from yacs.config import CfgNode
 
-from datasets.catalog import dataset_templates, load_dataset
+from datasets.catalog import load_dataset
 from datasets.image_folder import read_image_folder
 from datasets.splits import DatasetSplits, base_new_split, few_shot_splits
 
@@ -222,15 +222,17 @@ def _class_features(learner: PromptLearner, data: Base2NewFeatures) -> tuple[tor
 
 def fit_tip_adapter(cfg: CfgNode, synthesize: bool, text_encoder: TextEncoder, clip_model: LoadedClip,
                     train: FeatureSet, val: FeatureSet | None, base_names: list[str], new_names: list[str],
-                    dataset_name: str, out: Path) -> tuple[TipAdapter, torch.Tensor]:
+                    templates: list[str], dataset_name: str, out: Path) -> tuple[TipAdapter, torch.Tensor]:
     """Tip-Adapter(-F) over base + label-only classes, and the zero-shot weights of those classes.
+
+    ``dataset_name`` picks Tip-Adapter's per-dataset search range and initial α.
 
     With ``synthesize`` (SHIP) the label-only classes get synthetic keys; otherwise they have none,
     and the adapter scores them as zero-shot CLIP does. α and β are searched on ``val`` (base classes).
     """
     s = cfg.TRAINER.SHIP
     n_base, names = len(base_names), base_names + new_names
-    zero_shot = zero_shot_weights(text_encoder, names, list(cfg.DATASET.TEMPLATES) or dataset_templates(dataset_name))
+    zero_shot = zero_shot_weights(text_encoder, names, templates)
     scale = text_encoder.logit_scale
     synthetic = None
     if synthesize and new_names:
@@ -264,7 +266,7 @@ def _tip_adapter_scorers(cfg, trainer, text_encoder, data, clip_model, out, mode
         synthesize = trainer == "SHIP_TipAdapter" and s.SYNTHESIZE
         fit = lambda: adapter.load_state_dict(fit_tip_adapter(  # noqa: E731
             cfg, synthesize, text_encoder, clip_model, data.train, data.val, data.base_names, data.new_names,
-            data.dataset, out)[0].state_dict())
+            _templates(cfg, data), data.dataset, out)[0].state_dict())
         trained_or_loaded(adapter, out / "tip_adapter" / f"model.pth.tar-{epochs}", _fingerprint(cfg, clip_model, trainer),
                           epochs, fit)
     templates = _templates(cfg, data)
