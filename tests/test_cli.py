@@ -138,6 +138,7 @@ def test_eval_only_reads_the_trained_run(tmp_path, folder, tiny_clip_path, train
                                    *FAST, "DATASET.SUBSAMPLE_CLASSES", "new"], capsys)
     assert code == 0, err
     assert "Loaded" in out and "generator epoch" not in out and "Evaluate on the base" not in out
+    assert "train features" not in out  # evaluation reads no training images
     results = json.loads((tmp_path / "test" / "results.json").read_text())
     assert "new" in results and "base" not in results and "hm" not in results
     full = run(common + ["--output-dir", tmp_path / "both", "--eval-only", "--model-dir", tmp_path / "train", *FAST], capsys)

@@ -43,7 +43,7 @@ class Base2NewFeatures:
 
     base_names: list[str]
     new_names: list[str]
-    train: FeatureSet  # few-shot base images, K augmented passes
+    train: FeatureSet | None  # few-shot base images, K augmented passes (None when only evaluating)
     test_base: FeatureSet
     test_new: FeatureSet
     templates: list[str]  # the dataset's zero-shot prompts
@@ -64,24 +64,26 @@ def load_fewshot_dataset(cfg: CfgNode) -> DatasetSplits:
 
 
 def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedClip, device: torch.device,
-                     with_val: bool = False) -> Base2NewFeatures:
-    """The base/new split and cached features of the few-shot base images, of the test images and,
-    ``with_val``, of the validation images of the base classes."""
+                     with_train: bool = True, with_val: bool = False) -> Base2NewFeatures:
+    """The base/new split and cached features of the test images, of the few-shot base images
+    (``with_train``; evaluation alone needs none) and of the base validation images (``with_val``)."""
     base, new = base_new_split(dataset.num_classes, cfg.DATASET.NUM_BASE)
     num_base = len(base)
     train_items = [i for i in dataset.train if i.label < num_base]
     cache = FeatureCache(cfg.CACHE_DIR)
     common = dict(dataset=dataset.name, batch_size=cfg.DATALOADER.BATCH_SIZE, num_workers=cfg.DATALOADER.NUM_WORKERS)
-    train = cache.get_or_extract(
-        clip_model, [i.path for i in train_items], [i.label for i in train_items], device,
-        split="train", shots=cfg.DATASET.NUM_SHOTS, seed=cfg.SEED, passes=cfg.TRAINER.SHIP.AUG_PASSES,
-        augment=True, aug_scale=tuple(cfg.TRAINER.SHIP.AUG_SCALE), **common,
-    )
+    train = None
+    if with_train:
+        train = cache.get_or_extract(
+            clip_model, [i.path for i in train_items], [i.label for i in train_items], device,
+            split="train", shots=cfg.DATASET.NUM_SHOTS, seed=cfg.SEED, passes=cfg.TRAINER.SHIP.AUG_PASSES,
+            augment=True, aug_scale=tuple(cfg.TRAINER.SHIP.AUG_SCALE), **common,
+        )
     test = cache.get_or_extract(
         clip_model, [i.path for i in dataset.test], [i.label for i in dataset.test], device, split="test", **common
     )
     val = None
-    if with_val:
+    if with_val and with_train:
         val_items = [i for i in dataset.val if i.label < num_base]
         val = cache.get_or_extract(clip_model, [i.path for i in val_items], [i.label for i in val_items], device,
                                    split="val", shots=cfg.DATASET.NUM_SHOTS, seed=cfg.SEED, **common)
@@ -311,10 +313,12 @@ def run_base2new(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: 
     clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.WEIGHTS or None, device, cfg.MODEL.BACKBONE.DOWNLOAD_ROOT)
     logger.info(f"Loaded CLIP {clip_model.name} on {device}; dataset {dataset.name}: {dataset.num_classes} classes")
     meter.done("load")
-    data = prepare_features(cfg, dataset, clip_model, device, with_val=trainer in ("TipAdapter", "SHIP_TipAdapter"))
+    data = prepare_features(cfg, dataset, clip_model, device, with_train=model_dir is None,
+                            with_val=trainer in ("TipAdapter", "SHIP_TipAdapter"))
     meter.done("features")
     logger.info(f"base classes: {len(data.base_names)}, new classes: {len(data.new_names)}, "
-                f"train images: {len(data.train)}, test base: {len(data.test_base)}, test new: {len(data.test_new)}")
+                f"train images: {len(data.train) if data.train else 0}, test base: {len(data.test_base)}, "
+                f"test new: {len(data.test_new)}")
 
     text_encoder = TextEncoder(clip_model.model)
     seed_everything(cfg.SEED)  # the training draws do not depend on whether features came from the cache
