@@ -143,3 +143,16 @@ def test_eval_only_reads_the_trained_run(tmp_path, folder, tiny_clip_path, train
     assert "new" in results and "base" not in results and "hm" not in results
     full = run(common + ["--output-dir", tmp_path / "both", "--eval-only", "--model-dir", tmp_path / "train", *FAST], capsys)
     assert full[0] == 0 and json.loads((tmp_path / "both" / "results.json").read_text())["new"] == results["new"]
+
+
+@pytest.mark.parametrize("trainer", ["SHIP_CoOp", "SHIP_TipAdapter"])
+def test_gzsl_evaluation(tmp_path, folder, tiny_clip_path, trainer, capsys):
+    code, out, err = run(["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 2, "--trainer", trainer,
+                          "--output-dir", tmp_path / "g", "--cache-dir", tmp_path / "cache", *FAST,
+                          "DATASET.SUBSAMPLE_CLASSES", "gzsl"], capsys)
+    assert code == 0, err
+    results = json.loads((tmp_path / "g" / "results.json").read_text())
+    assert "base" not in results and all(0 <= results[k] <= 100 for k in ("seen", "unseen", "hm"))
+    assert results["hm"] == pytest.approx(2 * results["seen"] * results["unseen"] / max(results["seen"] + results["unseen"], 1e-9))
+    log = (tmp_path / "g" / "log.txt").read_text()
+    assert "3 seen + 2 unseen classes in one label space" in log and "* total: 10" in log and "* unseen:" in log

@@ -29,3 +29,16 @@ def test_dassl_format_lines():
     logger.addHandler(handler)
     log_report(logger, {"total": 1549, "correct": 1234, "accuracy": 79.664, "error": 20.336, "macro_f1": 78.5})
     assert "* accuracy: 79.66%" in handler.messages and "* total: 1,549" in handler.messages
+
+
+def test_gzsl_by_hand():
+    """2 seen classes (0, 1), 2 unseen (2, 3), one joint label space."""
+    from trainers.ship.metrics import gzsl_report
+
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 2, 2, 2, 3])
+    pred = torch.tensor([0, 0, 0, 2, 1, 0, 2, 1, 3, 3])
+    r = gzsl_report(pred, labels, num_seen=2, num_classes=4)
+    # seen: class 0 3/4, class 1 1/2 -> 62.5; unseen: class 2 1/3, class 3 1/1 -> 66.67
+    assert r["seen"] == pytest.approx(62.5) and r["unseen"] == pytest.approx(200 / 3)
+    assert r["hm"] == pytest.approx(2 * 62.5 * (200 / 3) / (62.5 + 200 / 3))
+    assert r["total"] == 10

@@ -26,7 +26,7 @@ from .clip_loader import LoadedClip, load_clip
 from .errors import ShipError
 from .features import FeatureCache, FeatureSet
 from .generator import ShipGenerator
-from .metrics import classification_report, harmonic_mean, log_report
+from .metrics import classification_report, gzsl_report, harmonic_mean, log_report
 from .runtime import StageMeter, atomic_save, atomic_write_json, resolve_device, seed_everything, setup_logger
 from .synthesis import SyntheticStream, synthesize_per_class
 from .tip_adapter import INIT_ALPHA, SEARCH_SCALE, TipAdapter, finetune_keys, search_alpha_beta
@@ -173,14 +173,16 @@ def load_finished(module, checkpoint: Path) -> None:
 def build_scorers(
     cfg: CfgNode, trainer: str, text_encoder: TextEncoder, data: Base2NewFeatures, clip_model: LoadedClip, out: Path,
     model_dir: Path | None = None, load_epoch: int | None = None,
-) -> tuple[Scorer, Scorer]:
+) -> dict[str, Scorer]:
     """Train ``trainer`` on the base classes, or load it from ``model_dir`` (evaluation only);
-    return the scorers of the base and of the new classes."""
+    return its scorers over the base classes, the new classes, and both ("joint", GZSL)."""
     if trainer in ("TipAdapter", "SHIP_TipAdapter"):
         return _tip_adapter_scorers(cfg, trainer, text_encoder, data, clip_model, out, model_dir, load_epoch)
     weights_base, weights_new = _class_weights(cfg, trainer, text_encoder, data, clip_model, out, model_dir, load_epoch)
+    weights_joint = torch.cat([weights_base, weights_new])
     scale = text_encoder.logit_scale
-    return (lambda f: cosine_logits(f, weights_base, scale)), (lambda f: cosine_logits(f, weights_new, scale))
+    return {"base": lambda f: cosine_logits(f, weights_base, scale), "new": lambda f: cosine_logits(f, weights_new, scale),
+            "joint": lambda f: cosine_logits(f, weights_joint, scale)}
 
 
 def _templates(cfg: CfgNode, data: Base2NewFeatures) -> list[str]:
@@ -278,7 +280,22 @@ def _tip_adapter_scorers(cfg, trainer, text_encoder, data, clip_model, out, mode
         zero_shot, columns = zero_shot_weights(text_encoder, names, templates), adapter.columns(names)
         return lambda f: adapter.logits(f, zero_shot, scale, columns)
 
-    return scorer(data.base_names), scorer(data.new_names)
+    return {"base": scorer(data.base_names), "new": scorer(data.new_names), "joint": scorer(data.base_names + data.new_names)}
+
+
+def evaluate_gzsl(data: Base2NewFeatures, joint: Scorer, device: torch.device) -> dict[str, float]:
+    """Generalized zero-shot: every test image against base + new classes; seen / unseen / H (per-class means)."""
+    n_base, n_all = len(data.base_names), len(data.base_names) + len(data.new_names)
+    features = torch.cat([data.test_base.features[0], data.test_new.features[0]])
+    labels = torch.cat([data.test_base.labels, data.test_new.labels + n_base])
+    logger.info(f"Evaluate GZSL: {len(labels)} test images, {n_base} seen + {n_all - n_base} unseen classes in one label space")
+    with torch.no_grad():
+        pred = joint(features.to(device)).argmax(-1)
+    log_report(logger, classification_report(pred, labels, n_all))
+    report = gzsl_report(pred, labels, n_base, n_all)
+    for key in ("seen", "unseen", "hm"):
+        logger.info(f"* {key}: {report[key]:.2f}%")
+    return {k: report[k] for k in ("seen", "unseen", "hm")}
 
 
 def evaluate(test: FeatureSet, scorer: Scorer, device: torch.device) -> dict[str, float]:
@@ -299,9 +316,9 @@ def run_base2new(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: 
         raise ShipError(f"unknown trainer {trainer!r}; expected one of {', '.join(TRAINERS)}")
     if cfg.SEED < 0:
         raise ShipError(f"seed must be a non-negative integer; got {cfg.SEED}")
-    subsets = {"all": ("base", "new"), "base": ("base",), "new": ("new",)}.get(cfg.DATASET.SUBSAMPLE_CLASSES)
+    subsets = {"all": ("base", "new"), "base": ("base",), "new": ("new",), "gzsl": ("gzsl",)}.get(cfg.DATASET.SUBSAMPLE_CLASSES)
     if subsets is None:
-        raise ShipError(f"unknown DATASET.SUBSAMPLE_CLASSES {cfg.DATASET.SUBSAMPLE_CLASSES!r}; expected all, base or new")
+        raise ShipError(f"unknown DATASET.SUBSAMPLE_CLASSES {cfg.DATASET.SUBSAMPLE_CLASSES!r}; expected all, base, new or gzsl")
     device = resolve_device(cfg.DEVICE)
     meter = StageMeter(device)
     out = Path(cfg.OUTPUT_DIR)
@@ -322,21 +339,22 @@ def run_base2new(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: 
 
     text_encoder = TextEncoder(clip_model.model)
     seed_everything(cfg.SEED)  # the training draws do not depend on whether features came from the cache
-    score_base, score_new = build_scorers(cfg, trainer, text_encoder, data, clip_model, out,
-                                          Path(model_dir) if model_dir else None, load_epoch)
+    scorers = build_scorers(cfg, trainer, text_encoder, data, clip_model, out, Path(model_dir) if model_dir else None,
+                            load_epoch)
     meter.done("train")
 
     reports = {}
-    for split, test, scorer, names in (("base", data.test_base, score_base, data.base_names),
-                                       ("new", data.test_new, score_new, data.new_names)):
+    for split, test, names in (("base", data.test_base, data.base_names), ("new", data.test_new, data.new_names)):
         if split in subsets:
             logger.info(f"Evaluate on the {split} classes ({len(names)} classes, test set)")
-            reports[split] = evaluate(test, scorer, device)
+            reports[split] = evaluate(test, scorers[split], device)
             log_report(logger, reports[split])
-    meter.done("evaluate")
     accuracy = {split: report["accuracy"] for split, report in reports.items()}
     if len(accuracy) == 2:
         accuracy["hm"] = harmonic_mean(accuracy["base"], accuracy["new"])
+    if "gzsl" in subsets:
+        accuracy = evaluate_gzsl(data, scorers["joint"], device)
+    meter.done("evaluate")
     logger.info("  ".join(f"{k} {v:.2f}" for k, v in accuracy.items()))
     results = {
         "protocol": "base2new", "trainer": trainer, "dataset": dataset.name, "backbone": clip_model.name,

@@ -75,7 +75,8 @@ def get_cfg_defaults() -> CN:
     cfg.DATASET.NUM_SHOTS = 16
     cfg.DATASET.NUM_BASE = 0  # 0: the first half of the labels (CoCoOp's rule)
     # Training always uses the base classes; this picks what is evaluated: "all" (base and new, and H),
-    # or "base" / "new" alone, as CoOp's train_base / test_new runs do.
+    # "base" / "new" alone (CoOp's train_base / test_new runs), or "gzsl" (one joint label space:
+    # seen / unseen / H as mean per-class accuracies).
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"
     cfg.DATASET.TEMPLATES = []  # zero-shot CLIP prompts; empty: the dataset's own ("a photo of a {}." for folders)
 

@@ -40,3 +40,22 @@ def log_report(logger: logging.Logger, report: dict[str, float]) -> None:
     logger.info(f"* accuracy: {report['accuracy']:.2f}%")
     logger.info(f"* error: {report['error']:.2f}%")
     logger.info(f"* macro_f1: {report['macro_f1']:.2f}%")
+
+
+def gzsl_report(pred: torch.Tensor, labels: torch.Tensor, num_seen: int, num_classes: int) -> dict[str, float]:
+    """Generalized zero-shot learning (Xian et al.): predictions over the joint label space of seen
+    (0..num_seen-1) and unseen classes; seen and unseen accuracy are each the mean per-class top-1
+    accuracy of their classes, H their harmonic mean (all in %)."""
+    pred, labels = pred.cpu(), labels.cpu()
+    hits = torch.zeros(num_classes).index_add_(0, labels, (pred == labels).float())
+    counts = torch.bincount(labels, minlength=num_classes).float()
+    present = counts > 0
+    per_class = hits / counts.clamp(min=1)
+
+    def mean_over(classes: torch.Tensor) -> float:
+        mask = present & classes
+        return 100.0 * float(per_class[mask].mean()) if mask.any() else 0.0
+
+    is_seen = torch.arange(num_classes) < num_seen
+    seen, unseen = mean_over(is_seen), mean_over(~is_seen)
+    return {"seen": seen, "unseen": unseen, "hm": harmonic_mean(seen, unseen), "total": len(labels)}
