@@ -6,6 +6,7 @@ training (and validation) subsets already drawn; ``available_datasets()`` lists 
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -101,6 +102,39 @@ def _read_imagenet_variant(spec: "DatasetSpec", folder: Path):
     return [], [], test
 
 
+def _cub_classname(folder: str) -> str:
+    """"001.Black_footed_Albatross" -> "Black footed Albatross"."""
+    return folder.split(".", 1)[-1].replace("_", " ")
+
+
+def _read_cub(spec: "DatasetSpec", folder: Path):
+    """CUB-200-2011 with Xian et al.'s proposed GZSL split: ``CUB_200_2011/images/<class folder>/*.jpg`` and
+    the split's class lists ``trainvalclasses.txt`` (150 seen) and ``testclasses.txt`` (50 unseen).
+
+    Seen classes come first (labels 0..149), so the base/new split is seen/unseen. Each seen class's
+    images are shuffled with seed 0: 20 % test (seen), and of the rest 10 % val, 90 % train. Every
+    unseen image is a test image. (The proposed split fixes its seen test images in ``att_splits.mat``;
+    this reader draws its own 20 %.)
+    """
+    image_dir = _require(folder / spec.image_dir, "CUB image folder")
+    seen, unseen = ([line.strip() for line in _require(folder / name, f"CUB class list {name}").read_text().splitlines()
+                     if line.strip()] for name in ("trainvalclasses.txt", "testclasses.txt"))
+    rng, train, val, test = random.Random(0), [], [], []
+    for label, class_folder in enumerate(seen + unseen):
+        files = sorted(str(f) for f in _require(image_dir / class_folder, "CUB class folder").iterdir() if f.suffix.lower() == ".jpg")
+        items = [Item(f, label, _cub_classname(class_folder)) for f in files]
+        if label >= len(seen):
+            test += items
+            continue
+        rng.shuffle(items)
+        n_test = round(0.2 * len(items))
+        n_val = round(0.1 * (len(items) - n_test))
+        test += items[:n_test]
+        val += items[n_test : n_test + n_val]
+        train += items[n_test + n_val :]
+    return train, val, test
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
@@ -110,6 +144,7 @@ class DatasetSpec:
     templates: tuple[str, ...]
     reader: Reader = _read_split_json
     test_only: bool = False  # domain-generalisation targets: no training images
+    seen_classes_first: bool = False  # GZSL splits: the classes with training images are the base (seen) ones
 
 
 def _spec(name, folder, image_dir, split_file, template, **kw):
@@ -133,12 +168,14 @@ SPECS = {s.name: s for s in [
     _spec("ImageNetSketch", "imagenet-sketch", "images", None, IMAGENET_TEMPLATES, reader=_read_imagenet_variant, test_only=True),
     _spec("ImageNetA", "imagenet-adversarial", "imagenet-a", None, IMAGENET_TEMPLATES, reader=_read_imagenet_variant, test_only=True),
     _spec("ImageNetR", "imagenet-rendition", "imagenet-r", None, IMAGENET_TEMPLATES, reader=_read_imagenet_variant, test_only=True),
+    _spec("CUB", "cub", "CUB_200_2011/images", None, "a photo of a {}, a type of bird.", reader=_read_cub, seen_classes_first=True),
 ]}
 ALIASES = {  # CoOp's config-file names
     "caltech101": "Caltech101", "oxford_pets": "OxfordPets", "stanford_cars": "StanfordCars",
     "oxford_flowers": "OxfordFlowers", "food101": "Food101", "fgvc_aircraft": "FGVCAircraft", "sun397": "SUN397",
     "dtd": "DescribableTextures", "eurosat": "EuroSAT", "ucf101": "UCF101", "imagenet": "ImageNet",
     "imagenetv2": "ImageNetV2", "imagenet_sketch": "ImageNetSketch", "imagenet_a": "ImageNetA", "imagenet_r": "ImageNetR",
+    "cub": "CUB",
 }
 
 
@@ -162,7 +199,8 @@ def load_dataset(name: str, root: str | Path, shots: int = 0, seed: int = 1) -> 
     folder = _require(root / spec.folder, f"{spec.name} folder")
     train, val, test = spec.reader(spec, folder)
     classnames = sorted({(i.label, i.classname) for i in train + val + test})
-    dataset = DatasetSplits(spec.name, [name for _, name in classnames], train, val, test, list(spec.templates))
+    num_base = len({i.label for i in train}) if spec.seen_classes_first else 0
+    dataset = DatasetSplits(spec.name, [name for _, name in classnames], train, val, test, list(spec.templates), num_base)
     if shots > 0 and not spec.test_only:
         dataset.train, dataset.val = few_shot_subsets(folder, train, val, shots, seed, sample_val=spec.name != "ImageNet")
     return dataset

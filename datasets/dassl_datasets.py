@@ -25,8 +25,8 @@ class CoOpDataset(DatasetBase):
     def __init__(self, cfg):
         full = load_dataset(self.spec_name, cfg.DATASET.ROOT, cfg.DATASET.NUM_SHOTS, cfg.SEED)
         subset = cfg.DATASET.SUBSAMPLE_CLASSES
-        part = subsample_classes(full, subset)
-        _, new = base_new_split(full.num_classes) if full.num_classes > 1 else ([], [])
+        part = subsample_classes(full, subset, full.num_base)
+        _, new = base_new_split(full.num_classes, full.num_base) if full.num_classes > 1 else ([], [])
         self.label_only_classnames = [full.classnames[c] for c in new] if subset == "base" else []
         self.templates = full.templates
         train = _datums(part.train) or _datums(part.test)  # test-only variants: Dassl insists on a train_x

@@ -29,6 +29,7 @@ class DatasetSplits:
     val: list[Item]
     test: list[Item]
     templates: list[str] = field(default_factory=lambda: ["a photo of a {}."])
+    num_base: int = 0  # the dataset's own number of base (seen) classes; 0: the first half
 
     @property
     def num_classes(self) -> int:

@@ -127,8 +127,24 @@ def test_imagenet_v2_and_sketch_layouts(tmp_path):
     assert load_dataset("ImageNetSketch", tmp_path).classnames == ["class 1", "class 2", "class 3"]
 
 
+def test_cub_proposed_split_layout(tmp_path):
+    base = tmp_path / "cub"
+    seen, unseen = ["001.Black_footed_Albatross", "002.Laysan_Albatross"], ["003.Sooty_Albatross"]
+    for c in seen + unseen:
+        for i in range(10):
+            image(base / "CUB_200_2011" / "images" / c / f"{c}_{i}.jpg")
+    (base / "trainvalclasses.txt").write_text("\n".join(seen) + "\n")
+    (base / "testclasses.txt").write_text("\n".join(unseen) + "\n")
+    ds = load_dataset("cub", tmp_path, shots=4, seed=1)
+    assert ds.classnames == ["Black footed Albatross", "Laysan Albatross", "Sooty Albatross"] and ds.num_base == 2
+    full = load_dataset("CUB", tmp_path)
+    assert (len(full.train), len(full.val), len(full.test)) == (14, 2, 14)  # per seen class 7 / 1 / 2; unseen all test
+    assert {i.label for i in full.train + full.val} == {0, 1} and sum(i.label == 2 for i in full.test) == 10
+    assert len(ds.train) == 8 and ds.templates == ["a photo of a {}, a type of bird."]
+
+
 def test_every_dataset_is_known():
-    assert len(available_datasets()) == 15
+    assert len(available_datasets()) == 16
     for alias in ("caltech101", "oxford_pets", "stanford_cars", "oxford_flowers", "food101", "fgvc_aircraft",
                   "sun397", "dtd", "eurosat", "ucf101", "imagenet"):
         with pytest.raises(ShipError, match="DATA root not found"):

@@ -39,7 +39,7 @@ def test_summary_means_stds_and_average(tmp_path, capsys):
     write_run(tmp_path, "b", "SHIP_CoOp", 1, 90.0, 50.0)
     assert summary_main([str(tmp_path), "--csv", str(tmp_path / "t.csv")]) == 0
     out = capsys.readouterr().out
-    assert "| a | SHIP_CoOp |  | 2 | 75.00 ± 5.00 | 65.00 ± 5.00 |" in out
+    assert "| base2new | a | SHIP_CoOp |  | 2 | 75.00 ± 5.00 | 65.00 ± 5.00 |" in out
     rows = {r["dataset"]: r for r in csv.DictReader(open(tmp_path / "t.csv"))}
     assert float(rows["a"]["hm"]) == pytest.approx((2 * 80 * 60 / 140 + 70.0) / 2)  # mean of per-seed H
     assert float(rows["average"]["base"]) == pytest.approx(82.5)  # mean of the dataset means
@@ -72,7 +72,25 @@ def test_summary_reads_coop_layout_logs(tmp_path, capsys):
     (orphan / "log.txt").write_text(DASSL_LOG.format(first=1, last=50))  # no test_new twin: left out
     assert summary_main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "| caltech101 | CoOp | vit_b16 | 2 | 97.00 ± 1.00 | 93.00 ± 1.00 |" in out and "dtd" not in out
+    assert "| base2new | caltech101 | CoOp | vit_b16 | 2 | 97.00 ± 1.00 | 93.00 ± 1.00 |" in out and "dtd" not in out
+
+
+def test_gzsl_script_on_a_cub_tree(tmp_path, tiny_clip_path):
+    """The paper's GZSL setting end to end: a CUB-200-2011 tree with the proposed split's class lists."""
+    cub = tmp_path / "DATA" / "cub"
+    seen, unseen = ["001.Black_footed_Albatross", "002.Laysan_Albatross", "003.Sooty_Albatross"], ["004.Groove_billed_Ani"]
+    write_image_folder(cub / "CUB_200_2011" / "images", seen + unseen, per_class=6)
+    (cub / "trainvalclasses.txt").write_text("\n".join(seen) + "\n")
+    (cub / "testclasses.txt").write_text("\n".join(unseen) + "\n")
+    env = {**os.environ, "DATA": str(tmp_path / "DATA"), "OUTPUT": str(tmp_path / "out"), "SHOTS": "2"}
+    fast = ["MODEL.BACKBONE.WEIGHTS", str(tiny_clip_path), "TRAINER.SHIP.GEN_EPOCHS", "2", "TRAINER.SHIP.COOP_EPOCHS", "2",
+            "TRAINER.SHIP.AUG_PASSES", "1", "DATALOADER.NUM_WORKERS", "0", "CACHE_DIR", str(tmp_path / "cache")]
+    proc = subprocess.run(["bash", "scripts/ship/gzsl.sh", "cub", "1", *fast], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((tmp_path / "out/gzsl/cub/shots_2/SHIP_CoOp/vit_b16/seed1/results.json").read_text())
+    assert (result["num_base"], result["num_new"]) == (3, 1) and {"seen", "unseen", "hm"} <= set(result)
+    assert "| gzsl | CUB | SHIP_CoOp |" in proc.stdout
 
 
 def test_summary_without_runs_is_an_error(tmp_path, capsys):
@@ -132,6 +150,6 @@ def test_folder_script_runs_three_trainers_then_skips(tmp_path, tiny_clip_path):
     runs = sorted((tmp_path / "out").rglob("results.json"))
     assert [p.relative_to(tmp_path / "out").parts[3] for p in runs] == ["CoOp", "SHIP_CoOp", "ZeroshotCLIP"]
     assert str(runs[0].parent).endswith("base2new/toy/shots_2/CoOp/vit_b16/seed1")
-    assert "| toy | SHIP_CoOp |  | 1 |" in first.stdout
+    assert "| base2new | toy | SHIP_CoOp |  | 1 |" in first.stdout
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and again.stdout.count("finished") == 3

@@ -67,7 +67,7 @@ def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedCli
                      with_train: bool = True, with_val: bool = False) -> Base2NewFeatures:
     """The base/new split and cached features of the test images, of the few-shot base images
     (``with_train``; evaluation alone needs none) and of the base validation images (``with_val``)."""
-    base, new = base_new_split(dataset.num_classes, cfg.DATASET.NUM_BASE)
+    base, new = base_new_split(dataset.num_classes, cfg.DATASET.NUM_BASE or dataset.num_base)
     num_base = len(base)
     train_items = [i for i in dataset.train if i.label < num_base]
     cache = FeatureCache(cfg.CACHE_DIR)
