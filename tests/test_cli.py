@@ -143,6 +143,9 @@ def test_eval_only_reads_the_trained_run(tmp_path, folder, tiny_clip_path, train
     assert "new" in results and "base" not in results and "hm" not in results
     full = run(common + ["--output-dir", tmp_path / "both", "--eval-only", "--model-dir", tmp_path / "train", *FAST], capsys)
     assert full[0] == 0 and json.loads((tmp_path / "both" / "results.json").read_text())["new"] == results["new"]
+    # another evaluation subset in the training folder reuses the trained stages
+    code, out, err = run(common + ["--output-dir", tmp_path / "train", *FAST, "DATASET.SUBSAMPLE_CLASSES", "gzsl"], capsys)
+    assert code == 0 and "Loaded finished stage" in out and "generator epoch" not in out, err
 
 
 @pytest.mark.parametrize("trainer", ["SHIP_CoOp", "SHIP_TipAdapter"])

@@ -68,6 +68,7 @@ def test_dassl_base_to_new_train_eval_and_resume(tmp_path, eurosat_root, tiny_cl
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(accuracies(test_dir / "log.txt")) == 1 and "model.pth.tar-3" in (test_dir / "log.txt").read_text()
     assert not (test_dir / "generator").exists()  # evaluation never trains the generator
+    assert "train features" not in (test_dir / "log.txt").read_text()  # nor reads training images
 
     # A finished run resumes at its last epoch: nothing is trained again.
     proc = train_py(common + ["--output-dir", train_dir] + fast + ["DATASET.SUBSAMPLE_CLASSES", "base"])

@@ -30,6 +30,10 @@ class FeatureTrainerX(TrainerX):
         # the label-only classes of a base run (datasets/dassl_datasets.py); none when not synthesising
         synthesize = cfg.TRAINER.SHIP.SYNTHESIZE
         self.label_only = list(getattr(self.dm.dataset, "label_only_classnames", [])) if synthesize else []
+        self.train_features = None  # extracted in before_train: an --eval-only run reads no training images
+
+    def before_train(self):
+        super().before_train()
         self.train_features = self.features(self.dm.dataset.train_x, "train", augment=True)
 
     def features(self, datums, split: str, augment: bool = False) -> FeatureSet:

@@ -30,14 +30,14 @@ class SHIP_CoOp(FeatureTrainerX):
         self.setup_clip_and_features()
         self.learner = PromptLearner(self.text_encoder, s.COOP_N_CTX, s.COOP_CTX_INIT)
         self.max_epoch = s.COOP_EPOCHS
-        steps = self.max_epoch * math.ceil(len(self.train_features) / s.COOP_BATCH_SIZE)
+        steps = self.max_epoch * math.ceil(len(self.dm.dataset.train_x) / s.COOP_BATCH_SIZE)
         optim, sched = build_prompt_optimizer(self.learner, steps, s.COOP_OPTIM, s.COOP_LR, s.COOP_MOMENTUM,
                                               s.COOP_WEIGHT_DECAY, s.COOP_EPS)
         self.register_model("prompt_learner", self.learner, optim, sched)
         self.synthetic = None
 
     def before_train(self):
-        super().before_train()  # resumes from OUTPUT_DIR through resume_model_if_exist below
+        super().before_train()  # resumes from OUTPUT_DIR (resume_model_if_exist below), extracts train features
         if self.label_only:  # the generator stage runs only when training, never for --eval-only
             self.synthetic = synthetic_stream(self.cfg, self.text_encoder, self.clip, self.train_features,
                                               self.classnames, self.label_only, Path(self.output_dir))

@@ -69,24 +69,21 @@ def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedCli
     (``with_train``; evaluation alone needs none) and of the base validation images (``with_val``)."""
     base, new = base_new_split(dataset.num_classes, cfg.DATASET.NUM_BASE or dataset.num_base)
     num_base = len(base)
-    train_items = [i for i in dataset.train if i.label < num_base]
     cache = FeatureCache(cfg.CACHE_DIR)
-    common = dict(dataset=dataset.name, batch_size=cfg.DATALOADER.BATCH_SIZE, num_workers=cfg.DATALOADER.NUM_WORKERS)
-    train = None
+
+    def extract(items, split: str, **kwargs) -> FeatureSet:
+        return cache.get_or_extract(clip_model, [i.path for i in items], [i.label for i in items], device,
+                                    dataset=dataset.name, split=split, batch_size=cfg.DATALOADER.BATCH_SIZE,
+                                    num_workers=cfg.DATALOADER.NUM_WORKERS, **kwargs)
+
+    train = val = None
     if with_train:
-        train = cache.get_or_extract(
-            clip_model, [i.path for i in train_items], [i.label for i in train_items], device,
-            split="train", shots=cfg.DATASET.NUM_SHOTS, seed=cfg.SEED, passes=cfg.TRAINER.SHIP.AUG_PASSES,
-            augment=True, aug_scale=tuple(cfg.TRAINER.SHIP.AUG_SCALE), **common,
-        )
-    test = cache.get_or_extract(
-        clip_model, [i.path for i in dataset.test], [i.label for i in dataset.test], device, split="test", **common
-    )
-    val = None
+        train = extract([i for i in dataset.train if i.label < num_base], "train", shots=cfg.DATASET.NUM_SHOTS,
+                        seed=cfg.SEED, passes=cfg.TRAINER.SHIP.AUG_PASSES, augment=True,
+                        aug_scale=tuple(cfg.TRAINER.SHIP.AUG_SCALE))
+    test = extract(dataset.test, "test")
     if with_val and with_train:
-        val_items = [i for i in dataset.val if i.label < num_base]
-        val = cache.get_or_extract(clip_model, [i.path for i in val_items], [i.label for i in val_items], device,
-                                   split="val", shots=cfg.DATASET.NUM_SHOTS, seed=cfg.SEED, **common)
+        val = extract([i for i in dataset.val if i.label < num_base], "val", shots=cfg.DATASET.NUM_SHOTS, seed=cfg.SEED)
     is_base = test.labels < num_base
     return Base2NewFeatures(
         base_names=[dataset.classnames[c] for c in base],
@@ -101,11 +98,10 @@ def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedCli
 
 
 def _fingerprint(cfg: CfgNode, clip_model: LoadedClip, stage: str) -> str:
-    """What a stage's checkpoint depends on: data, backbone, seed and hyper-parameters."""
-    relevant = {
-        "stage": stage, "clip": clip_model.identity, "seed": cfg.SEED, "dataset": cfg.DATASET,
-        "ship": cfg.TRAINER.SHIP,
-    }
+    """What a stage's checkpoint depends on: data, backbone, seed and hyper-parameters (not which
+    classes are evaluated: a base, new, all or gzsl evaluation reuses the same trained stages)."""
+    dataset = {k: v for k, v in cfg.DATASET.items() if k != "SUBSAMPLE_CLASSES"}
+    relevant = {"stage": stage, "clip": clip_model.identity, "seed": cfg.SEED, "dataset": dataset, "ship": cfg.TRAINER.SHIP}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -22,7 +22,7 @@ from .classifiers import cosine_logits
 from .errors import ShipError
 from .features import FeatureSet
 from .runtime import autocast
-from .training import epoch_batches
+from .training import check_finite, epoch_batches
 
 logger = logging.getLogger("ship")
 
@@ -60,7 +60,7 @@ class TipAdapter:
         return cls(keys, F.one_hot(labels, num_classes).float(), alpha, beta)
 
     def logits(self, features: torch.Tensor, zero_shot: torch.Tensor, logit_scale: float,
-               classes: slice = slice(None)) -> torch.Tensor:
+               classes: slice | list[int] = slice(None)) -> torch.Tensor:
         """Tip-Adapter logits over ``classes`` (zero-shot weights already restricted to them)."""
         values = self.values[:, classes].to(features.device)
         return tip_logits(features, zero_shot, self.keys.to(features.device), values, self.alpha, self.beta, logit_scale)
@@ -82,11 +82,16 @@ class TipAdapter:
         return [self.classnames.index(c) for c in classnames]
 
 
+def cache_votes(affinity: torch.Tensor, values: torch.Tensor, beta: float) -> torch.Tensor:
+    """The cache's votes exp(−β (1 − f Kᵀ)) V, from the affinities f Kᵀ."""
+    return torch.exp(-beta * (1 - affinity)) @ values.float()
+
+
 def tip_logits(features: torch.Tensor, zero_shot: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                alpha: float, beta: float, logit_scale: float) -> torch.Tensor:
     """Zero-shot logits plus α times the cache's affinity-weighted votes."""
     affinity = features.float() @ keys.float().t()
-    return cosine_logits(features, zero_shot, logit_scale) + alpha * torch.exp(-beta * (1 - affinity)) @ values.float()
+    return cosine_logits(features, zero_shot, logit_scale) + alpha * cache_votes(affinity, values, beta)
 
 
 def search_grid(scale: tuple[float, float], steps: tuple[int, int] = (200, 20)) -> tuple[list[float], list[float]]:
@@ -106,7 +111,7 @@ def search_alpha_beta(val: FeatureSet, zero_shot: torch.Tensor, keys: torch.Tens
     betas, alphas = search_grid(scale)
     best = (-1.0, 0.0, 0.0)
     for beta in betas:
-        votes = torch.exp(-beta * (1 - affinity)) @ values.float()
+        votes = cache_votes(affinity, values, beta)
         for alpha in alphas:
             acc = 100.0 * ((clip_logits + alpha * votes).argmax(-1) == labels).float().mean().item()
             if acc > best[0]:
@@ -139,6 +144,7 @@ def finetune_keys(adapter: TipAdapter, train: FeatureSet, zero_shot: torch.Tenso
         for x, y in epoch_batches(train, batch_size, device):
             with autocast(device):
                 loss = F.cross_entropy(tip_logits(x, zero_shot, keys, values, adapter.alpha, adapter.beta, logit_scale), y)
+            check_finite(loss, "Tip-Adapter-F", epoch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

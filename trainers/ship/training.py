@@ -29,7 +29,8 @@ def epoch_batches(train: FeatureSet, batch_size: int, device: torch.device) -> I
         yield train.features[chosen_pass[idx], idx].to(device, non_blocking=True), train.labels[idx].to(device)
 
 
-def _check_finite(loss: torch.Tensor, stage: str, epoch: int) -> None:
+def check_finite(loss: torch.Tensor, stage: str, epoch: int) -> None:
+    """Stop with a message naming the stage and epoch when a loss is NaN or infinite."""
     if not torch.isfinite(loss):
         raise ShipError(f"{stage} loss became {loss.item()} at epoch {epoch}; lower the learning rate or check the features")
 
@@ -57,7 +58,7 @@ def train_generator(
             with autocast(device):
                 rec, kl = generator(x, prompts, y)
             loss = rec + kl_weight * kl
-            _check_finite(loss, "generator", epoch)
+            check_finite(loss, "generator", epoch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -94,7 +95,7 @@ def prompt_learner_step(
         x, y = torch.cat([x, x_syn]), torch.cat([y, y_syn])
     with autocast(x.device):
         loss = F.cross_entropy(cosine_logits(x, learner(prompts), learner.text_encoder.logit_scale), y)
-    _check_finite(loss, "prompt learner", epoch)
+    check_finite(loss, "prompt learner", epoch)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
