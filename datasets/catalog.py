@@ -33,12 +33,17 @@ def _require(path: Path, what: str) -> Path:
     return path
 
 
+def generated_split_file(spec: "DatasetSpec") -> str:
+    """The split ``datasets.download`` writes when CoOp's split file is absent."""
+    return f"split_ship_{spec.name}.json"
+
+
 def _read_split_json(spec: "DatasetSpec", folder: Path):
     """Images listed by CoOp's ``split_zhou_*.json`` (else by a split that ``datasets.download`` generated),
     relative to ``spec.image_dir``."""
     _require(folder / spec.image_dir, f"{spec.name} image folder")
     split_file = folder / spec.split_file
-    generated = folder / f"split_ship_{spec.name}.json"
+    generated = folder / generated_split_file(spec)
     if not split_file.exists() and generated.exists():
         logger.info(f"{spec.name}: {split_file.name} is absent; using the generated {generated} "
                     f"(not CoOp's published split: results are not comparable with papers)")

@@ -23,7 +23,8 @@ from typing import Callable
 from trainers.ship.errors import ShipError, report_errors
 from trainers.ship.runtime import atomic_write_json
 
-from .catalog import DATASETS_DOC, DatasetSpec, dataset_spec
+from .catalog import DATASETS_DOC, dataset_spec, generated_split_file
+from .image_folder import split_class
 
 logger = logging.getLogger("ship")
 Split = dict[str, list[list]]  # CoOp's split format: {"train": [[relative path, label, class name], ...], ...}
@@ -36,17 +37,15 @@ def _move(source: Path, target: Path) -> None:
     shutil.move(str(source), str(target))
 
 
-def _folder_split(image_dir: Path, ignored=frozenset(), rename=None, p_train=0.5, p_val=0.2) -> Split:
-    """Each class folder's images shuffled with seed 0 and cut into train / val / test (CoOp's proportions)."""
+def _folder_split(image_dir: Path, ignored=frozenset(), rename=None) -> Split:
+    """Each class folder's images shuffled with seed 0 and cut as ``read_image_folder`` cuts them."""
     rng, split = random.Random(0), {"train": [], "val": [], "test": []}
     folders = sorted(d.name for d in image_dir.iterdir() if d.is_dir() and d.name not in ignored)
     for label, folder in enumerate(folders):
-        files = sorted(f.name for f in (image_dir / folder).iterdir() if not f.name.startswith("."))
-        rng.shuffle(files)
-        n_train, n_val = round(len(files) * p_train), round(len(files) * p_val)
+        files = sorted(f for f in (image_dir / folder).iterdir() if not f.name.startswith("."))
         name = (rename or {}).get(folder, folder.replace("_", " "))
-        for key, part in (("train", files[:n_train]), ("val", files[n_train : n_train + n_val]), ("test", files[n_train + n_val :])):
-            split[key] += [[f"{folder}/{f}", label, name] for f in part]
+        for key, part in zip(("train", "val", "test"), split_class(files, rng)):
+            split[key] += [[f"{folder}/{f.name}", label, name] for f in part]
     return split
 
 
@@ -124,10 +123,6 @@ ARRANGERS: dict[str, Callable[[Path, Path], Split | None]] = {
     "EuroSAT": _eurosat, "DescribableTextures": _dtd, "Caltech101": _caltech101, "Food101": _food101,
     "FGVCAircraft": _fgvc_aircraft, "OxfordPets": _oxford_pets, "OxfordFlowers": _flowers102,
 }
-
-
-def generated_split_file(spec: DatasetSpec) -> str:
-    return f"split_ship_{spec.name}.json"
 
 
 def download(name: str, root: str | Path) -> Path:

@@ -44,7 +44,8 @@ def _classnames_from(items: list[Item]) -> list[str]:
     return [names[label] for label in range(len(names))]
 
 
-def _split_class(files: list[Path], rng: random.Random) -> tuple[list[Path], list[Path], list[Path]]:
+def split_class(files: list[Path], rng: random.Random) -> tuple[list[Path], list[Path], list[Path]]:
+    """One class's images shuffled by ``rng`` and cut 50 / 20 / 30 % into train / val / test (CoOp's proportions)."""
     files = list(files)
     rng.shuffle(files)
     n_train = max(1, round(0.5 * len(files)))
@@ -76,6 +77,6 @@ def read_image_folder(root: str | Path, split_file: str | Path | None = None, na
         if not files:
             raise ShipError(f"class folder {class_dir} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
         classname = class_dir.name.replace("_", " ")
-        for part, paths in zip((train, val, test), _split_class(files, rng)):
+        for part, paths in zip((train, val, test), split_class(files, rng)):
             part.extend(Item(str(p), label, classname) for p in paths)
     return DatasetSplits(name, [d.name.replace("_", " ") for d in class_dirs], train, val, test)
