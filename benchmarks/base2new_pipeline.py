@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from trainers.ship.base2new import run_base2new
+from trainers.ship.pipeline import run
 from trainers.ship.config import build_cfg
 
 from .common import save_random_clip
@@ -57,7 +57,7 @@ def main(argv=None):
                          "TRAINER.NAME": trainer, "DATASET.NUM_SHOTS": args.shots, "DEVICE": args.device,
                          "OUTPUT_DIR": str(work / "runs" / trainer), "CACHE_DIR": str(work / "cache")}
             cfg = build_cfg([str(ROOT / "configs/trainers/SHIP/vit_b16.yaml")], overrides, args.opts)
-            result = run_base2new(cfg)
+            result = run(cfg)
             print(json.dumps({"benchmark": "base2new_pipeline", "trainer": trainer, "classes": args.classes,
                               "shots": args.shots, "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
                               "seconds": result["seconds"], "peak_memory_mib": result["peak_memory_mib"],

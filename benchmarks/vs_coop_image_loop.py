@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from datasets.image_folder import read_image_folder
 from datasets.splits import base_new_split, few_shot_splits
-from trainers.ship.base2new import run_base2new
+from trainers.ship.pipeline import run
 from trainers.ship.classifiers import PromptLearner, cosine_logits
 from trainers.ship.clip_loader import load_clip
 from trainers.ship.config import build_cfg
@@ -102,7 +102,7 @@ def main(argv=None):
             "DATASET.ROOT": str(data), "MODEL.BACKBONE.WEIGHTS": str(weights), "DATASET.NUM_SHOTS": args.shots,
             "TRAINER.SHIP.COOP_EPOCHS": args.epochs, "DEVICE": str(device), "OUTPUT_DIR": str(work / "ship"),
             "CACHE_DIR": str(work / "cache"), "DATALOADER.NUM_WORKERS": args.workers}, args.opts)
-        run_base2new(cfg)
+        run(cfg)
         synchronize(device)
         ship = time.perf_counter() - start
         coop = coop_image_loop(weights, data, args.shots, args.epochs, device, args.workers)

@@ -11,7 +11,7 @@ from trainers.ship.__main__ import main
 
 from .helpers import CALTECH, write_image_folder
 
-FAST = ["TRAINER.SHIP.GEN_EPOCHS", "3", "TRAINER.SHIP.COOP_EPOCHS", "3", "TRAINER.SHIP.AUG_PASSES", "2",
+FAST = ["TRAINER.SHIP.GEN_EPOCHS", "3", "TRAINER.SHIP.COOP_EPOCHS", "3", "TRAINER.SHIP.COCOOP_EPOCHS", "3", "TRAINER.SHIP.AUG_PASSES", "2",
         "DATALOADER.NUM_WORKERS", "0"]
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ def run(argv, capsys):
     return code, out, err
 
 
-@pytest.mark.parametrize("trainer", ["SHIP_CoOp", "CoOp", "ZeroshotCLIP", "SHIP_TipAdapter", "TipAdapter"])
+@pytest.mark.parametrize("trainer", ["SHIP_CoOp", "CoOp", "CoCoOp", "ZeroshotCLIP", "SHIP_TipAdapter", "TipAdapter"])
 def test_base2new_run_writes_dassl_log_and_results(tmp_path, folder, tiny_clip_path, trainer, capsys):
     out_dir = tmp_path / "run"
     argv = ["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 2, "--seed", 1, "--trainer", trainer,

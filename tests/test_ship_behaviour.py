@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainers.ship.base2new import Base2NewFeatures, evaluate, evaluate_gzsl
+from trainers.ship.pipeline import SplitFeatures, evaluate, evaluate_gzsl
 from trainers.ship.classifiers import cosine_logits
 from trainers.ship.tip_adapter import TipAdapter, search_alpha_beta
 from trainers.ship.classifiers import PromptLearner, zero_shot_weights
@@ -49,7 +49,7 @@ def run_world(text_encoder, seed):
     def gzsl(learner):
         with torch.no_grad():
             joint = learner(learner.class_prompts(world.base_names + world.new_names))
-        data = Base2NewFeatures(world.base_names, world.new_names, None, world.test_base, world.test_new, [])
+        data = SplitFeatures(world.base_names, world.new_names, None, world.test_base, world.test_new, [])
         return evaluate_gzsl(data, lambda f: cosine_logits(f, joint, scale), torch.device("cpu"))
 
     def tip_adapter(synthetic):

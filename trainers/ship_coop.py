@@ -15,7 +15,7 @@ import torch
 from dassl.engine import TRAINER_REGISTRY
 
 from trainers.dassl_feature_trainer import FeatureTrainerX
-from trainers.ship.base2new import synthetic_stream
+from trainers.ship.pipeline import synthetic_stream
 from trainers.ship.classifiers import PromptLearner, cosine_logits
 from trainers.ship.training import build_prompt_optimizer, epoch_batches, prompt_learner_step
 

@@ -12,7 +12,7 @@ import torch
 from dassl.engine import TRAINER_REGISTRY
 
 from trainers.dassl_feature_trainer import FeatureTrainerX
-from trainers.ship.base2new import fit_tip_adapter
+from trainers.ship.pipeline import fit_tip_adapter
 from trainers.ship.classifiers import zero_shot_weights
 from trainers.ship.runtime import atomic_save
 from trainers.ship.tip_adapter import TipAdapter

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .base2new import TRAINERS, run_base2new
+from .pipeline import TRAINERS, run as run_protocol
 from .config import build_cfg
 from .errors import ShipError, report_errors
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             download(cfg.DATASET.NAME, cfg.DATASET.ROOT)
         if args.eval_only and not args.model_dir:
             raise ShipError("--eval-only needs --model-dir (the folder of a finished training run)")
-        run_base2new(cfg, model_dir=args.model_dir if args.eval_only else None, load_epoch=args.load_epoch)
+        run_protocol(cfg, model_dir=args.model_dir if args.eval_only else None, load_epoch=args.load_epoch)
 
     return report_errors(run)
 

@@ -1,4 +1,5 @@
-"""Text-side classifiers over CLIP features: zero-shot templates and CoOp's learnable context."""
+"""Text-side classifiers over CLIP features: zero-shot templates, CoOp's learnable context and
+CoCoOp's context conditioned on the image feature."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -8,6 +9,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .text_encoder import ClassPrompts, TextEncoder, tokenize
+
+
+def normalised_name(name: str) -> str:
+    """How class names are matched across datasets: "Golden_Retriever" and "golden retriever" are one class."""
+    return " ".join(name.replace("_", " ").split()).lower()
 
 
 def zero_shot_weights(text_encoder: TextEncoder, classnames: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
@@ -39,6 +45,38 @@ class PromptLearner(nn.Module):
         """Normalised text features ``[C, D]`` of every class of ``prompts`` under the current context."""
         embeddings, eot = prompts.assemble(self.ctx)
         return F.normalize(self.text_encoder(embeddings, eot).float(), dim=-1)
+
+    def logits(self, prompts: ClassPrompts, features: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, C]`` of normalised image features over the classes of ``prompts``."""
+        return cosine_logits(features, self(prompts), self.text_encoder.logit_scale)
+
+
+class ConditionalPromptLearner(PromptLearner):
+    """CoCoOp: the context is shifted per image by a meta-net of its feature, ctx_m(x) = ctx_m + π(x).
+
+    π = Linear(D, D/16) → ReLU → Linear(D/16, W), one shift shared by the M context vectors; every
+    image therefore has its own text features for every class.
+    """
+
+    def __init__(self, text_encoder: TextEncoder, n_ctx: int = 4, ctx_init: str = "a photo of a",
+                 max_prompts: int = 8192):
+        super().__init__(text_encoder, n_ctx, ctx_init)
+        dim, width = text_encoder.embed_dim, text_encoder.width
+        self.meta_net = nn.Sequential(nn.Linear(dim, dim // 16), nn.ReLU(), nn.Linear(dim // 16, width))
+        self.meta_net.to(text_encoder.device)
+        self.max_prompts = max_prompts  # images x classes encoded at once: bounds the memory of a batch
+
+    def logits(self, prompts: ClassPrompts, features: torch.Tensor) -> torch.Tensor:
+        chunk = max(1, self.max_prompts // len(prompts))
+        return torch.cat([self._logits(prompts, part) for part in features.split(chunk)])
+
+    def _logits(self, prompts: ClassPrompts, features: torch.Tensor) -> torch.Tensor:
+        n_images, n_classes = len(features), len(prompts)
+        ctx = self.ctx.unsqueeze(0) + self.meta_net(features.to(self.ctx.dtype)).unsqueeze(1)  # [B, M, W]
+        labels = torch.arange(n_classes, device=ctx.device).repeat(n_images)  # image-major: (b, c) -> b·C + c
+        embeddings, eot = prompts.assemble(ctx.repeat_interleave(n_classes, 0), labels)
+        text = F.normalize(self.text_encoder(embeddings, eot).float(), dim=-1).view(n_images, n_classes, -1)
+        return self.text_encoder.logit_scale * torch.einsum("bd,bcd->bc", features.float(), text)
 
 
 def cosine_logits(features: torch.Tensor, class_weights: torch.Tensor, logit_scale: float) -> torch.Tensor:

@@ -43,6 +43,16 @@ def ship_trainer_defaults() -> CN:
     s.COOP_MOMENTUM = 0.0
     s.COOP_WEIGHT_DECAY = 0.0
     s.COOP_EPS = 1e-8  # AdamW epsilon; ImageNet: 1e-4
+    # CoCoOp baseline (meta-net on the image feature), CoCoOp's vit_b16_c4_ep10_batch1_ctxv1 recipe.
+    s.COCOOP_N_CTX = 4
+    s.COCOOP_CTX_INIT = "a photo of a"
+    s.COCOOP_EPOCHS = 10
+    s.COCOOP_LR = 2e-3
+    s.COCOOP_BATCH_SIZE = 1
+    s.COCOOP_MOMENTUM = 0.9  # Dassl's SGD defaults
+    s.COCOOP_WEIGHT_DECAY = 5e-4
+    s.COCOOP_WARMUP_EPOCHS = 1  # constant warm-up
+    s.COCOOP_WARMUP_LR = 1e-5
     # Tip-Adapter head (TipAdapter / SHIP_TipAdapter); alpha and beta are searched on the val split.
     s.TIP_SYN_PER_CLASS = 0  # synthetic cache keys per label-only class; 0: as many as the shots
     s.TIP_FINETUNE = False  # True: Tip-Adapter-F (the keys are fine-tuned)
@@ -78,6 +88,10 @@ def get_cfg_defaults() -> CN:
     # "base" / "new" alone (CoOp's train_base / test_new runs), or "gzsl" (one joint label space:
     # seen / unseen / H as mean per-class accuracies).
     cfg.DATASET.SUBSAMPLE_CLASSES = "all"
+    # Cross-dataset transfer: train on every class of NAME, with the class names of these datasets (catalog
+    # names, or .txt files of names) as the label-only classes SHIP synthesises; then evaluate the run on
+    # each of them. Empty: base-to-new. One list for all targets (one training run) or one target per run.
+    cfg.DATASET.LABEL_ONLY_FROM = []
     cfg.DATASET.TEMPLATES = []  # zero-shot CLIP prompts; empty: the dataset's own ("a photo of a {}." for folders)
 
     cfg.DATALOADER = CN()

@@ -18,8 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .classifiers import cosine_logits
-from .errors import ShipError
+from .classifiers import cosine_logits, normalised_name
 from .features import FeatureSet
 from .runtime import autocast
 from .training import check_finite, epoch_batches
@@ -61,8 +60,10 @@ class TipAdapter:
 
     def logits(self, features: torch.Tensor, zero_shot: torch.Tensor, logit_scale: float,
                classes: slice | list[int] = slice(None)) -> torch.Tensor:
-        """Tip-Adapter logits over ``classes`` (zero-shot weights already restricted to them)."""
-        values = self.values[:, classes].to(features.device)
+        """Tip-Adapter logits over ``classes`` (zero-shot weights already restricted to them); a column
+        index of -1 (see :meth:`columns`) gets no cache votes."""
+        values = self.values if isinstance(classes, slice) else F.pad(self.values, (0, 1))  # -1: a zero column
+        values = values[:, classes].to(features.device)
         return tip_logits(features, zero_shot, self.keys.to(features.device), values, self.alpha, self.beta, logit_scale)
 
     def state_dict(self) -> dict:
@@ -74,12 +75,14 @@ class TipAdapter:
         self.classnames = list(state["classnames"])
 
     def columns(self, classnames: list[str]) -> list[int]:
-        """The value columns of ``classnames`` (an evaluation run may see only some classes)."""
-        missing = [c for c in classnames if c not in self.classnames]
-        if missing:
-            raise ShipError(f"the Tip-Adapter cache has no column for classes {missing[:3]}; it was built for "
-                            f"{len(self.classnames)} classes ({self.classnames[:3]}...)")
-        return [self.classnames.index(c) for c in classnames]
+        """The value columns of ``classnames`` (an evaluation may see some or other classes); a class the
+        cache has no entry for gets -1, so it is scored as zero-shot CLIP scores it."""
+        index = {normalised_name(c): i for i, c in enumerate(self.classnames)}
+        columns = [index.get(normalised_name(c), -1) for c in classnames]
+        if -1 in columns:
+            logger.info(f"Tip-Adapter: {columns.count(-1)} of {len(classnames)} classes have no cache entries "
+                        f"(scored as zero-shot CLIP)")
+        return columns
 
 
 def cache_votes(affinity: torch.Tensor, values: torch.Tensor, beta: float) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Training loops on cached features: the SHIP generator and the CoOp prompt head."""
+"""Training loops on cached features: the SHIP generator and the CoOp / CoCoOp prompt heads."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .classifiers import PromptLearner, cosine_logits
+from .classifiers import PromptLearner
 from .errors import ShipError
 from .features import FeatureSet
 from .generator import ShipGenerator
@@ -89,12 +89,13 @@ def prompt_learner_step(
     synthetic: SyntheticStream | None = None,
     epoch: int = 0,
 ) -> float:
-    """One CoOp step on a batch of real features; with ``synthetic``, as many synthetic features join it (SHIP)."""
+    """One CoOp (or CoCoOp) step on a batch of real features; with ``synthetic``, as many synthetic
+    features join it (SHIP)."""
     if synthetic is not None:
         x_syn, y_syn = synthetic.sample(len(y))
         x, y = torch.cat([x, x_syn]), torch.cat([y, y_syn])
     with autocast(x.device):
-        loss = F.cross_entropy(cosine_logits(x, learner(prompts), learner.text_encoder.logit_scale), y)
+        loss = F.cross_entropy(learner.logits(prompts, x), y)
     check_finite(loss, "prompt learner", epoch)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -104,10 +105,15 @@ def prompt_learner_step(
 
 
 def build_prompt_optimizer(learner: PromptLearner, steps: int, optimizer: str = "sgd", lr: float = 2e-3,
-                           momentum: float = 0.0, weight_decay: float = 0.0, eps: float = 1e-8):
-    """The optimiser and a cosine schedule over ``steps`` steps, no warm-up."""
+                           momentum: float = 0.0, weight_decay: float = 0.0, eps: float = 1e-8,
+                           warmup_steps: int = 0, warmup_lr: float = 1e-5):
+    """The optimiser and a cosine schedule over ``steps`` steps; the first ``warmup_steps`` run at the
+    constant ``warmup_lr`` (Dassl's constant warm-up, which CoCoOp uses) and the cosine goes on from there."""
     opt = make_optimizer(learner.parameters(), optimizer, lr, momentum, weight_decay, eps)
-    return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    if not warmup_steps:
+        return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    factor = lambda step: warmup_lr / lr if step < warmup_steps else 0.5 * (1 + math.cos(math.pi * step / steps))  # noqa: E731
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 def train_prompt_learner(
@@ -122,16 +128,20 @@ def train_prompt_learner(
     momentum: float = 0.0,
     weight_decay: float = 0.0,
     eps: float = 1e-8,
+    warmup_epochs: int = 0,
+    warmup_lr: float = 1e-5,
 ) -> list[float]:
-    """CoOp on features: cross-entropy of scale·cos(feature, class text feature) over ``prompts``' classes.
+    """CoOp (or CoCoOp) on features: cross-entropy of scale·cos(feature, class text feature) over
+    ``prompts``' classes.
 
     With ``synthetic``, every batch of real features is joined by as many
     synthetic features of label-only classes (SHIP). Cosine LR schedule over
-    all steps, no warm-up. Returns per-epoch mean losses.
+    all steps after ``warmup_epochs`` at ``warmup_lr``. Returns per-epoch mean losses.
     """
     device = learner.ctx.device
     steps_per_epoch = math.ceil(len(train) / batch_size)
-    opt, schedule = build_prompt_optimizer(learner, epochs * steps_per_epoch, optimizer, lr, momentum, weight_decay, eps)
+    opt, schedule = build_prompt_optimizer(learner, epochs * steps_per_epoch, optimizer, lr, momentum, weight_decay, eps,
+                                           warmup_epochs * steps_per_epoch, warmup_lr)
     history = []
     for epoch in tqdm(range(1, epochs + 1), desc="prompt learner", disable=None):
         total = sum(prompt_learner_step(learner, prompts, x, y, opt, schedule, synthetic, epoch)

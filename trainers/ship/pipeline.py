@@ -1,9 +1,15 @@
-"""Base-to-new generalisation on cached features: ZeroshotCLIP, CoOp, SHIP_CoOp, TipAdapter, SHIP_TipAdapter.
+"""The three protocols on cached features, for ZeroshotCLIP, CoOp, CoCoOp, SHIP_CoOp, TipAdapter and SHIP_TipAdapter.
 
-Few-shot images of the base classes train the method; base test images are
-scored among the base classes, new test images among the new classes, and
-H = 2·base·new / (base + new). Nothing is selected on test data: every stage
-runs its full schedule once.
+- Base-to-new: few-shot images of the base classes train the method; base test images are scored
+  among the base classes, new test images among the new classes, and H = 2·base·new / (base + new).
+- Generalized zero-shot (``DATASET.SUBSAMPLE_CLASSES gzsl``): every test image against base + new
+  classes in one label space; seen / unseen / H of the mean per-class accuracies.
+- Cross-dataset transfer (``DATASET.LABEL_ONLY_FROM``): every class of the source dataset is a base
+  class and the label-only classes are the target datasets' class names; the trained run is then
+  evaluated (``model_dir``) on each target's test set over all its classes.
+
+The label-only classes are what SHIP synthesises features for. Nothing is selected on test data:
+every stage runs its full schedule once.
 """
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ from datasets.catalog import load_dataset
 from datasets.image_folder import read_image_folder
 from datasets.splits import DatasetSplits, base_new_split, few_shot_splits
 
-from .classifiers import PromptLearner, cosine_logits, zero_shot_weights
+from .classifiers import ConditionalPromptLearner, PromptLearner, cosine_logits, normalised_name, zero_shot_weights
 from .clip_loader import LoadedClip, load_clip
 from .errors import ShipError
 from .features import FeatureCache, FeatureSet
@@ -33,13 +39,14 @@ from .tip_adapter import INIT_ALPHA, SEARCH_SCALE, TipAdapter, finetune_keys, se
 from .text_encoder import TextEncoder
 from .training import train_generator, train_prompt_learner
 
-TRAINERS = ("SHIP_CoOp", "CoOp", "ZeroshotCLIP", "SHIP_TipAdapter", "TipAdapter")
+TRAINERS = ("SHIP_CoOp", "CoOp", "CoCoOp", "ZeroshotCLIP", "SHIP_TipAdapter", "TipAdapter")
 logger = logging.getLogger("ship")
 
 
 @dataclass
-class Base2NewFeatures:
-    """Cached features of one base-to-new split; new-class labels start at 0."""
+class SplitFeatures:
+    """Cached features of one class split: base classes (trained on and evaluated), new classes
+    (evaluated; their labels start at 0) and label-only classes (known by name, synthesised by SHIP)."""
 
     base_names: list[str]
     new_names: list[str]
@@ -49,6 +56,11 @@ class Base2NewFeatures:
     templates: list[str]  # the dataset's zero-shot prompts
     val: FeatureSet | None = None  # few-shot validation images of the base classes (Tip-Adapter's search)
     dataset: str = ""
+    label_only: list[str] | None = None  # classes known by name only (SHIP synthesises them); default: new_names
+
+    def __post_init__(self) -> None:
+        if self.label_only is None:
+            self.label_only = list(self.new_names)
 
 
 def load_fewshot_dataset(cfg: CfgNode) -> DatasetSplits:
@@ -63,11 +75,40 @@ def load_fewshot_dataset(cfg: CfgNode) -> DatasetSplits:
     return load_dataset(cfg.DATASET.NAME, cfg.DATASET.ROOT, shots, seed)
 
 
+def cross_dataset_label_only(sources: list[str], root: str, known: list[str]) -> list[str]:
+    """The label-only classes of a cross-dataset run: the class names of each source, in order, once each,
+    without those in ``known`` (the source dataset's own classes).
+
+    A source is a dataset of the catalog (read under ``root``) or a ``.txt`` file of class names, one per line.
+    """
+    names, seen = [], {normalised_name(n) for n in known}
+    for source in sources:
+        if source.endswith(".txt"):
+            path = Path(source).expanduser()
+            if not path.is_file():
+                raise ShipError(f"class-name file not found: {path} (DATASET.LABEL_ONLY_FROM: dataset names or .txt files)")
+            classnames = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        else:
+            classnames = load_dataset(source, root).classnames
+        fresh = [n for n in classnames if normalised_name(n) not in seen]
+        seen.update(normalised_name(n) for n in fresh)
+        names += fresh
+        logger.info(f"label-only classes from {source}: {len(fresh)} of {len(classnames)} (the rest are known already)")
+    return names
+
+
 def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedClip, device: torch.device,
-                     with_train: bool = True, with_val: bool = False) -> Base2NewFeatures:
-    """The base/new split and cached features of the test images, of the few-shot base images
-    (``with_train``; evaluation alone needs none) and of the base validation images (``with_val``)."""
-    base, new = base_new_split(dataset.num_classes, cfg.DATASET.NUM_BASE or dataset.num_base)
+                     with_train: bool = True, with_val: bool = False, label_only: list[str] | None = None) -> SplitFeatures:
+    """The class split and cached features of the test images, of the few-shot base images
+    (``with_train``; evaluation alone needs none) and of the base validation images (``with_val``).
+
+    Without ``label_only`` the classes split into base and new halves; with it (cross-dataset) every
+    class is a base class and ``label_only`` names the classes to synthesise.
+    """
+    if label_only is None:
+        base, new = base_new_split(dataset.num_classes, cfg.DATASET.NUM_BASE or dataset.num_base)
+    else:
+        base, new = list(range(dataset.num_classes)), []
     num_base = len(base)
     cache = FeatureCache(cfg.CACHE_DIR)
 
@@ -85,7 +126,7 @@ def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedCli
     if with_val and with_train:
         val = extract([i for i in dataset.val if i.label < num_base], "val", shots=cfg.DATASET.NUM_SHOTS, seed=cfg.SEED)
     is_base = test.labels < num_base
-    return Base2NewFeatures(
+    return SplitFeatures(
         base_names=[dataset.classnames[c] for c in base],
         new_names=[dataset.classnames[c] for c in new],
         train=train,
@@ -94,6 +135,7 @@ def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedCli
         templates=dataset.templates,
         val=val,
         dataset=dataset.name,
+        label_only=label_only,
     )
 
 
@@ -157,7 +199,8 @@ def synthetic_stream(cfg: CfgNode, text_encoder: TextEncoder, clip_model: Loaded
     return SyntheticStream(generator, generator.class_prompts(label_only_names), len(base_names), s.SYN_POOL_PER_CLASS)
 
 
-Scorer = Callable[[torch.Tensor], torch.Tensor]  # features [N, D] -> logits over one split's classes
+Scorer = Callable[[torch.Tensor], torch.Tensor]  # features [N, D] -> logits over one set of classes
+Head = Callable[[list[str]], Scorer]  # class names -> the scorer over those classes
 
 
 def load_finished(module, checkpoint: Path) -> None:
@@ -166,58 +209,71 @@ def load_finished(module, checkpoint: Path) -> None:
     logger.info(f"Loaded {checkpoint.parent.name.replace('_', ' ')} from {checkpoint}")
 
 
-def build_scorers(
-    cfg: CfgNode, trainer: str, text_encoder: TextEncoder, data: Base2NewFeatures, clip_model: LoadedClip, out: Path,
+def build_head(
+    cfg: CfgNode, trainer: str, text_encoder: TextEncoder, data: SplitFeatures, clip_model: LoadedClip, out: Path,
     model_dir: Path | None = None, load_epoch: int | None = None,
-) -> dict[str, Scorer]:
-    """Train ``trainer`` on the base classes, or load it from ``model_dir`` (evaluation only);
-    return its scorers over the base classes, the new classes, and both ("joint", GZSL)."""
+) -> Head:
+    """Train ``trainer`` on the base classes (SHIP: and the label-only ones), or load it from ``model_dir``
+    (evaluation only); return what scores features over any list of class names."""
     if trainer in ("TipAdapter", "SHIP_TipAdapter"):
-        return _tip_adapter_scorers(cfg, trainer, text_encoder, data, clip_model, out, model_dir, load_epoch)
-    weights_base, weights_new = _class_weights(cfg, trainer, text_encoder, data, clip_model, out, model_dir, load_epoch)
-    weights_joint = torch.cat([weights_base, weights_new])
+        return _tip_adapter_head(cfg, trainer, text_encoder, data, clip_model, out, model_dir, load_epoch)
     scale = text_encoder.logit_scale
-    return {"base": lambda f: cosine_logits(f, weights_base, scale), "new": lambda f: cosine_logits(f, weights_new, scale),
-            "joint": lambda f: cosine_logits(f, weights_joint, scale)}
+    if trainer == "ZeroshotCLIP":
+        templates = _templates(cfg, data)
+
+        def zero_shot(names: list[str]) -> Scorer:
+            weights = zero_shot_weights(text_encoder, names, templates)
+            return lambda f: cosine_logits(f, weights, scale)
+
+        return zero_shot
+    learner = _prompt_learner(cfg, trainer, text_encoder, data, clip_model, out, model_dir, load_epoch)
+    learner.eval()
+
+    def prompted(names: list[str]) -> Scorer:
+        prompts = learner.class_prompts(names)
+        if isinstance(learner, ConditionalPromptLearner):  # text features depend on each image
+            return lambda f: learner.logits(prompts, f)
+        with torch.no_grad():
+            weights = learner(prompts)
+        return lambda f: cosine_logits(f, weights, scale)
+
+    return prompted
 
 
-def _templates(cfg: CfgNode, data: Base2NewFeatures) -> list[str]:
+def _templates(cfg: CfgNode, data: SplitFeatures) -> list[str]:
     return list(cfg.DATASET.TEMPLATES) or data.templates
 
 
-def _class_weights(cfg, trainer, text_encoder, data, clip_model, out, model_dir, load_epoch):
-    """ZeroshotCLIP, CoOp or SHIP_CoOp: text features of the base and of the new classes."""
+def _prompt_learner(cfg, trainer, text_encoder, data, clip_model, out, model_dir, load_epoch) -> PromptLearner:
+    """CoOp, SHIP_CoOp (CoOp over base + label-only classes on real + synthetic features) or CoCoOp,
+    trained on the base features or loaded from ``model_dir``."""
     s = cfg.TRAINER.SHIP
-    if trainer == "ZeroshotCLIP":
-        templates = _templates(cfg, data)
-        return zero_shot_weights(text_encoder, data.base_names, templates), zero_shot_weights(text_encoder, data.new_names, templates)
-
-    learner = PromptLearner(text_encoder, s.COOP_N_CTX, s.COOP_CTX_INIT)
-    if model_dir is not None:  # evaluation only: the trained context is all that is needed
-        load_finished(learner, model_dir / "prompt_learner" / f"model.pth.tar-{load_epoch or s.COOP_EPOCHS}")
-        return _class_features(learner, data)
+    if trainer == "CoCoOp":
+        learner = ConditionalPromptLearner(text_encoder, s.COCOOP_N_CTX, s.COCOOP_CTX_INIT)
+        epochs = s.COCOOP_EPOCHS
+        recipe = dict(epochs=epochs, lr=s.COCOOP_LR, batch_size=s.COCOOP_BATCH_SIZE, optimizer="sgd",
+                      momentum=s.COCOOP_MOMENTUM, weight_decay=s.COCOOP_WEIGHT_DECAY,
+                      warmup_epochs=s.COCOOP_WARMUP_EPOCHS, warmup_lr=s.COCOOP_WARMUP_LR)
+    else:
+        learner = PromptLearner(text_encoder, s.COOP_N_CTX, s.COOP_CTX_INIT)
+        epochs = s.COOP_EPOCHS
+        recipe = dict(epochs=epochs, lr=s.COOP_LR, batch_size=s.COOP_BATCH_SIZE, optimizer=s.COOP_OPTIM,
+                      momentum=s.COOP_MOMENTUM, weight_decay=s.COOP_WEIGHT_DECAY, eps=s.COOP_EPS)
+    checkpoint = Path("prompt_learner") / f"model.pth.tar-{epochs}"
+    if model_dir is not None:  # evaluation only: the trained context (and meta-net) is all that is needed
+        load_finished(learner, model_dir / checkpoint.parent / f"model.pth.tar-{load_epoch or epochs}")
+        return learner
 
     synthetic = None
-    if trainer == "SHIP_CoOp" and s.SYNTHESIZE:
-        synthetic = synthetic_stream(cfg, text_encoder, clip_model, data.train, data.base_names, data.new_names, out)
-        train_names = data.base_names + data.new_names  # SHIP's head covers base and label-only classes
-    else:
-        train_names = data.base_names
-
+    train_names = data.base_names
+    if trainer == "SHIP_CoOp" and s.SYNTHESIZE and data.label_only:
+        synthetic = synthetic_stream(cfg, text_encoder, clip_model, data.train, data.base_names, data.label_only, out)
+        train_names = data.base_names + data.label_only  # SHIP's head covers base and label-only classes
     trained_or_loaded(
-        learner, out / "prompt_learner" / f"model.pth.tar-{s.COOP_EPOCHS}", _fingerprint(cfg, clip_model, trainer),
-        s.COOP_EPOCHS,
-        lambda: train_prompt_learner(
-            learner, learner.class_prompts(train_names), data.train, synthetic, s.COOP_EPOCHS, s.COOP_LR,
-            s.COOP_BATCH_SIZE, s.COOP_OPTIM, s.COOP_MOMENTUM, s.COOP_WEIGHT_DECAY, s.COOP_EPS,
-        ),
+        learner, out / checkpoint, _fingerprint(cfg, clip_model, trainer), epochs,
+        lambda: train_prompt_learner(learner, learner.class_prompts(train_names), data.train, synthetic, **recipe),
     )
-    return _class_features(learner, data)
-
-
-@torch.no_grad()
-def _class_features(learner: PromptLearner, data: Base2NewFeatures) -> tuple[torch.Tensor, torch.Tensor]:
-    return learner(learner.class_prompts(data.base_names)), learner(learner.class_prompts(data.new_names))
+    return learner
 
 
 def fit_tip_adapter(cfg: CfgNode, synthesize: bool, text_encoder: TextEncoder, clip_model: LoadedClip,
@@ -255,8 +311,8 @@ def fit_tip_adapter(cfg: CfgNode, synthesize: bool, text_encoder: TextEncoder, c
     return adapter, zero_shot
 
 
-def _tip_adapter_scorers(cfg, trainer, text_encoder, data, clip_model, out, model_dir, load_epoch):
-    """TipAdapter / SHIP_TipAdapter: fit (or load) the adapter; score each split over its own columns."""
+def _tip_adapter_head(cfg, trainer, text_encoder, data, clip_model, out, model_dir, load_epoch) -> Head:
+    """TipAdapter / SHIP_TipAdapter: fit (or load) the adapter; score any classes over their own columns."""
     s = cfg.TRAINER.SHIP
     epochs = s.TIP_EPOCHS if s.TIP_FINETUNE else 0
     adapter = TipAdapter(torch.empty(0), torch.empty(0))
@@ -265,7 +321,7 @@ def _tip_adapter_scorers(cfg, trainer, text_encoder, data, clip_model, out, mode
     else:
         synthesize = trainer == "SHIP_TipAdapter" and s.SYNTHESIZE
         fit = lambda: adapter.load_state_dict(fit_tip_adapter(  # noqa: E731
-            cfg, synthesize, text_encoder, clip_model, data.train, data.val, data.base_names, data.new_names,
+            cfg, synthesize, text_encoder, clip_model, data.train, data.val, data.base_names, data.label_only,
             _templates(cfg, data), data.dataset, out)[0].state_dict())
         trained_or_loaded(adapter, out / "tip_adapter" / f"model.pth.tar-{epochs}", _fingerprint(cfg, clip_model, trainer),
                           epochs, fit)
@@ -276,10 +332,10 @@ def _tip_adapter_scorers(cfg, trainer, text_encoder, data, clip_model, out, mode
         zero_shot, columns = zero_shot_weights(text_encoder, names, templates), adapter.columns(names)
         return lambda f: adapter.logits(f, zero_shot, scale, columns)
 
-    return {"base": scorer(data.base_names), "new": scorer(data.new_names), "joint": scorer(data.base_names + data.new_names)}
+    return scorer
 
 
-def evaluate_gzsl(data: Base2NewFeatures, joint: Scorer, device: torch.device) -> dict[str, float]:
+def evaluate_gzsl(data: SplitFeatures, joint: Scorer, device: torch.device) -> dict[str, float]:
     """Generalized zero-shot: every test image against base + new classes; seen / unseen / H (per-class means)."""
     n_base, n_all = len(data.base_names), len(data.base_names) + len(data.new_names)
     features = torch.cat([data.test_base.features[0], data.test_new.features[0]])
@@ -300,21 +356,32 @@ def evaluate(test: FeatureSet, scorer: Scorer, device: torch.device) -> dict[str
     return classification_report(logits.argmax(-1), test.labels, logits.shape[1])
 
 
-def run_base2new(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: str | None = None,
-                 load_epoch: int | None = None) -> dict:
-    """Run ``cfg.TRAINER.NAME`` on a base-to-new split; write ``log.txt`` and ``results.json`` to ``cfg.OUTPUT_DIR``.
+PROTOCOLS = {"all": ("base2new", ("base", "new")), "base": ("base2new", ("base",)), "new": ("base2new", ("new",)),
+             "gzsl": ("gzsl", ("gzsl",))}
+
+
+def run(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: str | None = None,
+        load_epoch: int | None = None) -> dict:
+    """Run ``cfg.TRAINER.NAME`` under the protocol ``cfg`` selects; write ``log.txt`` and ``results.json``
+    to ``cfg.OUTPUT_DIR``.
 
     ``dataset`` (few-shot subsets already drawn) replaces reading ``cfg.DATASET``; ``model_dir``
-    evaluates the prompt learner trained there (``load_epoch``, default the last) instead of training.
+    evaluates the run trained there (``load_epoch``, default the last) instead of training.
     """
     trainer = cfg.TRAINER.NAME
     if trainer not in TRAINERS:
         raise ShipError(f"unknown trainer {trainer!r}; expected one of {', '.join(TRAINERS)}")
     if cfg.SEED < 0:
         raise ShipError(f"seed must be a non-negative integer; got {cfg.SEED}")
-    subsets = {"all": ("base", "new"), "base": ("base",), "new": ("new",), "gzsl": ("gzsl",)}.get(cfg.DATASET.SUBSAMPLE_CLASSES)
-    if subsets is None:
+    if cfg.DATASET.SUBSAMPLE_CLASSES not in PROTOCOLS:
         raise ShipError(f"unknown DATASET.SUBSAMPLE_CLASSES {cfg.DATASET.SUBSAMPLE_CLASSES!r}; expected all, base, new or gzsl")
+    protocol, subsets = PROTOCOLS[cfg.DATASET.SUBSAMPLE_CLASSES]
+    cross_dataset = bool(cfg.DATASET.LABEL_ONLY_FROM)
+    if cross_dataset:
+        if cfg.DATASET.SUBSAMPLE_CLASSES != "all":
+            raise ShipError(f"a cross-dataset run (DATASET.LABEL_ONLY_FROM set) evaluates every class; "
+                            f"DATASET.SUBSAMPLE_CLASSES must be all, got {cfg.DATASET.SUBSAMPLE_CLASSES!r}")
+        protocol, subsets = "xd", ("base",)
     device = resolve_device(cfg.DEVICE)
     meter = StageMeter(device)
     out = Path(cfg.OUTPUT_DIR)
@@ -325,37 +392,52 @@ def run_base2new(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: 
     seed_everything(cfg.SEED)
     clip_model = load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.WEIGHTS or None, device, cfg.MODEL.BACKBONE.DOWNLOAD_ROOT)
     logger.info(f"Loaded CLIP {clip_model.name} on {device}; dataset {dataset.name}: {dataset.num_classes} classes")
+    label_only = None
+    if cross_dataset:  # evaluation only needs no label-only classes: the trained run already has them
+        label_only = [] if model_dir else cross_dataset_label_only(list(cfg.DATASET.LABEL_ONLY_FROM), cfg.DATASET.ROOT,
+                                                                    dataset.classnames)
     meter.done("load")
     data = prepare_features(cfg, dataset, clip_model, device, with_train=model_dir is None,
-                            with_val=trainer in ("TipAdapter", "SHIP_TipAdapter"))
+                            with_val=trainer in ("TipAdapter", "SHIP_TipAdapter"), label_only=label_only)
     meter.done("features")
     logger.info(f"base classes: {len(data.base_names)}, new classes: {len(data.new_names)}, "
-                f"train images: {len(data.train) if data.train else 0}, test base: {len(data.test_base)}, "
-                f"test new: {len(data.test_new)}")
+                f"label-only classes: {len(data.label_only)}, train images: {len(data.train) if data.train else 0}, "
+                f"test base: {len(data.test_base)}, test new: {len(data.test_new)}")
 
     text_encoder = TextEncoder(clip_model.model)
     seed_everything(cfg.SEED)  # the training draws do not depend on whether features came from the cache
-    scorers = build_scorers(cfg, trainer, text_encoder, data, clip_model, out, Path(model_dir) if model_dir else None,
-                            load_epoch)
+    head = build_head(cfg, trainer, text_encoder, data, clip_model, out, Path(model_dir) if model_dir else None, load_epoch)
     meter.done("train")
 
     reports = {}
     for split, test, names in (("base", data.test_base, data.base_names), ("new", data.test_new, data.new_names)):
         if split in subsets:
-            logger.info(f"Evaluate on the {split} classes ({len(names)} classes, test set)")
-            reports[split] = evaluate(test, scorers[split], device)
+            logger.info(f"Evaluate on the {'' if cross_dataset else split + ' '}classes ({len(names)} classes, test set)")
+            reports[split] = evaluate(test, head(names), device)
             log_report(logger, reports[split])
     accuracy = {split: report["accuracy"] for split, report in reports.items()}
     if len(accuracy) == 2:
         accuracy["hm"] = harmonic_mean(accuracy["base"], accuracy["new"])
     if "gzsl" in subsets:
-        accuracy = evaluate_gzsl(data, scorers["joint"], device)
+        accuracy = evaluate_gzsl(data, head(data.base_names + data.new_names), device)
+    if cross_dataset:
+        accuracy = {"accuracy": accuracy["base"]}
+        reports = {"all": reports["base"]}
     meter.done("evaluate")
     logger.info("  ".join(f"{k} {v:.2f}" for k, v in accuracy.items()))
     results = {
-        "protocol": "base2new", "trainer": trainer, "dataset": dataset.name, "backbone": clip_model.name,
+        "protocol": protocol, "trainer": trainer, "dataset": dataset.name, "backbone": clip_model.name,
         "shots": cfg.DATASET.NUM_SHOTS, "seed": cfg.SEED, "num_base": len(data.base_names), "num_new": len(data.new_names),
         **accuracy, "reports": reports, **meter.summary(),
     }
+    if cross_dataset:
+        results.update(source=_trained_on(model_dir) or dataset.name, label_only_from=list(cfg.DATASET.LABEL_ONLY_FROM),
+                       num_label_only=len(data.label_only))
     atomic_write_json(results, out / "results.json")
     return results
+
+
+def _trained_on(model_dir: str | None) -> str | None:
+    """The dataset a finished run in ``model_dir`` was trained on (from its results.json), if known."""
+    path = Path(model_dir or "") / "results.json"
+    return json.loads(path.read_text()).get("dataset") if model_dir and path.is_file() else None
