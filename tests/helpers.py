@@ -1,6 +1,7 @@
 """Things the tests build themselves: a tiny random CLIP, image folders, a synthetic world."""
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -44,6 +45,27 @@ def write_image_folder(root: Path, classnames: list[str], per_class: int, seed: 
             pixels = (rng.random((h, w, 3)) * 80 + c * 20).astype(np.uint8)
             Image.fromarray(pixels[..., 0] if i % 3 == 0 else pixels).save(root / name / f"img_{i:03d}.jpg")
     return root
+
+
+def image(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
+    return str(path)
+
+
+def split_json_dataset(root: Path, folder: str, image_dir: str, split_name: str, classes: list[str], per_split=(6, 2, 3)):
+    """A CoOp split_zhou_*.json tree: ``root/folder/image_dir/<class>/<i>.jpg`` and the split file."""
+    base = root / folder
+    split = {}
+    for key, n in zip(("train", "val", "test"), per_split):
+        split[key] = []
+        for label, name in enumerate(classes):
+            for i in range(n):
+                rel = f"{name}/{key}_{i}.jpg"
+                image(base / image_dir / rel)
+                split[key].append([rel, label, name.replace("_", " ")])
+    (base / split_name).write_text(json.dumps(split))
+
 
 
 class ListHandler(logging.Handler):
@@ -106,3 +128,14 @@ def make_world(text_encoder: TextEncoder, seed: int, num_base: int = 6, shots: i
         test_base=FeatureSet(x_test[is_base].unsqueeze(0), y_test[is_base]),
         test_new=FeatureSet(x_test[~is_base].unsqueeze(0), y_test[~is_base] - num_base),
     )
+
+
+def assert_png(path: Path, min_bytes: int = 5000) -> None:
+    """``path`` is a PNG that Pillow reads, of a real figure: not tiny, many colours."""
+    assert path.is_file(), f"{path} was not written"
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    assert path.stat().st_size >= min_bytes, f"{path} is only {path.stat().st_size} bytes"
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert min(image.size) >= 200 and len(image.convert("RGB").getcolors(1 << 24)) > 20

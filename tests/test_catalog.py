@@ -1,37 +1,16 @@
 """Readers of CoOp's dataset layouts, on small trees written here, and the few-shot cache."""
-import json
 import pickle
 import sys
 import types
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from datasets.catalog import available_datasets, load_dataset
 from datasets.splits import subsample_classes
 from trainers.ship.errors import ShipError
 
-
-def image(path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
-    return str(path)
-
-
-def split_json_dataset(root: Path, folder: str, image_dir: str, split_name: str, classes: list[str], per_split=(6, 2, 3)):
-    """A CoOp split_zhou_*.json tree: ``root/folder/image_dir/<class>/<i>.jpg`` and the split file."""
-    base = root / folder
-    split = {}
-    for key, n in zip(("train", "val", "test"), per_split):
-        split[key] = []
-        for label, name in enumerate(classes):
-            for i in range(n):
-                rel = f"{name}/{key}_{i}.jpg"
-                image(base / image_dir / rel)
-                split[key].append([rel, label, name.replace("_", " ")])
-    (base / split_name).write_text(json.dumps(split))
+from .helpers import image, split_json_dataset
 
 
 @pytest.mark.parametrize("name,folder,image_dir,split_name,template", [

@@ -9,7 +9,7 @@ import pytest
 
 from trainers.ship.__main__ import main
 
-from .helpers import CALTECH, write_image_folder
+from .helpers import CALTECH, assert_png, write_image_folder
 
 FAST = ["TRAINER.SHIP.GEN_EPOCHS", "3", "TRAINER.SHIP.COOP_EPOCHS", "3", "TRAINER.SHIP.COCOOP_EPOCHS", "3", "TRAINER.SHIP.AUG_PASSES", "2",
         "DATALOADER.NUM_WORKERS", "0"]
@@ -43,6 +43,7 @@ def test_base2new_run_writes_dassl_log_and_results(tmp_path, folder, tiny_clip_p
     assert results["reports"]["base"]["total"] + results["reports"]["new"]["total"] == 5 * 2  # 6 images per class: 3 train, 1 val, 2 test
     if trainer.startswith("SHIP"):
         assert (out_dir / "generator" / "model.pth.tar-3").is_file()
+        assert_png(out_dir / "feature_map.png")
     if trainer.endswith("CoOp"):
         assert (out_dir / "prompt_learner" / "model.pth.tar-3").is_file()
     if trainer.endswith("TipAdapter"):

@@ -9,7 +9,7 @@ import pytest
 from trainers.ship.config import build_cfg
 from trainers.ship.summary import main as summary_main
 
-from .helpers import write_image_folder
+from .helpers import assert_png, write_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,6 +75,43 @@ def test_summary_reads_coop_layout_logs(tmp_path, capsys):
     assert "| base2new | caltech101 | CoOp | vit_b16 | 2 | 97.00 ± 1.00 | 93.00 ± 1.00 |" in out and "dtd" not in out
 
 
+def test_summary_cross_dataset_table_plots_and_csv(tmp_path, capsys):
+    """Our xd results.json runs beside CoCoOp's xd_test layout (``evaluation/<trainer>/<cfg>/<dataset>/seed<S>``)."""
+    def ours(folder, dataset, seed, accuracy):
+        d = tmp_path / "xd" / folder / f"seed{seed}"
+        d.mkdir(parents=True)
+        (d / "results.json").write_text(json.dumps({"protocol": "xd", "dataset": dataset, "source": "ImageNet",
+                                                    "trainer": "SHIP_CoOp", "seed": seed, "shots": 16, "accuracy": accuracy}))
+
+    for seed, (src, pets, dtd) in enumerate([(70.0, 90.0, 40.0), (72.0, 92.0, 44.0)], start=1):
+        ours("imagenet/SHIP_CoOp/c16", "ImageNet", seed, src)
+        ours("evaluation/SHIP_CoOp/c16/oxford_pets", "OxfordPets", seed, pets)
+        ours("evaluation/SHIP_CoOp/c16/dtd", "DescribableTextures", seed, dtd)
+    for dataset, accuracy in (("OxfordPets", 88.0), ("DescribableTextures", 45.0)):
+        d = tmp_path / "xd" / "evaluation" / "CoCoOp" / "c16" / dataset / "seed1"
+        d.mkdir(parents=True)
+        (d / "log.txt").write_text(DASSL_LOG.format(first=1.0, last=accuracy))
+    assert summary_main([str(tmp_path / "xd"), "--out", str(tmp_path / "summary")]) == 0
+    out = capsys.readouterr().out
+    assert "| cross-dataset | config | seeds | ImageNet (source) | DescribableTextures | OxfordPets | average |" in out
+    assert "| SHIP_CoOp | c16 | 2 | 71.00 ± 1.00 | 42.00 ± 2.00 | 91.00 ± 1.00 | 66.50 ± 0.00 |" in out
+    assert "| CoCoOp | c16 | 1 | – | 45.00 ± 0.00 | 88.00 ± 0.00 | 66.50 ± 0.00 |" in out
+    rows = list(csv.DictReader(open(tmp_path / "summary" / "table.csv")))
+    average = next(r for r in rows if r["trainer"] == "SHIP_CoOp" and r["dataset"] == "average")
+    assert float(average["accuracy"]) == pytest.approx((42 + 91) / 2)  # the targets only, not the source
+    assert (tmp_path / "summary" / "table.md").read_text().strip() == out.split("wrote")[0].strip()
+    assert_png(tmp_path / "summary" / "bars_xd.png")
+
+
+def test_summary_base2new_bars(tmp_path, capsys):
+    for dataset, trainer, seed, base, new in (("a", "CoOp", 1, 80.0, 60.0), ("a", "SHIP_CoOp", 1, 78.0, 70.0),
+                                              ("b", "CoOp", 1, 90.0, 50.0), ("b", "SHIP_CoOp", 1, 88.0, 65.0)):
+        write_run(tmp_path / "runs", dataset, trainer, seed, base, new)
+    assert summary_main([str(tmp_path / "runs"), "--out", str(tmp_path / "summary")]) == 0
+    assert "bars_base2new.png" in capsys.readouterr().out
+    assert_png(tmp_path / "summary" / "bars_base2new.png")
+
+
 def test_gzsl_script_on_a_cub_tree(tmp_path, tiny_clip_path):
     """The paper's GZSL setting end to end: a CUB-200-2011 tree with the proposed split's class lists."""
     cub = tmp_path / "DATA" / "cub"
@@ -95,7 +132,7 @@ def test_gzsl_script_on_a_cub_tree(tmp_path, tiny_clip_path):
 
 def test_summary_without_runs_is_an_error(tmp_path, capsys):
     assert summary_main([str(tmp_path)]) == 2
-    assert capsys.readouterr().err.startswith("error: no finished base-to-new run")
+    assert capsys.readouterr().err.startswith("error: no finished run")
 
 
 def test_base2new_train_and_test_scripts_core_backend(tmp_path, tiny_clip_path):
@@ -139,17 +176,19 @@ def test_run_all_writes_a_slurm_array(tmp_path):
     assert tasks == [["caltech101", "1"], ["caltech101", "2"], ["eurosat", "1"], ["eurosat", "2"], ["dtd", "1"], ["dtd", "2"]]
 
 
-def test_folder_script_runs_three_trainers_then_skips(tmp_path, tiny_clip_path):
+def test_folder_script_runs_four_trainers_then_skips(tmp_path, tiny_clip_path):
     data = write_image_folder(tmp_path / "toy", ["cat", "dog", "car", "tree"], per_class=5)
     env = {**os.environ, "CLIP_WEIGHTS": str(tiny_clip_path), "SHOTS": "2", "OUTPUT": str(tmp_path / "out")}
     cmd = ["bash", "scripts/ship/base2new_folder.sh", str(data), "1", "", "TRAINER.SHIP.GEN_EPOCHS", "2",
-           "TRAINER.SHIP.COOP_EPOCHS", "2", "TRAINER.SHIP.AUG_PASSES", "1", "DATALOADER.NUM_WORKERS", "0",
+           "TRAINER.SHIP.COOP_EPOCHS", "2", "TRAINER.SHIP.COCOOP_EPOCHS", "2", "TRAINER.SHIP.AUG_PASSES", "1",
+           "DATALOADER.NUM_WORKERS", "0",
            "CACHE_DIR", str(tmp_path / "cache")]
     first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
     runs = sorted((tmp_path / "out").rglob("results.json"))
-    assert [p.relative_to(tmp_path / "out").parts[3] for p in runs] == ["CoOp", "SHIP_CoOp", "ZeroshotCLIP"]
-    assert str(runs[0].parent).endswith("base2new/toy/shots_2/CoOp/vit_b16/seed1")
-    assert "| base2new | toy | SHIP_CoOp |  | 1 |" in first.stdout
+    assert [p.relative_to(tmp_path / "out").parts[3] for p in runs] == ["CoCoOp", "CoOp", "SHIP_CoOp", "ZeroshotCLIP"]
+    assert str(runs[1].parent).endswith("base2new/toy/shots_2/CoOp/vit_b16/seed1")
+    assert "| base2new | toy | SHIP_CoOp | vit_b16 | 1 |" in first.stdout
+    assert_png(tmp_path / "out/base2new/toy/summary/bars_base2new.png")
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0 and again.stdout.count("finished") == 3
+    assert again.returncode == 0 and again.stdout.count("finished") == 4

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Base-to-new on a folder of class sub-folders: ZeroshotCLIP, CoOp and SHIP_CoOp for one seed,
+# Base-to-new on a folder of class sub-folders: ZeroshotCLIP, CoOp, CoCoOp and SHIP_CoOp for one seed,
 # then the base / new / H table of every finished run of that dataset.
 #
 #   bash scripts/ship/base2new_folder.sh DATA_DIR SEED [SPLIT_FILE] [KEY VALUE ...]
@@ -20,7 +20,7 @@ CFG=${CFG:-vit_b16}
 SHOTS=${SHOTS:-16}
 OUTPUT=${OUTPUT:-output}
 
-for TRAINER in ZeroshotCLIP CoOp SHIP_CoOp; do
+for TRAINER in ZeroshotCLIP CoOp CoCoOp SHIP_CoOp; do
     DIR=${OUTPUT}/base2new/${NAME}/shots_${SHOTS}/${TRAINER}/${CFG}/seed${SEED}
     if [ -f "${DIR}/results.json" ]; then
         echo "skip ${DIR}: finished"
@@ -32,4 +32,4 @@ for TRAINER in ZeroshotCLIP CoOp SHIP_CoOp; do
         --trainer "${TRAINER}" --config-file "${REPO}/configs/trainers/SHIP/${CFG}.yaml" \
         --shots "${SHOTS}" --seed "${SEED}" --output-dir "${DIR}" "$@"
 done
-python3 -m trainers.ship.summary "${OUTPUT}/base2new/${NAME}"
+python3 -m trainers.ship.summary "${OUTPUT}/base2new/${NAME}" --out "${OUTPUT}/base2new/${NAME}/summary"

@@ -1,15 +1,23 @@
 # Settings shared by the scripts in scripts/ship (sourced, not run). Each may be set in the environment.
 DATA=${DATA:-data}               # the DATA root that holds CoOp's dataset folders (caltech-101/, eurosat/, ...)
 DOWNLOAD=${DOWNLOAD:-1}          # 1: fetch a missing dataset that torchvision hosts (datasets/download.py)
-TRAINER=${TRAINER:-SHIP_CoOp}    # SHIP_CoOp; without Dassl also CoOp or ZeroshotCLIP (on features)
+TRAINER=${TRAINER:-SHIP_CoOp}    # SHIP_CoOp, SHIP_TipAdapter, or a baseline: CoOp, CoCoOp, ZeroshotCLIP, TipAdapter
 CFG=${CFG:-vit_b16}              # a config under configs/trainers/SHIP
 SHOTS=${SHOTS:-16}
 OUTPUT=${OUTPUT:-output}
 BACKEND=${BACKEND:-auto}         # dassl (train.py), core (python -m trainers.ship), auto: dassl when importable
 BACKEND_SETTING=${BACKEND}
+# cross-dataset transfer (xd_train.sh, xd_test.sh): the source and the targets
+SOURCE=${SOURCE:-imagenet}
+TARGETS=${TARGETS:-"caltech101 oxford_pets stanford_cars oxford_flowers food101 fgvc_aircraft sun397 dtd eurosat ucf101"}
+TARGET_LIST="[$(printf "'%s'," ${TARGETS})]"  # a YAML list for DATASET.LABEL_ONLY_FROM
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export PYTHONPATH="${REPO}${PYTHONPATH:+:${PYTHONPATH}}"
+case "${TRAINER}" in  # the trainers train.py registers; the baselines run on the core
+    SHIP_CoOp | SHIP_TipAdapter) ;;
+    *) BACKEND=core ;;
+esac
 if [ "${BACKEND}" = auto ]; then
     if python3 -c "import dassl" 2>/dev/null; then BACKEND=dassl; else BACKEND=core; fi
 fi

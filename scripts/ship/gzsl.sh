@@ -21,4 +21,4 @@ else
     fi
     run "${DATASET}" "${SEED}" "${DIR}" gzsl "$@"
 fi
-python3 -m trainers.ship.summary "${OUTPUT}/gzsl"
+python3 -m trainers.ship.summary "${OUTPUT}/gzsl" --out "${OUTPUT}/gzsl/summary"

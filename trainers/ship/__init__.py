@@ -4,5 +4,6 @@ Modules, in the order of the method:
 ``clip_loader`` (frozen CLIP) → ``features`` (cached image features) →
 ``text_encoder`` (prompt injection, EOT cut) → ``generator`` (the VAE) →
 ``synthesis`` (features of label-only classes) → ``classifiers`` / ``training``
-(CoOp head) → ``metrics`` → ``base2new`` (the protocol) → ``__main__`` (CLI).
+(CoOp / CoCoOp heads), ``tip_adapter`` → ``metrics`` → ``pipeline`` (the three protocols) →
+``summary`` / ``plots`` (tables, figures) → ``__main__`` (CLI).
 """

@@ -33,6 +33,8 @@ def ship_trainer_defaults() -> CN:
     s.SYNTHESIZE = True
     # 0 = fresh synthetic features for every batch (reference code), N > 0 = a pool of N per class.
     s.SYN_POOL_PER_CLASS = 0
+    # feature_map.png after a SHIP run: real vs synthetic features of up to this many classes per panel (0: none).
+    s.FEATURE_MAP = 10
     # CoOp head on real base + synthetic label-only features.
     s.COOP_N_CTX = 4
     s.COOP_CTX_INIT = "a photo of a"

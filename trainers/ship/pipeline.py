@@ -180,18 +180,25 @@ def trained_or_loaded(module: torch.nn.Module, checkpoint: Path, fingerprint: st
     seed_everything(int(fingerprint[:8], 16))
 
 
+def build_generator(cfg: CfgNode, text_encoder: TextEncoder) -> ShipGenerator:
+    s = cfg.TRAINER.SHIP
+    return ShipGenerator(text_encoder, n_ctx=s.N_CTX, encoder_hidden=s.ENCODER_HIDDEN, mlp_hidden=s.MLP_HIDDEN,
+                         latent_dim=s.LATENT_DIM or None, leaky_relu=s.LEAKY_RELU)
+
+
+def generator_checkpoint(cfg: CfgNode, out: Path) -> Path:
+    return out / "generator" / f"model.pth.tar-{cfg.TRAINER.SHIP.GEN_EPOCHS}"
+
+
 def synthetic_stream(cfg: CfgNode, text_encoder: TextEncoder, clip_model: LoadedClip, train: FeatureSet,
                      base_names: list[str], label_only_names: list[str], out: Path) -> SyntheticStream:
     """Fit the SHIP generator on the base features (or load the finished stage from ``out``) and
     return the stream of synthetic features of the label-only classes, labelled after the base classes."""
     s = cfg.TRAINER.SHIP
-    generator = ShipGenerator(
-        text_encoder, n_ctx=s.N_CTX, encoder_hidden=s.ENCODER_HIDDEN, mlp_hidden=s.MLP_HIDDEN,
-        latent_dim=s.LATENT_DIM or None, leaky_relu=s.LEAKY_RELU,
-    )
+    generator = build_generator(cfg, text_encoder)
     base_prompts = generator.class_prompts(base_names)
     trained_or_loaded(
-        generator, out / "generator" / f"model.pth.tar-{s.GEN_EPOCHS}", _fingerprint(cfg, clip_model, "generator"),
+        generator, generator_checkpoint(cfg, out), _fingerprint(cfg, clip_model, "generator"),
         s.GEN_EPOCHS,
         lambda: train_generator(generator, base_prompts, train, s.GEN_EPOCHS, s.GEN_LR, s.GEN_BATCH_SIZE, s.KL_WEIGHT),
     )
@@ -434,7 +441,32 @@ def run(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: str | Non
         results.update(source=_trained_on(model_dir) or dataset.name, label_only_from=list(cfg.DATASET.LABEL_ONLY_FROM),
                        num_label_only=len(data.label_only))
     atomic_write_json(results, out / "results.json")
+    if cfg.TRAINER.SHIP.FEATURE_MAP and generator_checkpoint(cfg, out).is_file() and model_dir is None:
+        path = write_feature_map(cfg, text_encoder, data, out)
+        logger.info(f"Map of real and synthetic features: {path}")
     return results
+
+
+@torch.no_grad()
+def write_feature_map(cfg: CfgNode, text_encoder: TextEncoder, data: SplitFeatures, out: Path, per_class: int = 30) -> Path:
+    """``feature_map.png``: PCA maps of real and synthetic features of up to ``TRAINER.SHIP.FEATURE_MAP`` base
+    classes (real: few-shot training images) and label-only classes (real: test images, shown, never used)."""
+    from .plots import feature_map  # matplotlib only when a map is drawn
+
+    generator = build_generator(cfg, text_encoder)
+    load_finished(generator, generator_checkpoint(cfg, out))
+    generator.eval()
+    k = cfg.TRAINER.SHIP.FEATURE_MAP
+
+    def panel(title: str, names: list[str], real: FeatureSet):
+        keep = torch.cat([torch.nonzero(real.labels == c).flatten()[:per_class] for c in range(min(k, len(names)))])
+        synthetic, labels = synthesize_per_class(generator, generator.class_prompts(names[:k]), per_class)
+        return title, real.features[0][keep], real.labels[keep], synthetic.cpu(), labels.cpu(), names[:k]
+
+    panels = [panel("base classes: real few-shot training features", data.base_names, data.train)]
+    if len(data.test_new) and data.label_only == data.new_names:
+        panels.append(panel("label-only classes: real test features (never trained on)", data.new_names, data.test_new))
+    return feature_map(panels, out / "feature_map.png", title=f"{data.dataset}: real (o) vs SHIP synthetic (x) features")
 
 
 def _trained_on(model_dir: str | None) -> str | None:

@@ -1,13 +1,17 @@
-"""Base / new / H tables from run folders: mean ± std over seeds, per dataset, trainer and config.
+"""The paper's tables from run folders: mean ± std over seeds, per dataset, method and config.
 
-    python -m trainers.ship.summary OUTPUT_ROOT [--csv table.csv]
+    python -m trainers.ship.summary OUTPUT_ROOT [--csv table.csv] [--out FOLDER]
 
-Reads two kinds of runs under OUTPUT_ROOT:
-- CoOp's layout ``.../train_base/<dataset>/shots_K/<trainer>/<cfg>/seed<S>`` with its twin under
-  ``test_new``: the base accuracy is the last ``* accuracy`` of the train_base log, the new one
-  that of the test_new log (what CoOp's ``parse_test_res.py`` reads; Dassl and CoOp runs too);
-- any other folder with a ``results.json`` of ``python -m trainers.ship`` that holds both, or a
-  generalized zero-shot result (protocol "gzsl": seen / unseen / H in the base / new / H columns).
+Reads, anywhere under OUTPUT_ROOT:
+- ``results.json`` of ``python -m trainers.ship`` runs: base-to-new (base / new / H), generalized
+  zero-shot (seen / unseen / H) and cross-dataset transfer (accuracy on the source and each target);
+- CoOp / CoCoOp / Dassl ``log.txt`` files in their scripts' layouts (the last ``* accuracy`` line, as
+  CoOp's ``parse_test_res.py`` reads it): base-to-new pairs ``train_base/<dataset>/shots_K/<trainer>/<cfg>/seed<S>``
+  and ``test_new/...``, and cross-dataset evaluations ``evaluation/<trainer>/<cfg>/<dataset>/seed<S>``.
+
+Base-to-new and GZSL rows are per dataset plus an average (H of the averages, as the papers report it);
+cross-dataset rows are per method, with a column per dataset and the average over the targets.
+``--out`` writes ``table.md``, ``table.csv`` and the bar charts (``bars_<protocol>.png``) into FOLDER.
 """
 from __future__ import annotations
 
@@ -22,9 +26,10 @@ from pathlib import Path
 
 from .metrics import harmonic_mean
 
-METRICS = ("base", "new", "hm")
+METRICS = {"base2new": ("base", "new", "hm"), "gzsl": ("base", "new", "hm"), "xd": ("accuracy",)}
 ACCURACY = re.compile(r"^\* accuracy: ([\d.]+)%", re.MULTILINE)
-LAYOUT = {"train_base": "base", "test_new": "new"}
+BASE2NEW_LAYOUT = {"train_base": "base", "test_new": "new"}
+Group = tuple[str, str, str, str]  # protocol, dataset, trainer, config
 
 
 def last_accuracy(log: Path) -> float | None:
@@ -33,81 +38,145 @@ def last_accuracy(log: Path) -> float | None:
     return float(found[-1]) if found else None
 
 
-def collect(root: str | Path) -> dict[tuple[str, str, str, str], list[dict[str, float]]]:
-    """Finished runs grouped by (protocol, dataset, trainer, config); each run a dict with base, new and hm
-    (seen, unseen and H for the gzsl protocol)."""
+def _config_of(parts: tuple[str, ...], trainer: str) -> str:
+    """The config part of a run folder ``.../<trainer>/<cfg>/[<dataset>/]seed<S>``; empty when the path has none."""
+    if trainer in parts:
+        i = len(parts) - 1 - parts[::-1].index(trainer)
+        if i + 2 < len(parts):
+            return parts[i + 1]
+    return ""
+
+
+def collect(root: str | Path) -> tuple[dict[Group, list[dict[str, float]]], set[str]]:
+    """Finished runs grouped by (protocol, dataset, trainer, config), each run a dict of its metrics, and
+    the source datasets of the cross-dataset runs."""
     runs: dict[tuple, dict[str, float]] = defaultdict(dict)  # (protocol, dataset, trainer, cfg, seed, shots) -> metrics
+    sources: set[str] = set()
     folders = {p.parent for name in ("log.txt", "results.json") for p in Path(root).rglob(name)}
     for folder in sorted(folders):
         parts = folder.parts
-        marker = next((m for m in LAYOUT if m in parts), None)
-        i = parts.index(marker) if marker else -1
-        if marker and len(parts) == i + 6 and (folder / "log.txt").is_file():  # <marker>/<dataset>/shots_K/<trainer>/<cfg>/seed<S>
-            accuracy = last_accuracy(folder / "log.txt")
-            if accuracy is not None:
-                dataset, shots, trainer, cfg, seed = parts[i + 1 : i + 6]
-                runs[("base2new", dataset, trainer, cfg, seed, shots)][LAYOUT[marker]] = accuracy
-        elif (folder / "results.json").is_file():
+        if (folder / "results.json").is_file():
             result = json.loads((folder / "results.json").read_text())
-            key = (result["dataset"], result["trainer"], "", f"seed{result['seed']}", f"shots_{result['shots']}")
-            if "base" in result and "new" in result:
-                runs[("base2new", *key)].update(base=result["base"], new=result["new"])
+            protocol = result.get("protocol", "base2new")
+            key = (protocol, result["dataset"], result["trainer"], _config_of(parts, result["trainer"]),
+                   f"seed{result['seed']}", f"shots_{result['shots']}")
+            if protocol == "xd":
+                runs[key]["accuracy"] = result["accuracy"]
+                sources.add(result.get("source", ""))
             elif "seen" in result:
-                runs[("gzsl", *key)].update(base=result["seen"], new=result["unseen"])
-    groups: dict[tuple[str, str, str, str], list[dict[str, float]]] = defaultdict(list)
+                runs[key].update(base=result["seen"], new=result["unseen"])
+            else:  # both, or one of a train_base / test_new pair
+                runs[key].update({m: result[m] for m in ("base", "new") if m in result})
+            continue
+        accuracy = last_accuracy(folder / "log.txt")
+        marker = next((m for m in (*BASE2NEW_LAYOUT, "evaluation") if m in parts), None)
+        if accuracy is None or marker is None or not parts[-1].startswith("seed"):
+            continue
+        i = parts.index(marker)
+        if marker == "evaluation" and len(parts) == i + 5:  # evaluation/<trainer>/<cfg>/<dataset>/seed<S>
+            trainer, cfg, dataset, seed = parts[i + 1 : i + 5]
+            runs[("xd", dataset, trainer, cfg, seed, "")]["accuracy"] = accuracy
+        elif marker in BASE2NEW_LAYOUT and len(parts) == i + 6:  # <marker>/<dataset>/shots_K/<trainer>/<cfg>/seed<S>
+            dataset, shots, trainer, cfg, seed = parts[i + 1 : i + 6]
+            runs[("base2new", dataset, trainer, cfg, seed, shots)][BASE2NEW_LAYOUT[marker]] = accuracy
+    groups: dict[Group, list[dict[str, float]]] = defaultdict(list)
     for (protocol, dataset, trainer, cfg, _seed, _shots), metrics in sorted(runs.items()):
-        if "base" in metrics and "new" in metrics:
+        if protocol == "xd":
+            groups[(protocol, dataset, trainer, cfg)].append(metrics)
+        elif "base" in metrics and "new" in metrics:
             groups[(protocol, dataset, trainer, cfg)].append({**metrics, "hm": harmonic_mean(metrics["base"], metrics["new"])})
-    return groups
+    return groups, sources - {""}
 
 
-def table_rows(groups: dict[tuple[str, str, str, str], list[dict[str, float]]]) -> list[dict]:
-    """One row per (protocol, dataset, trainer, config) with mean and std of each metric, plus averages."""
+def table_rows(groups: dict[Group, list[dict[str, float]]], sources: set[str] = frozenset()) -> list[dict]:
+    """One row per (protocol, dataset, trainer, config) with the mean and std of each metric, plus per method an
+    average row: over datasets (base-to-new, GZSL: H of the average base and new) or over targets (cross-dataset)."""
     rows = []
     for (protocol, dataset, trainer, cfg), runs in sorted(groups.items()):
         row = {"protocol": protocol, "dataset": dataset, "trainer": trainer, "config": cfg, "seeds": len(runs)}
-        for m in METRICS:
+        for m in METRICS[protocol]:
             values = [r[m] for r in runs]
             row[m], row[f"{m}_std"] = statistics.fmean(values), statistics.pstdev(values)
         rows.append(row)
     for protocol, trainer, cfg in sorted({(r["protocol"], r["trainer"], r["config"]) for r in rows}):
-        mine = [r for r in rows if (r["protocol"], r["trainer"], r["config"]) == (protocol, trainer, cfg)]
-        if len(mine) > 1:
-            base, new = statistics.fmean(r["base"] for r in mine), statistics.fmean(r["new"] for r in mine)
-            # H of the averages, as the CoCoOp and SHIP papers report it
-            rows.append({"protocol": protocol, "dataset": "average", "trainer": trainer, "config": cfg,
-                         "seeds": min(r["seeds"] for r in mine),
-                         "base": base, "new": new, "hm": harmonic_mean(base, new),
-                         "base_std": 0.0, "new_std": 0.0, "hm_std": 0.0})
+        mine = [r for r in rows if (r["protocol"], r["trainer"], r["config"]) == (protocol, trainer, cfg)
+                and r["dataset"] not in (sources if protocol == "xd" else ())]
+        if len(mine) < 2:
+            continue
+        average = {"protocol": protocol, "dataset": "average", "trainer": trainer, "config": cfg,
+                   "seeds": min(r["seeds"] for r in mine)}
+        for m in METRICS[protocol]:
+            average[m], average[f"{m}_std"] = statistics.fmean(r[m] for r in mine), 0.0
+        if protocol != "xd":
+            average["hm"] = harmonic_mean(average["base"], average["new"])
+        rows.append(average)
     return rows
 
 
-def markdown(rows: list[dict]) -> str:
-    lines = ["| protocol | dataset | trainer | config | seeds | base / seen | new / unseen | H |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        cells = [f"{r[m]:.2f} ± {r[m + '_std']:.2f}" for m in METRICS]
-        lines.append(f"| {r['protocol']} | {r['dataset']} | {r['trainer']} | {r['config']} | {r['seeds']} | "
-                     + " | ".join(cells) + " |")
-    return "\n".join(lines)
+def _cell(row: dict, metric: str) -> str:
+    return f"{row[metric]:.2f} ± {row[metric + '_std']:.2f}"
+
+
+def markdown(rows: list[dict], sources: set[str] = frozenset()) -> str:
+    """Base-to-new and GZSL: a row per dataset and method. Cross-dataset: a row per method, a column per dataset
+    (sources first, then the targets and their average)."""
+    tables = []
+    long_rows = [r for r in rows if r["protocol"] != "xd"]
+    if long_rows:
+        lines = ["| protocol | dataset | trainer | config | seeds | base / seen | new / unseen | H |",
+                 "|---|---|---|---|---|---|---|---|"]
+        for r in long_rows:
+            lines.append(f"| {r['protocol']} | {r['dataset']} | {r['trainer']} | {r['config']} | {r['seeds']} | "
+                         + " | ".join(_cell(r, m) for m in METRICS[r["protocol"]]) + " |")
+        tables.append("\n".join(lines))
+    xd = [r for r in rows if r["protocol"] == "xd"]
+    if xd:
+        datasets = sorted({r["dataset"] for r in xd} - {"average"}, key=lambda d: (d not in sources, d))
+        datasets += ["average"] if any(r["dataset"] == "average" for r in xd) else []
+        header = [f"{d} (source)" if d in sources else d for d in datasets]
+        lines = ["| cross-dataset | config | seeds | " + " | ".join(header) + " |", "|---|---|---|" + "---|" * len(datasets)]
+        for trainer, cfg in sorted({(r["trainer"], r["config"]) for r in xd}):
+            cells = {r["dataset"]: r for r in xd if (r["trainer"], r["config"]) == (trainer, cfg)}
+            seeds = min(r["seeds"] for r in cells.values())
+            lines.append(f"| {trainer} | {cfg} | {seeds} | "
+                         + " | ".join(_cell(cells[d], "accuracy") if d in cells else "–" for d in datasets) + " |")
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables)
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainers.ship.summary", description=__doc__.split("\n")[0])
     p.add_argument("root", help="folder searched recursively for finished runs")
     p.add_argument("--csv", help="also write the table as CSV to this file")
+    p.add_argument("--out", help="write table.md, table.csv and bar charts (PNG) into this folder")
     args = p.parse_args(argv)
-    rows = table_rows(collect(args.root))
+    groups, sources = collect(args.root)
+    rows = table_rows(groups, sources)
     if not rows:
-        print(f"error: no finished base-to-new run (train_base + test_new, or results.json) under {args.root}",
+        print(f"error: no finished run (results.json, or CoOp-layout log.txt with an accuracy) under {args.root}",
               file=sys.stderr)
         return 2
-    print(markdown(rows))
+    table = markdown(rows, sources)
+    print(table)
     if args.csv:
-        with open(args.csv, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(rows, Path(args.csv))
+    if args.out:
+        from .plots import bar_charts  # matplotlib only when plots are asked for
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "table.md").write_text(table + "\n")
+        write_csv(rows, out / "table.csv")
+        for path in bar_charts(rows, out, sources):
+            print(f"wrote {path}")
     return 0
 
 

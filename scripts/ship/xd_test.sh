@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Cross-dataset transfer: evaluate the run xd_train.sh trained on SOURCE on every class of one target dataset:
+#   bash scripts/ship/xd_test.sh DATASET SEED [KEY VALUE ...]
+# LOADEP selects the checkpoint epoch (default: the last). Settings as in xd_train.sh (use the same ones).
+# Output: $OUTPUT/xd/evaluation/$TRAINER/${CFG}_${SHOTS}shots/DATASET/seedSEED (CoCoOp's layout), then the
+# cross-dataset table of every finished run, with its bar chart, in $OUTPUT/xd/summary.
+set -euo pipefail
+DATASET=${1:?usage: xd_test.sh DATASET SEED [KEY VALUE ...]}
+SEED=${2:?usage: xd_test.sh DATASET SEED [KEY VALUE ...]}
+shift 2
+CFG=${CFG:-vit_b16_imagenet}
+source "$(dirname "$0")/common.sh"
+BACKEND=core
+
+MODEL_DIR=${OUTPUT}/xd/${SOURCE}/${TRAINER}/${CFG}_${SHOTS}shots/seed${SEED}
+DIR=${OUTPUT}/xd/evaluation/${TRAINER}/${CFG}_${SHOTS}shots/${DATASET}/seed${SEED}
+if [ -f "${DIR}/results.json" ]; then
+    echo "The results exist at ${DIR} (skip this job)"
+else
+    run "${DATASET}" "${SEED}" "${DIR}" all --eval-only --model-dir "${MODEL_DIR}" ${LOADEP:+--load-epoch "${LOADEP}"} \
+        "$@" DATASET.LABEL_ONLY_FROM "${TARGET_LIST}"
+fi
+python3 -m trainers.ship.summary "${OUTPUT}/xd" --out "${OUTPUT}/xd/summary"

@@ -1,0 +1,95 @@
+"""Figures (matplotlib, PNG): grouped bars of the summary table, and a 2-D map of real vs synthetic features."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+PANELS = {"base2new": (("base", "Base"), ("new", "New"), ("hm", "H")),
+          "gzsl": (("base", "Seen"), ("new", "Unseen"), ("hm", "H")),
+          "xd": (("accuracy", "Accuracy"),)}
+TITLES = {"base2new": "Base-to-new generalisation", "gzsl": "Generalized zero-shot", "xd": "Cross-dataset transfer"}
+
+
+def _method(row: dict) -> str:
+    return f"{row['trainer']} ({row['config']})" if row["config"] else row["trainer"]
+
+
+def bar_chart(rows: list[dict], protocol: str, path: Path, sources: set[str] = frozenset()) -> Path:
+    """One panel per metric of ``protocol``; in each, a group of bars per dataset, one bar per method
+    (mean over seeds, std as the error bar)."""
+    rows = [r for r in rows if r["protocol"] == protocol]
+    datasets = sorted({r["dataset"] for r in rows} - {"average"}, key=lambda d: (d not in sources, d))
+    datasets += ["average"] if any(r["dataset"] == "average" for r in rows) else []
+    methods = sorted({_method(r) for r in rows})
+    cell = {(r["dataset"], _method(r)): r for r in rows}
+    panels = PANELS[protocol]
+    width = 0.8 / len(methods)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(6.0, 1.1 * len(datasets) * max(1, len(methods) / 2)),
+                                                      2.8 * len(panels)), squeeze=False)
+    for ax, (metric, label) in zip(axes[:, 0], panels):
+        for j, method in enumerate(methods):
+            xs = [i + (j - (len(methods) - 1) / 2) * width for i, d in enumerate(datasets) if (d, method) in cell]
+            found = [cell[(d, method)] for d in datasets if (d, method) in cell]
+            ax.bar(xs, [r[metric] for r in found], width, yerr=[r[f"{metric}_std"] for r in found], capsize=2,
+                   label=method)
+        ax.set_ylabel(f"{label} (%)")
+        ax.set_ylim(0, 100)
+        ax.set_xticks(range(len(datasets)))
+        ax.set_xticklabels([f"{d}\n(source)" if d in sources else d for d in datasets], rotation=30, ha="right", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].set_title(TITLES[protocol])
+    axes[0, 0].legend(fontsize=7, ncol=min(3, len(methods)), loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def bar_charts(rows: list[dict], folder: Path, sources: set[str] = frozenset()) -> list[Path]:
+    """``bars_<protocol>.png`` in ``folder`` for each protocol present in the summary ``rows``."""
+    return [bar_chart(rows, protocol, folder / f"bars_{protocol}.png", sources)
+            for protocol in PANELS if any(r["protocol"] == protocol for r in rows)]
+
+
+def pca_2d(reference: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
+    """Project ``reference`` and ``others`` onto the top two principal axes of ``reference``."""
+    mean = reference.float().mean(0)
+    _, _, v = torch.linalg.svd(reference.float() - mean, full_matrices=False)
+    axes = v[:2].t()
+    return [(x.float() - mean) @ axes for x in (reference, *others)]
+
+
+def feature_map(panels: Sequence[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[str]]],
+                path: Path, title: str = "") -> Path:
+    """Side-by-side PCA maps of real (dots) and synthetic (crosses) features, coloured by class.
+
+    Each panel is ``(title, real [N, D], real labels, synthetic [M, D], synthetic labels, class names)``;
+    the axes are the principal components of the panel's real features.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 5), squeeze=False)
+    colours = plt.get_cmap("tab10")
+    for ax, (name, real, real_labels, synthetic, syn_labels, classnames) in zip(axes[0], panels):
+        real_2d, syn_2d = pca_2d(real, synthetic)
+        for c, classname in enumerate(classnames):
+            colour = colours(c % 10)
+            r, s = real_2d[real_labels == c], syn_2d[syn_labels == c]
+            ax.scatter(r[:, 0], r[:, 1], s=14, color=colour, alpha=0.6, marker="o", label=classname)
+            ax.scatter(s[:, 0], s[:, 1], s=18, color=colour, alpha=0.8, marker="x")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("PC 1 of the real features")
+        ax.set_ylabel("PC 2")
+        ax.legend(fontsize=6, ncol=max(1, math.ceil(len(classnames) / 10)), loc="best", title="o real   x synthetic",
+                  title_fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
