@@ -207,5 +207,5 @@ def load_dataset(name: str, root: str | Path, shots: int = 0, seed: int = 1) -> 
     num_base = len({i.label for i in train}) if spec.seen_classes_first else 0
     dataset = DatasetSplits(spec.name, [name for _, name in classnames], train, val, test, list(spec.templates), num_base)
     if shots > 0 and not spec.test_only:
-        dataset.train, dataset.val = few_shot_subsets(folder, train, val, shots, seed, sample_val=spec.name != "ImageNet")
+        dataset.train, dataset.val = few_shot_subsets(folder, train, val, shots, seed, val_from_train=spec.name == "ImageNet")
     return dataset

@@ -58,14 +58,23 @@ def _read_coop_pickle(path: Path, dataset_dir: Path) -> dict[str, list[Item]]:
 
 
 def few_shot_subsets(
-    dataset_dir: Path, train: list[Item], val: list[Item], shots: int, seed: int, sample_val: bool = True
+    dataset_dir: Path, train: list[Item], val: list[Item], shots: int, seed: int, val_from_train: bool = False
 ) -> tuple[list[Item], list[Item]]:
-    """``shots`` training (and ``min(shots, 4)`` validation) images per class, cached on disk.
+    """``shots`` training and ``min(shots, 4)`` validation images per class, cached on disk.
 
-    ``sample_val=False`` keeps the whole val list (ImageNet, whose val set is its test set).
+    ``val_from_train``: the dataset's val set is its test set (ImageNet), so the validation images are
+    drawn from the training images the few-shot set left out; nothing is ever tuned on test images.
     """
     if shots < 1:
         raise ShipError(f"shots must be a positive number of images per class; got {shots}")
+    train_few, val_few = _cached_or_sampled(dataset_dir, train, [] if val_from_train else val, shots, seed)
+    if val_from_train:
+        chosen = {i.path for i in train_few}
+        val_few = sample_few_shot([i for i in train if i.path not in chosen], min(shots, 4), random.Random(seed))
+    return train_few, val_few
+
+
+def _cached_or_sampled(dataset_dir: Path, train: list[Item], val: list[Item], shots: int, seed: int):
     cache_dir = dataset_dir / "split_fewshot"
     coop_file = cache_dir / f"shot_{shots}-seed_{seed}.pkl"
     our_file = cache_dir / f"shot_{shots}-seed_{seed}.json"
@@ -73,7 +82,7 @@ def few_shot_subsets(
         try:
             data = _read_coop_pickle(coop_file, dataset_dir)
             logger.info(f"Few-shot images from CoOp's {coop_file}")
-            return data["train"], data.get("val", val) if sample_val else val
+            return data["train"], data.get("val", val)
         except Exception as exc:  # unreadable: fall back to our own file or sampling
             logger.info(f"cannot read CoOp few-shot file {coop_file} ({type(exc).__name__}: {exc}); ignoring it")
     if our_file.is_file():
@@ -81,15 +90,14 @@ def few_shot_subsets(
             data = json.loads(our_file.read_text())
             parts = {k: [Item(str(dataset_dir / p), int(label), name) for p, label, name in v] for k, v in data.items()}
             logger.info(f"Few-shot images from {our_file}")
-            return parts["train"], parts["val"] if sample_val else val
+            return parts["train"], parts["val"]
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             logger.info(f"corrupt few-shot file {our_file} ({type(exc).__name__}: {exc}); sampling again")
 
     rng = random.Random(seed)  # the state Dassl's set_random_seed(seed) leaves
     train = sample_few_shot(train, shots, rng)
-    if sample_val:
-        val = sample_few_shot(val, min(shots, 4), rng)
-    _save(our_file, dataset_dir, {"train": train, "val": val if sample_val else []})
+    val = sample_few_shot(val, min(shots, 4), rng)
+    _save(our_file, dataset_dir, {"train": train, "val": val})
     return train, val
 
 

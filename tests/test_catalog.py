@@ -63,7 +63,7 @@ def write_imagenet_classnames(path: Path, wnids: list[str]):
     path.write_text("".join(f"{w} class {w[-1]}\n" for w in wnids))
 
 
-def test_imagenet_val_is_test_and_not_subsampled(tmp_path):
+def test_imagenet_val_is_test_so_validation_comes_from_train(tmp_path):
     d = tmp_path / "imagenet"
     wnids = ["n01", "n02", "n03", "n04"]
     d.mkdir()
@@ -75,7 +75,11 @@ def test_imagenet_val_is_test_and_not_subsampled(tmp_path):
             image(d / "images" / "val" / w / f"val_{w}_{i}.JPEG")
     ds = load_dataset("ImageNet", tmp_path, shots=2, seed=1)
     assert ds.classnames == ["class 1", "class 2", "class 3", "class 4"] and len(ds.templates) == 7
-    assert len(ds.train) == 8 and len(ds.val) == len(ds.test) == 12 and ds.val == ds.test
+    assert len(ds.train) == 8 and len(ds.test) == 12
+    # its val set is the test set: validation images come from the training images left out, never from test
+    assert len(ds.val) == 8 and not {i.path for i in ds.val} & {i.path for i in ds.train + ds.test}
+    again = load_dataset("ImageNet", tmp_path, shots=2, seed=1)  # the cached few-shot file gives the same val
+    assert [i.path for i in again.val] == [i.path for i in ds.val]
 
 
 def test_imagenet_a_uses_present_wnids_only(tmp_path):
