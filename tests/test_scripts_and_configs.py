@@ -72,7 +72,7 @@ def test_summary_reads_coop_layout_logs(tmp_path, capsys):
     (orphan / "log.txt").write_text(DASSL_LOG.format(first=1, last=50))  # no test_new twin: left out
     assert summary_main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "| base2new | caltech101 | CoOp | vit_b16 | 2 | 97.00 ± 1.00 | 93.00 ± 1.00 |" in out and "dtd" not in out
+    assert "| base2new | Caltech101 | CoOp | vit_b16 | 2 | 97.00 ± 1.00 | 93.00 ± 1.00 |" in out and "Textures" not in out
 
 
 def test_summary_cross_dataset_table_plots_and_csv(tmp_path, capsys):
@@ -87,8 +87,8 @@ def test_summary_cross_dataset_table_plots_and_csv(tmp_path, capsys):
         ours("imagenet/SHIP_CoOp/c16", "ImageNet", seed, src)
         ours("evaluation/SHIP_CoOp/c16/oxford_pets", "OxfordPets", seed, pets)
         ours("evaluation/SHIP_CoOp/c16/dtd", "DescribableTextures", seed, dtd)
-    for dataset, accuracy in (("OxfordPets", 88.0), ("DescribableTextures", 45.0)):
-        d = tmp_path / "xd" / "evaluation" / "CoCoOp" / "c16" / dataset / "seed1"
+    for folder, accuracy in (("oxford_pets", 88.0), ("dtd", 45.0)):  # CoOp names its folders by config file
+        d = tmp_path / "xd" / "evaluation" / "CoCoOp" / "c16" / folder / "seed1"
         d.mkdir(parents=True)
         (d / "log.txt").write_text(DASSL_LOG.format(first=1.0, last=accuracy))
     assert summary_main([str(tmp_path / "xd"), "--out", str(tmp_path / "summary")]) == 0

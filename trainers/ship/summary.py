@@ -24,6 +24,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from datasets.catalog import ALIASES, SPECS
+
 from .metrics import harmonic_mean
 
 METRICS = {"base2new": ("base", "new", "hm"), "gzsl": ("base", "new", "hm"), "xd": ("accuracy",)}
@@ -36,6 +38,11 @@ def last_accuracy(log: Path) -> float | None:
     """The last ``* accuracy: xx%`` of a Dassl/CoOp log, or None."""
     found = ACCURACY.findall(log.read_text(errors="replace"))
     return float(found[-1]) if found else None
+
+
+def _dataset_name(name: str) -> str:
+    """The catalog's name of a dataset ("eurosat" in CoOp's folders, "EuroSAT" in results.json); others as they are."""
+    return ALIASES.get(name, name) if ALIASES.get(name, name) in SPECS else name
 
 
 def _config_of(parts: tuple[str, ...], trainer: str) -> str:
@@ -58,11 +65,11 @@ def collect(root: str | Path) -> tuple[dict[Group, list[dict[str, float]]], set[
         if (folder / "results.json").is_file():
             result = json.loads((folder / "results.json").read_text())
             protocol = result.get("protocol", "base2new")
-            key = (protocol, result["dataset"], result["trainer"], _config_of(parts, result["trainer"]),
+            key = (protocol, _dataset_name(result["dataset"]), result["trainer"], _config_of(parts, result["trainer"]),
                    f"seed{result['seed']}", f"shots_{result['shots']}")
             if protocol == "xd":
                 runs[key]["accuracy"] = result["accuracy"]
-                sources.add(result.get("source", ""))
+                sources.add(_dataset_name(result.get("source", "")))
             elif "seen" in result:
                 runs[key].update(base=result["seen"], new=result["unseen"])
             else:  # both, or one of a train_base / test_new pair
@@ -75,10 +82,10 @@ def collect(root: str | Path) -> tuple[dict[Group, list[dict[str, float]]], set[
         i = parts.index(marker)
         if marker == "evaluation" and len(parts) == i + 5:  # evaluation/<trainer>/<cfg>/<dataset>/seed<S>
             trainer, cfg, dataset, seed = parts[i + 1 : i + 5]
-            runs[("xd", dataset, trainer, cfg, seed, "")]["accuracy"] = accuracy
+            runs[("xd", _dataset_name(dataset), trainer, cfg, seed, "")]["accuracy"] = accuracy
         elif marker in BASE2NEW_LAYOUT and len(parts) == i + 6:  # <marker>/<dataset>/shots_K/<trainer>/<cfg>/seed<S>
             dataset, shots, trainer, cfg, seed = parts[i + 1 : i + 6]
-            runs[("base2new", dataset, trainer, cfg, seed, shots)][BASE2NEW_LAYOUT[marker]] = accuracy
+            runs[("base2new", _dataset_name(dataset), trainer, cfg, seed, shots)][BASE2NEW_LAYOUT[marker]] = accuracy
     groups: dict[Group, list[dict[str, float]]] = defaultdict(list)
     for (protocol, dataset, trainer, cfg, _seed, _shots), metrics in sorted(runs.items()):
         if protocol == "xd":
