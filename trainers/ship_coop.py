@@ -16,7 +16,7 @@ from dassl.engine import TRAINER_REGISTRY
 
 from trainers.dassl_feature_trainer import FeatureTrainerX
 from trainers.ship.pipeline import synthetic_stream
-from trainers.ship.classifiers import PromptLearner, cosine_logits
+from trainers.ship.classifiers import PromptLearner
 from trainers.ship.training import build_prompt_optimizer, epoch_batches, prompt_learner_step
 
 
@@ -54,8 +54,7 @@ class SHIP_CoOp(FeatureTrainerX):
 
     @torch.no_grad()
     def score(self, features):
-        weights = self.learner(self.learner.class_prompts(self.classnames))
-        return cosine_logits(features, weights, self.text_encoder.logit_scale)
+        return self.learner.logits(self.learner.class_prompts(self.classnames), features)
 
     def load_model(self, directory, epoch=None):
         path, checkpoint = self.find_checkpoint(directory, "prompt_learner", epoch)

@@ -238,11 +238,7 @@ def build_head(
 
     def prompted(names: list[str]) -> Scorer:
         prompts = learner.class_prompts(names)
-        if isinstance(learner, ConditionalPromptLearner):  # text features depend on each image
-            return lambda f: learner.logits(prompts, f)
-        with torch.no_grad():
-            weights = learner(prompts)
-        return lambda f: cosine_logits(f, weights, scale)
+        return lambda f: learner.logits(prompts, f)  # CoCoOp: text features of each image's own context
 
     return prompted
 

@@ -31,22 +31,27 @@ def bar_chart(rows: list[dict], protocol: str, path: Path, sources: set[str] = f
     cell = {(r["dataset"], _method(r)): r for r in rows}
     panels = PANELS[protocol]
     width = 0.8 / len(methods)
-    fig, axes = plt.subplots(len(panels), 1, figsize=(max(6.0, 1.1 * len(datasets) * max(1, len(methods) / 2)),
-                                                      2.8 * len(panels)), squeeze=False)
+    legend_rows = math.ceil(len(methods) / 3)
+    height = 2.8 * len(panels) + 0.3 * legend_rows + 0.6
+    fig, axes = plt.subplots(len(panels), 1, figsize=(max(6.0, 0.5 + 0.25 * len(datasets) * (len(methods) + 1)), height),
+                             squeeze=False)
     for ax, (metric, label) in zip(axes[:, 0], panels):
+        top = 0.0
         for j, method in enumerate(methods):
             xs = [i + (j - (len(methods) - 1) / 2) * width for i, d in enumerate(datasets) if (d, method) in cell]
             found = [cell[(d, method)] for d in datasets if (d, method) in cell]
             ax.bar(xs, [r[metric] for r in found], width, yerr=[r[f"{metric}_std"] for r in found], capsize=2,
-                   label=method)
+                   label=method, color=plt.get_cmap("tab10")(j % 10))
+            top = max([top] + [r[metric] + r[f"{metric}_std"] for r in found])
         ax.set_ylabel(f"{label} (%)")
-        ax.set_ylim(0, 100)
+        ax.set_ylim(0, min(100.0, max(5.0, 1.15 * top)))
         ax.set_xticks(range(len(datasets)))
         ax.set_xticklabels([f"{d}\n(source)" if d in sources else d for d in datasets], rotation=30, ha="right", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
-    axes[0, 0].set_title(TITLES[protocol])
-    axes[0, 0].legend(fontsize=7, ncol=min(3, len(methods)), loc="lower right")
-    fig.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=min(3, len(methods)), fontsize=7, frameon=False)
+    fig.suptitle(TITLES[protocol], y=1 - (0.3 * legend_rows + 0.15) / height, fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.3 * legend_rows + 0.45) / height))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
