@@ -73,3 +73,19 @@ def test_finetuning_moves_keys_and_lowers_the_loss(train):
     start = loss()
     finetune_keys(adapter, train, zero_shot, 100.0, epochs=30, lr=1e-2, batch_size=4)
     assert not torch.equal(before, adapter.keys) and loss() < start
+
+
+def test_classes_without_cache_entries_score_as_zero_shot(train):
+    """An evaluation on other classes (cross-dataset targets): names match ignoring case and "_"; a class the
+    cache has no column for gets no votes."""
+    adapter = TipAdapter.build(train, 3, alpha=2.0, beta=3.0)
+    adapter.classnames = ["golden_retriever", "cat", "dog"]
+    columns = adapter.columns(["Golden Retriever", "zebra", "dog"])
+    assert columns == [0, -1, 2]
+    features = F.normalize(torch.randn(5, train.features.shape[-1]), dim=-1)
+    zero_shot = F.normalize(torch.randn(3, train.features.shape[-1]), dim=-1)
+    logits = adapter.logits(features, zero_shot, 100.0, columns)
+    clip = cosine_logits(features, zero_shot, 100.0)
+    assert torch.allclose(logits[:, 1], clip[:, 1])
+    assert torch.allclose(logits[:, [0, 2]], adapter.logits(features, zero_shot[[0, 2]], 100.0, [0, 2]))
+    assert (logits[:, 0] > clip[:, 0]).all()  # the others do get votes
