@@ -32,7 +32,7 @@ def bar_chart(rows: list[dict], protocol: str, path: Path, sources: set[str] = f
     panels = PANELS[protocol]
     width = 0.8 / len(methods)
     legend_rows = math.ceil(len(methods) / 3)
-    height = 2.8 * len(panels) + 0.3 * legend_rows + 0.6
+    height = 2.8 * len(panels) + 0.3 * legend_rows + 0.4
     fig, axes = plt.subplots(len(panels), 1, figsize=(max(6.0, 0.5 + 0.25 * len(datasets) * (len(methods) + 1)), height),
                              squeeze=False)
     for ax, (metric, label) in zip(axes[:, 0], panels):
@@ -50,8 +50,8 @@ def bar_chart(rows: list[dict], protocol: str, path: Path, sources: set[str] = f
         ax.grid(axis="y", alpha=0.3)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=min(3, len(methods)), fontsize=7, frameon=False)
-    fig.suptitle(TITLES[protocol], y=1 - (0.3 * legend_rows + 0.15) / height, fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1, 1 - (0.3 * legend_rows + 0.45) / height))
+    axes[0, 0].set_title(TITLES[protocol], fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.3 * legend_rows + 0.1) / height))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
