@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from trainers.ship.__main__ import main
 
@@ -160,3 +161,15 @@ def test_gzsl_evaluation(tmp_path, folder, tiny_clip_path, trainer, capsys):
     assert results["hm"] == pytest.approx(2 * results["seen"] * results["unseen"] / max(results["seen"] + results["unseen"], 1e-9))
     log = (tmp_path / "g" / "log.txt").read_text()
     assert "3 seen + 2 unseen classes in one label space" in log and "* total: 10" in log and "* unseen:" in log
+
+
+def test_coop_with_its_own_recipe_config(tmp_path, folder, tiny_clip_path, capsys):
+    """CoOp's 16 random context tokens, momentum, weight decay and warm-up, from the shipped config."""
+    code, out, err = run(["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 2, "--trainer", "CoOp",
+                          "--output-dir", tmp_path / "r", "--cache-dir", tmp_path / "cache",
+                          "--config-file", ROOT / "configs/trainers/SHIP/coop_vit_b16_c16_ep50.yaml",
+                          *FAST, "TRAINER.SHIP.COOP_EPOCHS", "3"], capsys)
+    assert code == 0, err
+    state = torch.load(tmp_path / "r" / "prompt_learner" / "model.pth.tar-3", weights_only=True)["state_dict"]
+    assert state["ctx"].shape[0] == 16
+    assert "COOP_WARMUP_EPOCHS: 1" in out and "COOP_MOMENTUM: 0.9" in out

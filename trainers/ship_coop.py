@@ -30,9 +30,10 @@ class SHIP_CoOp(FeatureTrainerX):
         self.setup_clip_and_features()
         self.learner = PromptLearner(self.text_encoder, s.COOP_N_CTX, s.COOP_CTX_INIT)
         self.max_epoch = s.COOP_EPOCHS
-        steps = self.max_epoch * math.ceil(len(self.dm.dataset.train_x) / s.COOP_BATCH_SIZE)
-        optim, sched = build_prompt_optimizer(self.learner, steps, s.COOP_OPTIM, s.COOP_LR, s.COOP_MOMENTUM,
-                                              s.COOP_WEIGHT_DECAY, s.COOP_EPS)
+        steps_per_epoch = math.ceil(len(self.dm.dataset.train_x) / s.COOP_BATCH_SIZE)
+        optim, sched = build_prompt_optimizer(self.learner, self.max_epoch * steps_per_epoch, s.COOP_OPTIM, s.COOP_LR,
+                                              s.COOP_MOMENTUM, s.COOP_WEIGHT_DECAY, s.COOP_EPS,
+                                              s.COOP_WARMUP_EPOCHS * steps_per_epoch, s.COOP_WARMUP_LR)
         self.register_model("prompt_learner", self.learner, optim, sched)
         self.synthetic = None
 

@@ -45,6 +45,8 @@ def ship_trainer_defaults() -> CN:
     s.COOP_MOMENTUM = 0.0
     s.COOP_WEIGHT_DECAY = 0.0
     s.COOP_EPS = 1e-8  # AdamW epsilon; ImageNet: 1e-4
+    s.COOP_WARMUP_EPOCHS = 0  # CoOp's own recipe: 1 epoch at a constant COOP_WARMUP_LR
+    s.COOP_WARMUP_LR = 1e-5
     # CoCoOp baseline (meta-net on the image feature), CoCoOp's vit_b16_c4_ep10_batch1_ctxv1 recipe.
     s.COCOOP_N_CTX = 4
     s.COCOOP_CTX_INIT = "a photo of a"

@@ -261,7 +261,8 @@ def _prompt_learner(cfg, trainer, text_encoder, data, clip_model, out, model_dir
         learner = PromptLearner(text_encoder, s.COOP_N_CTX, s.COOP_CTX_INIT)
         epochs = s.COOP_EPOCHS
         recipe = dict(epochs=epochs, lr=s.COOP_LR, batch_size=s.COOP_BATCH_SIZE, optimizer=s.COOP_OPTIM,
-                      momentum=s.COOP_MOMENTUM, weight_decay=s.COOP_WEIGHT_DECAY, eps=s.COOP_EPS)
+                      momentum=s.COOP_MOMENTUM, weight_decay=s.COOP_WEIGHT_DECAY, eps=s.COOP_EPS,
+                      warmup_epochs=s.COOP_WARMUP_EPOCHS, warmup_lr=s.COOP_WARMUP_LR)
     checkpoint = Path("prompt_learner") / f"model.pth.tar-{epochs}"
     if model_dir is not None:  # evaluation only: the trained context (and meta-net) is all that is needed
         load_finished(learner, model_dir / checkpoint.parent / f"model.pth.tar-{load_epoch or epochs}")
