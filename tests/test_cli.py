@@ -148,6 +148,10 @@ def test_eval_only_reads_the_trained_run(tmp_path, folder, tiny_clip_path, train
     # another evaluation subset in the training folder reuses the trained stages
     code, out, err = run(common + ["--output-dir", tmp_path / "train", *FAST, "DATASET.SUBSAMPLE_CLASSES", "gzsl"], capsys)
     assert code == 0 and "Loaded finished stage" in out and "generator epoch" not in out, err
+    # so does another size of the feature map (a figure drawn after training)
+    code, out, err = run(common + ["--output-dir", tmp_path / "train", *FAST, "TRAINER.SHIP.FEATURE_MAP", "3"], capsys)
+    assert code == 0 and "Loaded finished stage" in out and "generator epoch" not in out, err
+    assert "Map of real and synthetic features" in out
 
 
 @pytest.mark.parametrize("trainer", ["SHIP_CoOp", "SHIP_TipAdapter"])

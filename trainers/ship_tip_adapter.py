@@ -31,9 +31,9 @@ class SHIP_TipAdapter(FeatureTrainerX):
         super().before_train()
         cfg, s = self.cfg, self.cfg.TRAINER.SHIP
         val = self.features(self.dm.dataset.val or [], "val")
-        self.adapter, _ = fit_tip_adapter(cfg, bool(self.label_only), self.text_encoder, self.clip, self.train_features,
-                                          val, self.classnames, self.label_only, self.templates, cfg.DATASET.NAME,
-                                          Path(self.output_dir))
+        self.adapter = fit_tip_adapter(cfg, bool(self.label_only), self.text_encoder, self.clip, self.train_features,
+                                       val, self.classnames, self.label_only, self.templates, cfg.DATASET.NAME,
+                                       Path(self.output_dir))
         epochs = s.TIP_EPOCHS if s.TIP_FINETUNE else 0
         path = Path(self.output_dir) / "tip_adapter" / f"model.pth.tar-{epochs}"
         atomic_save({"state_dict": self.adapter.state_dict(), "epoch": epochs}, path)

@@ -141,9 +141,11 @@ def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedCli
 
 def _fingerprint(cfg: CfgNode, clip_model: LoadedClip, stage: str) -> str:
     """What a stage's checkpoint depends on: data, backbone, seed and hyper-parameters (not which
-    classes are evaluated: a base, new, all or gzsl evaluation reuses the same trained stages)."""
+    classes are evaluated: a base, new, all or gzsl evaluation reuses the same trained stages; nor
+    the feature map)."""
     dataset = {k: v for k, v in cfg.DATASET.items() if k != "SUBSAMPLE_CLASSES"}
-    relevant = {"stage": stage, "clip": clip_model.identity, "seed": cfg.SEED, "dataset": dataset, "ship": cfg.TRAINER.SHIP}
+    ship = {k: v for k, v in cfg.TRAINER.SHIP.items() if k != "FEATURE_MAP"}  # a figure, drawn after training
+    relevant = {"stage": stage, "clip": clip_model.identity, "seed": cfg.SEED, "dataset": dataset, "ship": ship}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -282,8 +284,8 @@ def _prompt_learner(cfg, trainer, text_encoder, data, clip_model, out, model_dir
 
 def fit_tip_adapter(cfg: CfgNode, synthesize: bool, text_encoder: TextEncoder, clip_model: LoadedClip,
                     train: FeatureSet, val: FeatureSet | None, base_names: list[str], new_names: list[str],
-                    templates: list[str], dataset_name: str, out: Path) -> tuple[TipAdapter, torch.Tensor]:
-    """Tip-Adapter(-F) over base + label-only classes, and the zero-shot weights of those classes.
+                    templates: list[str], dataset_name: str, out: Path) -> TipAdapter:
+    """Tip-Adapter(-F) over base + label-only classes.
 
     ``dataset_name`` picks Tip-Adapter's per-dataset search range and initial α.
 
@@ -312,7 +314,7 @@ def fit_tip_adapter(cfg: CfgNode, synthesize: bool, text_encoder: TextEncoder, c
     search_scale = tuple(s.TIP_SEARCH_SCALE) or SEARCH_SCALE.get(dataset_name, (7.0, 3.0))
     adapter.alpha, adapter.beta, _ = search_alpha_beta(val, zero_shot[:n_base], adapter.keys.to(zero_shot.device),
                                                        adapter.values[:, :n_base].to(zero_shot.device), scale, search_scale)
-    return adapter, zero_shot
+    return adapter
 
 
 def _tip_adapter_head(cfg, trainer, text_encoder, data, clip_model, out, model_dir, load_epoch) -> Head:
@@ -326,7 +328,7 @@ def _tip_adapter_head(cfg, trainer, text_encoder, data, clip_model, out, model_d
         synthesize = trainer == "SHIP_TipAdapter" and s.SYNTHESIZE
         fit = lambda: adapter.load_state_dict(fit_tip_adapter(  # noqa: E731
             cfg, synthesize, text_encoder, clip_model, data.train, data.val, data.base_names, data.label_only,
-            _templates(cfg, data), data.dataset, out)[0].state_dict())
+            _templates(cfg, data), data.dataset, out).state_dict())
         trained_or_loaded(adapter, out / "tip_adapter" / f"model.pth.tar-{epochs}", _fingerprint(cfg, clip_model, trainer),
                           epochs, fit)
     templates = _templates(cfg, data)
@@ -438,7 +440,9 @@ def run(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: str | Non
         results.update(source=_trained_on(model_dir) or dataset.name, label_only_from=list(cfg.DATASET.LABEL_ONLY_FROM),
                        num_label_only=len(data.label_only))
     atomic_write_json(results, out / "results.json")
-    if cfg.TRAINER.SHIP.FEATURE_MAP and generator_checkpoint(cfg, out).is_file() and model_dir is None:
+    # the generator of this run (not one an earlier run left in the folder), unless a finished stage skipped it
+    synthesised = trainer.startswith("SHIP_") and cfg.TRAINER.SHIP.SYNTHESIZE and data.label_only and model_dir is None
+    if cfg.TRAINER.SHIP.FEATURE_MAP and synthesised and generator_checkpoint(cfg, out).is_file():
         path = write_feature_map(cfg, text_encoder, data, out)
         logger.info(f"Map of real and synthetic features: {path}")
     return results
