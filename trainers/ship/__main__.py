@@ -1,7 +1,8 @@
-"""Command line: base-to-new SHIP_CoOp / CoOp / ZeroshotCLIP on a CoOp dataset or a folder of class sub-folders.
+"""Command line: any trainer under any protocol (base-to-new, GZSL, cross-dataset) on a CoOp dataset or a folder.
 
     python -m trainers.ship --dataset Caltech101 --root DATA --output-dir OUT [--trainer SHIP_CoOp]
     python -m trainers.ship --data-dir DIR --output-dir OUT [--trainer SHIP_CoOp]
+        [--eval-only --model-dir RUN [--load-epoch E]]
         [--split-file split.json] [--backbone ViT-B/16 | --weights clip.pt]
         [--shots 16] [--seed 1] [--config-file configs/trainers/SHIP/vit_b16.yaml] [KEY VALUE ...]
 """

@@ -11,6 +11,8 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from .summary import column_label, dataset_columns  # noqa: E402
+
 PANELS = {"base2new": (("base", "Base"), ("new", "New"), ("hm", "H")),
           "gzsl": (("base", "Seen"), ("new", "Unseen"), ("hm", "H")),
           "xd": (("accuracy", "Accuracy"),)}
@@ -25,8 +27,7 @@ def bar_chart(rows: list[dict], protocol: str, path: Path, sources: set[str] = f
     """One panel per metric of ``protocol``; in each, a group of bars per dataset, one bar per method
     (mean over seeds, std as the error bar)."""
     rows = [r for r in rows if r["protocol"] == protocol]
-    datasets = sorted({r["dataset"] for r in rows} - {"average"}, key=lambda d: (d not in sources, d))
-    datasets += ["average"] if any(r["dataset"] == "average" for r in rows) else []
+    datasets = dataset_columns(rows, sources)
     methods = sorted({_method(r) for r in rows})
     cell = {(r["dataset"], _method(r)): r for r in rows}
     panels = PANELS[protocol]
@@ -46,7 +47,7 @@ def bar_chart(rows: list[dict], protocol: str, path: Path, sources: set[str] = f
         ax.set_ylabel(f"{label} (%)")
         ax.set_ylim(0, min(100.0, max(5.0, 1.15 * top)))
         ax.set_xticks(range(len(datasets)))
-        ax.set_xticklabels([f"{d}\n(source)" if d in sources else d for d in datasets], rotation=30, ha="right", fontsize=8)
+        ax.set_xticklabels([column_label(d, sources, "\n") for d in datasets], rotation=30, ha="right", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=min(3, len(methods)), fontsize=7, frameon=False)

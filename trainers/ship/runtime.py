@@ -8,6 +8,7 @@ import os
 import random
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, IO
 
@@ -96,8 +97,6 @@ class StageMeter:
     otherwise the process's maximum resident size so far."""
 
     def __init__(self, device: torch.device):
-        import time
-
         self._clock, self.device = time.perf_counter, device
         self._last = self._start = self._clock()
         self.seconds: dict[str, float] = {}
@@ -112,7 +111,7 @@ class StageMeter:
             self.peak_mib[stage] = round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)
             torch.cuda.reset_peak_memory_stats(self.device)
         else:
-            import resource
+            import resource  # Unix only
 
             self.peak_mib[stage] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 

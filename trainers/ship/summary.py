@@ -120,6 +120,16 @@ def table_rows(groups: dict[Group, list[dict[str, float]]], sources: set[str] = 
     return rows
 
 
+def dataset_columns(rows: list[dict], sources: set[str] = frozenset()) -> list[str]:
+    """The datasets of ``rows`` in table order: sources first, then the others, then the average."""
+    datasets = sorted({r["dataset"] for r in rows} - {"average"}, key=lambda d: (d not in sources, d))
+    return datasets + (["average"] if any(r["dataset"] == "average" for r in rows) else [])
+
+
+def column_label(dataset: str, sources: set[str], sep: str = " ") -> str:
+    return f"{dataset}{sep}(source)" if dataset in sources else dataset
+
+
 def _cell(row: dict, metric: str) -> str:
     return f"{row[metric]:.2f} ± {row[metric + '_std']:.2f}"
 
@@ -138,9 +148,8 @@ def markdown(rows: list[dict], sources: set[str] = frozenset()) -> str:
         tables.append("\n".join(lines))
     xd = [r for r in rows if r["protocol"] == "xd"]
     if xd:
-        datasets = sorted({r["dataset"] for r in xd} - {"average"}, key=lambda d: (d not in sources, d))
-        datasets += ["average"] if any(r["dataset"] == "average" for r in xd) else []
-        header = [f"{d} (source)" if d in sources else d for d in datasets]
+        datasets = dataset_columns(xd, sources)
+        header = [column_label(d, sources) for d in datasets]
         lines = ["| cross-dataset | config | seeds | " + " | ".join(header) + " |", "|---|---|---|" + "---|" * len(datasets)]
         for trainer, cfg in sorted({(r["trainer"], r["config"]) for r in xd}):
             cells = {r["dataset"]: r for r in xd if (r["trainer"], r["config"]) == (trainer, cfg)}
