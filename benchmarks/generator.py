@@ -26,7 +26,7 @@ NAMES = ("accordion airplane anchor ant barrel bass beaver binocular bonsai brai
 
 def main(argv=None):
     args, device, clip_model = tower_benchmark_setup(argv)
-    encoder = TextEncoder(clip_model.model)
+    encoder = TextEncoder(clip_model.model, clip_model.precision)
     torch.manual_seed(0)
     generator = ShipGenerator(encoder)
     prompts = generator.class_prompts(NAMES)
@@ -35,7 +35,7 @@ def main(argv=None):
     labels = torch.randint(len(NAMES), (args.batch,), device=device)
 
     def step():
-        with autocast(device):
+        with autocast(clip_model.precision):
             rec, kl = generator(x, prompts, labels)
         optimizer.zero_grad(set_to_none=True)
         (rec + kl).backward()

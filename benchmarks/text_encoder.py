@@ -21,7 +21,7 @@ NAMES = ["golden retriever", "aircraft carrier", "joshua tree", "motorbike", "su
 
 def main(argv=None):
     args, device, clip_model = tower_benchmark_setup(argv)
-    encoder = TextEncoder(clip_model.model)
+    encoder = TextEncoder(clip_model.model, clip_model.precision)
     prompts = ClassPrompts(encoder, NAMES, n_ctx=4)
     labels = torch.arange(args.batch, device=device) % len(NAMES)
     ctx = torch.zeros(args.batch, 4, encoder.width, device=device, requires_grad=True)
@@ -30,7 +30,7 @@ def main(argv=None):
 
     def forward(embeddings, length):
         """The text tower over the first ``length`` positions (77: no cut)."""
-        with autocast(device):
+        with autocast(clip_model.precision):
             x = embeddings[:, :length] + clip_model.model.positional_embedding[:length]
             x = clip_model.model.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)
             x = clip_model.model.ln_final(x)[torch.arange(args.batch, device=device), eot]

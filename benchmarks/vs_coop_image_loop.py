@@ -46,24 +46,22 @@ def coop_image_loop(weights: Path, data: Path, shots: int, epochs: int, device: 
     dataset = few_shot_splits(read_image_folder(data), shots, 1)
     base, _ = base_new_split(dataset.num_classes)
     train = [i for i in dataset.train if i.label < len(base)]
-    text_encoder = TextEncoder(clip_model.model)
+    text_encoder = TextEncoder(clip_model.model, clip_model.precision)
     learner = PromptLearner(text_encoder, n_ctx=4, ctx_init="a photo of a")
     prompts = learner.class_prompts(dataset.classnames[: len(base)])
     images = ImageFiles([i.path for i in train], train_transform(clip_model.input_resolution))
     loader = DataLoader(_Labelled(images, [i.label for i in train]), batch_size=32, shuffle=True, num_workers=workers,
                         pin_memory=device.type == "cuda", persistent_workers=workers > 0)
-    optimizer, schedule = build_prompt_optimizer(learner, epochs * math.ceil(len(train) / 32), "sgd", 2e-3, momentum=0.9,
-                                                 weight_decay=5e-4)
+    _, step, schedule = build_prompt_optimizer(learner, epochs * math.ceil(len(train) / 32), "sgd", 2e-3, momentum=0.9,
+                                               weight_decay=5e-4)
     for _ in range(epochs):
         for x, y in loader:
             x, y = x.to(device, non_blocking=True), y.to(device)
-            with autocast(device):
+            with autocast(clip_model.precision):
                 with torch.no_grad():
                     f = F.normalize(clip_model.model.encode_image(x).float(), dim=-1)
                 loss = F.cross_entropy(cosine_logits(f, learner(prompts), text_encoder.logit_scale), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            step(loss)
             schedule.step()
     encode_images(clip_model, [i.path for i in dataset.test], test_transform(clip_model.input_resolution), device,
                   num_workers=workers)

@@ -1,9 +1,11 @@
+import logging
+
 import pytest
 
 from trainers.ship.clip_loader import LoadedClip, load_clip
 from trainers.ship.text_encoder import TextEncoder
 
-from .helpers import save_tiny_clip
+from .helpers import ListHandler, save_tiny_clip
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +21,14 @@ def tiny_clip(tiny_clip_path) -> LoadedClip:
 @pytest.fixture(scope="session")
 def text_encoder(tiny_clip) -> TextEncoder:
     return TextEncoder(tiny_clip.model)
+
+
+@pytest.fixture
+def ship_log():
+    """The messages of the ``ship`` logger during the test."""
+    handler = ListHandler()
+    logger = logging.getLogger("ship")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    yield handler.messages
+    logger.removeHandler(handler)

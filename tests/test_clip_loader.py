@@ -15,7 +15,7 @@ def test_loads_state_dict_frozen_fp32(tiny_clip):
     assert all(not p.requires_grad for p in model.parameters())
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert tiny_clip.input_resolution == 32
-    assert tiny_clip.name == "tiny_vit" and tiny_clip.identity.startswith("file:")
+    assert tiny_clip.name == "tiny_vit" and tiny_clip.identity.startswith("tiny_vit:sha256:")
 
 
 def test_resnet_backbone_dims(tmp_path):

@@ -44,7 +44,7 @@ def test_each_image_gets_its_own_text_features_and_chunks_change_nothing(text_en
 
 def test_warm_up_then_cosine(text_encoder):
     learner = PromptLearner(text_encoder)
-    opt, schedule = build_prompt_optimizer(learner, steps=10, lr=2e-3, warmup_steps=2, warmup_lr=1e-5)
+    opt, _, schedule = build_prompt_optimizer(learner, steps=10, lr=2e-3, warmup_steps=2, warmup_lr=1e-5)
     lrs = []
     for _ in range(10):
         lrs.append(opt.param_groups[0]["lr"])

@@ -33,8 +33,12 @@ def data(tmp_path_factory):
 def test_label_only_classes_are_the_targets_names_once_each(data, tmp_path):
     names = tmp_path / "names.txt"
     names.write_text("zebra\nforest\n\n")
-    assert cross_dataset_label_only(["eurosat", "dtd", str(names)], str(data), SOURCE) == \
-        ["Forest", "River", "banded", "dotted", "zebra"]
+    names_, index = cross_dataset_label_only(["eurosat", "dtd", str(names)], str(data), SOURCE)
+    assert names_ == ["Forest", "River", "banded", "dotted", "zebra"]
+    # every target class by identity: its own column after the 4 source classes, or the column of the known class
+    # whose name it shares ("Dog" is the source's dog, dtd's "river" is EuroSAT's River, "forest" is Forest)
+    assert index == {"EuroSAT#0": 4, "EuroSAT#1": 5, "EuroSAT#2": 1, "DescribableTextures#0": 6,
+                     "DescribableTextures#1": 5, "DescribableTextures#2": 7, f"{names}#0": 8, f"{names}#1": 4}
     with pytest.raises(ShipError, match="class-name file not found"):
         cross_dataset_label_only([str(tmp_path / "missing.txt")], str(data), SOURCE)
     with pytest.raises(ShipError, match="unknown dataset 'nowhere'"):

@@ -1,12 +1,10 @@
-import logging
-
 import pytest
 import torch
 
 from trainers.ship import features as features_mod
 from trainers.ship.features import FeatureCache, extract_features
 
-from .helpers import ListHandler, write_image_folder
+from .helpers import write_image_folder
 
 
 @pytest.fixture
@@ -14,16 +12,6 @@ def images(tmp_path):
     root = write_image_folder(tmp_path / "imgs", ["cat", "dog"], per_class=3)
     paths = sorted(str(p) for p in root.rglob("*.jpg"))
     return paths, [0 if "/cat/" in p else 1 for p in paths]
-
-
-@pytest.fixture
-def ship_log():
-    handler = ListHandler()
-    logger = logging.getLogger("ship")
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    yield handler.messages
-    logger.removeHandler(handler)
 
 
 @pytest.fixture

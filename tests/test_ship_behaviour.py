@@ -12,7 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainers.ship.pipeline import SplitFeatures, evaluate, evaluate_gzsl
+from trainers.ship.heads import Classes, SplitFeatures
+from trainers.ship.pipeline import evaluate, evaluate_gzsl
 from trainers.ship.classifiers import cosine_logits
 from trainers.ship.tip_adapter import TipAdapter, search_alpha_beta
 from trainers.ship.classifiers import PromptLearner, zero_shot_weights
@@ -49,7 +50,8 @@ def run_world(text_encoder, seed):
     def gzsl(learner):
         with torch.no_grad():
             joint = learner(learner.class_prompts(world.base_names + world.new_names))
-        data = SplitFeatures(world.base_names, world.new_names, None, world.test_base, world.test_new, [])
+        data = SplitFeatures(Classes(world.base_names, []), Classes(world.new_names, []), None, world.test_base,
+                             world.test_new, [])
         return evaluate_gzsl(data, lambda f: cosine_logits(f, joint, scale), torch.device("cpu"))
 
     def tip_adapter(synthetic):

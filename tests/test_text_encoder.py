@@ -1,7 +1,5 @@
-import pytest
 import torch
 
-from trainers.ship.errors import ShipError
 from trainers.ship.text_encoder import ClassPrompts, tokenize
 
 
@@ -48,6 +46,12 @@ def test_gradient_reaches_context_not_clip(text_encoder, tiny_clip):
     assert all(p.grad is None for p in tiny_clip.model.parameters())
 
 
-def test_too_long_text_is_a_clear_error(text_encoder):
-    with pytest.raises(ShipError, match="too long"):
-        ClassPrompts(text_encoder, ["word " * 100], n_ctx=4)
+def test_too_long_class_name_is_cut_with_one_log_line(text_encoder, ship_log):
+    long_name = "word " * 100
+    for _ in range(2):
+        prompts = ClassPrompts(text_encoder, ["dog", long_name], n_ctx=4)
+    ids = tokenize(["X X X X dog.", f"X X X X {long_name}."])
+    assert ids[1, -1] == ids[0].max()  # cut to 76 tokens, then EOT: the EOT feature still exists
+    assert prompts.eot.tolist() == [int(ids[0].argmax()), 76]
+    cut = [m for m in ship_log if "longer than CLIP's 77-token context" in m]
+    assert len(cut) == 1 and "word word" in cut[0]

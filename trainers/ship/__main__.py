@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .pipeline import TRAINERS, run as run_protocol
+from .heads import TRAINERS
+from .pipeline import run as run_protocol
 from .config import build_cfg
 from .errors import ShipError, report_errors
 
@@ -34,9 +35,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output-dir", help="run folder for log.txt, results.json, checkpoints (OUTPUT_DIR)")
     p.add_argument("--cache-dir", help="feature cache folder (CACHE_DIR; default ~/.cache/ship)")
     p.add_argument("--device", help="auto, cpu or cuda (DEVICE)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="compute precision (PRECISION; auto: bf16 where the GPU has it natively, else fp32)")
     p.add_argument("--eval-only", action="store_true", help="evaluate a trained run (--model-dir) instead of training")
     p.add_argument("--model-dir", help="with --eval-only: the run folder that holds prompt_learner/")
     p.add_argument("--load-epoch", type=int, help="with --eval-only: the checkpoint epoch (default: the config's last)")
+    p.add_argument("--allow-mismatch", action="store_true", default=None,
+                   help="with --eval-only: evaluate a run trained under another setup (ALLOW_SETUP_MISMATCH)")
     p.add_argument("--config-file", action="append", default=[], help="YAML config, may be repeated")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
     return p.parse_args(argv)
@@ -47,6 +52,7 @@ ARG_TO_KEY = {
     "num_base": "DATASET.NUM_BASE", "trainer": "TRAINER.NAME", "backbone": "MODEL.BACKBONE.NAME",
     "weights": "MODEL.BACKBONE.WEIGHTS", "clip_cache_dir": "MODEL.BACKBONE.DOWNLOAD_ROOT",
     "shots": "DATASET.NUM_SHOTS", "seed": "SEED", "output_dir": "OUTPUT_DIR", "cache_dir": "CACHE_DIR", "device": "DEVICE",
+    "precision": "PRECISION", "allow_mismatch": "ALLOW_SETUP_MISMATCH",
 }
 
 

@@ -5,6 +5,7 @@ on CUDA), every parameter frozen.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import urllib.error
 import warnings
@@ -20,17 +21,19 @@ with warnings.catch_warnings():  # clip-anytorch imports the deprecated pkg_reso
     from clip.model import CLIP, build_model
 
 from .errors import ShipError
+from .runtime import resolve_precision
 
 DEFAULT_DOWNLOAD_ROOT = os.path.expanduser("~/.cache/clip")
 
 
 @dataclass(frozen=True)
 class LoadedClip:
-    """A frozen CLIP model, a short name and an identity string for cache keys."""
+    """A frozen CLIP model, a short name, an identity for cache keys and checks, and its compute precision."""
 
     model: CLIP
     name: str  # backbone name, or the weights file's stem
-    identity: str  # backbone name, or weights file with size and mtime
+    identity: str  # the name and the SHA-256 of the weights file: the same weights wherever the file lies
+    precision: str = "fp32"  # fp32, bf16 or fp16 (runtime.resolve_precision)
 
     @property
     def input_resolution(self) -> int:
@@ -76,27 +79,37 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes (CLIP's weights: about a second for ViT-L)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def load_clip(
     backbone: str = "ViT-B/16",
     weights: str | None = None,
     device: torch.device | str = "cpu",
     download_root: str | None = None,
+    precision: str = "auto",
 ) -> LoadedClip:
     """Load a frozen fp32 CLIP.
 
     ``weights`` (a local file: OpenAI JIT archive or state dict) wins over
     ``backbone``; otherwise ``backbone`` must be one of ``clip.available_models()``
     and is read from (or downloaded to) ``download_root`` (default ``~/.cache/clip``).
+    ``precision`` (auto, fp32, bf16, fp16) is resolved for ``device`` (see ``runtime.resolve_precision``).
     """
     if weights:
         path = Path(weights).expanduser()
         if not path.is_file():
             raise ShipError(f"CLIP weights file not found: {path} (expected an OpenAI CLIP .pt file or state dict)")
-        stat = path.stat()
-        name, identity = path.stem, f"file:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        name = path.stem
     elif backbone in available_backbones():
         path = _weights_file_for(backbone, download_root or DEFAULT_DOWNLOAD_ROOT)
-        name = identity = backbone
+        name = backbone
     else:
         raise ShipError(f"unknown backbone {backbone!r}; expected one of {available_backbones()} or --weights PATH")
 
@@ -105,5 +118,7 @@ def load_clip(
         model = build_model(state)
     except (KeyError, RuntimeError, ValueError) as exc:
         raise ShipError(f"corrupt CLIP weights file {path}: cannot build a model ({type(exc).__name__}: {exc})") from None
+    device = torch.device(device)
     model = model.float().eval().requires_grad_(False).to(device)
-    return LoadedClip(model=model, name=name, identity=identity)
+    return LoadedClip(model=model, name=name, identity=f"{name}:sha256:{file_digest(path)[:16]}",
+                      precision=resolve_precision(precision, device))

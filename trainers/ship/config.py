@@ -74,6 +74,10 @@ def get_cfg_defaults() -> CN:
     cfg.OUTPUT_DIR = "output"
     cfg.SEED = 1
     cfg.DEVICE = "auto"
+    # auto: bf16 on GPUs that compute it natively (compute capability >= 8.0), else fp32; fp16 scales the loss
+    cfg.PRECISION = "auto"
+    # --eval-only of a run trained with another CLIP, trainer, shots, seed, settings or dataset: error unless True
+    cfg.ALLOW_SETUP_MISMATCH = False
     cfg.CACHE_DIR = "~/.cache/ship"  # cached image features
 
     cfg.MODEL = CN()

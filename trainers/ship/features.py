@@ -29,7 +29,7 @@ from .runtime import atomic_save, autocast
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 logger = logging.getLogger("ship")
 
@@ -54,11 +54,21 @@ def test_transform(resolution: int) -> T.Compose:
     ])
 
 
-class ImageFiles(Dataset):
-    """Images read from disk (grayscale and RGBA converted to RGB), transformed."""
+def augmentation_seed(seed: int, augmentation_pass: int, path: str) -> int:
+    """The seed of one image's random crop and flip in one pass: a function of (seed, pass, image) only."""
+    return int(hashlib.sha256(f"{seed}:{augmentation_pass}:{path}".encode()).hexdigest()[:15], 16)
 
-    def __init__(self, paths: Sequence[str], transform: T.Compose):
+
+class ImageFiles(Dataset):
+    """Images read from disk (grayscale and RGBA converted to RGB), transformed.
+
+    With ``seed`` (augmented passes) each image's transform draws from its own generator seeded by
+    :func:`augmentation_seed`, so the crops do not depend on the loader's workers or batch order.
+    """
+
+    def __init__(self, paths: Sequence[str], transform: T.Compose, seed: int | None = None, augmentation_pass: int = 0):
         self.paths, self.transform = list(paths), transform
+        self.seed, self.augmentation_pass = seed, augmentation_pass
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -67,9 +77,14 @@ class ImageFiles(Dataset):
         path = self.paths[index]
         try:
             with Image.open(path) as image:
-                return self.transform(image.convert("RGB"))
+                image = image.convert("RGB")
         except OSError as exc:
             raise ShipError(f"cannot read image {path}: {exc}") from None
+        if self.seed is None:
+            return self.transform(image)
+        with torch.random.fork_rng(devices=[]):  # torchvision's random transforms draw from torch's global RNG
+            torch.manual_seed(augmentation_seed(self.seed, self.augmentation_pass, path))
+            return self.transform(image)
 
 
 @dataclass
@@ -96,15 +111,17 @@ def encode_images(
     batch_size: int = 128,
     num_workers: int = 0,
     desc: str = "encode",
+    seed: int | None = None,
+    augmentation_pass: int = 0,
 ) -> torch.Tensor:
-    """Normalised image features ``[N, D]`` (float32, on the CPU)."""
+    """Normalised image features ``[N, D]`` (float32, on the CPU); ``seed``: see :class:`ImageFiles`."""
     loader = DataLoader(
-        ImageFiles(paths, transform), batch_size=batch_size, num_workers=num_workers,
+        ImageFiles(paths, transform, seed, augmentation_pass), batch_size=batch_size, num_workers=num_workers,
         pin_memory=device.type == "cuda", persistent_workers=False,
     )
-    chunks = []
+    chunks = [torch.empty(0, clip_model.model.visual.output_dim)]
     for images in tqdm(loader, desc=desc, leave=False, disable=None):
-        with autocast(device):
+        with autocast(clip_model.precision):
             chunks.append(F.normalize(clip_model.model.encode_image(images.to(device)).float(), dim=-1).cpu())
     return torch.cat(chunks)
 
@@ -124,19 +141,24 @@ def extract_features(
 ) -> FeatureSet:
     """Encode images ``passes`` times (augmented) or once (CLIP preprocessing).
 
-    The augmentation draws come from their own RNG seeded with ``seed``, so the
-    features and every later random draw of the run are the same whether or
-    not they come from the cache.
+    Each augmented view is drawn from (``seed``, pass, image) alone, and the global random state is
+    left untouched, so the features and every later draw of the run are the same whether or not they
+    come from the cache, and whatever the number of loader workers.
     """
-    resolution = clip_model.input_resolution
-    transform = train_transform(resolution, aug_scale) if augment else test_transform(resolution)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    transform = feature_transform(clip_model, augment, aug_scale)
+    with torch.random.fork_rng(devices=[]):  # the loader draws its workers' base seed from the global RNG
         features = torch.stack([
-            encode_images(clip_model, paths, transform, device, batch_size, num_workers, f"{desc} pass {k + 1}/{passes}")
+            encode_images(clip_model, paths, transform, device, batch_size, num_workers, f"{desc} pass {k + 1}/{passes}",
+                          seed if augment else None, k)
             for k in range(passes if augment else 1)
         ])
     return FeatureSet(features, torch.as_tensor(list(labels), dtype=torch.long))
+
+
+def feature_transform(clip_model: LoadedClip, augment: bool, aug_scale: tuple[float, float] = (0.5, 1.0)) -> T.Compose:
+    """The paper's training augmentation, or CLIP's preprocessing, at the backbone's resolution."""
+    resolution = clip_model.input_resolution
+    return train_transform(resolution, aug_scale) if augment else test_transform(resolution)
 
 
 def image_list_digest(paths: Sequence[str], labels: Sequence[int]) -> str:
@@ -200,15 +222,16 @@ class FeatureCache:
     ) -> FeatureSet:
         """Read the features from the cache, or extract and cache them.
 
-        The key holds everything that changes them: backbone, dataset, split,
-        shots, the image list, and for augmented sets the seed, pass count and
-        crop scale.
+        The key holds everything that changes them: the CLIP weights, the compute precision and device
+        type, the transform (resolution, crop scale, interpolation), the image list, and for augmented
+        sets the seed and pass count. (Loader workers and batch size change nothing: see :class:`ImageFiles`.)
         """
         key = {
             "format": CACHE_FORMAT, "backbone": clip_model.name, "clip": clip_model.identity,
+            "precision": clip_model.precision, "device": device.type,
+            "transform": repr(feature_transform(clip_model, augment, aug_scale)),
             "dataset": dataset, "split": split, "shots": shots, "images": image_list_digest(paths, labels),
-            "augment": augment,
-            **({"seed": seed, "passes": passes, "aug_scale": list(aug_scale)} if augment else {}),
+            "augment": augment, **({"seed": seed, "passes": passes} if augment else {}),
         }
         cached = self.load(key)
         if cached is not None:

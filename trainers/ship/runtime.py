@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -30,15 +32,59 @@ def resolve_device(name: str = "auto") -> torch.device:
         raise ShipError(f"unknown device {name!r}; expected 'auto', 'cpu' or 'cuda[:N]'") from None
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """Mixed precision on CUDA (bf16 where supported, else fp16); fp32 on the CPU.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """The compute precision of a run: ``fp32``, ``bf16`` or ``fp16``.
+
+    ``auto`` is bf16 on a GPU that computes it natively (compute capability 8.0 and newer: A100, H100, ...)
+    and fp32 elsewhere (the CPU, V100, T4, where bf16 is only emulated). fp16 must be asked for; its
+    training steps then scale the loss (:class:`OptimizerStep`).
+    """
+    if name not in PRECISIONS:
+        raise ShipError(f"unknown PRECISION {name!r}; expected one of {', '.join(PRECISIONS)}")
+    if device.type != "cuda":
+        if name in ("bf16", "fp16"):
+            raise ShipError(f"PRECISION {name} needs a CUDA device, but the run is on {device.type}; use fp32 or auto")
+        return "fp32"
+    major, minor = torch.cuda.get_device_capability(device)
+    native_bf16 = major >= 8
+    if name == "bf16" and not native_bf16:
+        raise ShipError(f"PRECISION bf16 is only emulated on {torch.cuda.get_device_name(device)} (compute capability "
+                        f"{major}.{minor} < 8.0); use fp16 (with loss scaling) or fp32")
+    if name == "auto":
+        return "bf16" if native_bf16 else "fp32"
+    return name
+
+
+def autocast(precision: str) -> contextlib.AbstractContextManager:
+    """Mixed precision on CUDA for ``bf16`` / ``fp16``; nothing for ``fp32``.
 
     CLIP weights stay fp32; autocast runs the matmuls in half precision.
     """
-    if device.type != "cuda":
+    if precision == "fp32":
         return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast("cuda", dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+class OptimizerStep:
+    """zero_grad, backward and step of one optimiser; under fp16 the loss is scaled (``torch.amp.GradScaler``)
+    so that small gradients do not underflow, and steps with inf/NaN gradients are skipped."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, precision: str = "fp32", device_type: str = "cuda"):
+        self.optimizer = optimizer
+        self.scaler = torch.amp.GradScaler(device_type) if precision == "fp16" else None
+
+    def __call__(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is None:
+            loss.backward()
+            self.optimizer.step()
+            return
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
 
 
 def seed_everything(seed: int) -> None:
@@ -47,6 +93,12 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.cuda.manual_seed_all(seed)
+
+
+def stage_seed(seed: int, stage: str) -> int:
+    """The seed a stage starts from: a function of the run's seed and the stage's name only, so a stage
+    draws the same numbers whether the stages before it were trained, loaded or skipped."""
+    return int(hashlib.sha256(f"{seed}:{stage}".encode()).hexdigest()[:8], 16)
 
 
 def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
@@ -118,3 +170,30 @@ class StageMeter:
     def summary(self) -> dict:
         return {"seconds": {**self.seconds, "total": round(self._clock() - self._start, 3)},
                 "peak_memory_mib": {"kind": "gpu" if self.device.type == "cuda" else "process_max_rss", **self.peak_mib}}
+
+
+class RunLock:
+    """An exclusive lock on a run folder (``.lock``, holding the owner's process id), so two runs never
+    write one ``log.txt`` or checkpoint at once. Released when the process exits."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.path = Path(folder) / ".lock"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a+")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.seek(0)
+            holder = self._file.read().strip() or "unknown"
+            self._file.close()
+            raise ShipError(f"another run (process {holder}) is writing to {self.path.parent}; wait for it to finish "
+                            f"or choose another output folder") from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(str(os.getpid()))
+        self._file.flush()
+
+    def release(self) -> None:
+        if not self._file.closed:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()

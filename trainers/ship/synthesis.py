@@ -17,7 +17,7 @@ def synthesize_per_class(
     """
     device = generator.global_prompts.device
     labels = torch.arange(len(prompts), device=device).repeat_interleave(n_per_class)
-    with autocast(device):
+    with autocast(generator.text_encoder.precision):
         chunks = [generator.synthesize(prompts, part) for part in labels.split(batch_size)]
     return torch.cat(chunks), labels
 
@@ -44,6 +44,6 @@ class SyntheticStream:
             pick = torch.randint(len(labels), (n,), device=self.device)
             return features[pick], labels[pick] + self.label_offset
         labels = torch.randint(len(self.prompts), (n,), device=self.device)
-        with autocast(self.device):
+        with autocast(self.generator.text_encoder.precision):
             features = self.generator.synthesize(self.prompts, labels)
         return features, labels + self.label_offset

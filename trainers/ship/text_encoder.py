@@ -3,10 +3,14 @@
 Prompts are ``[SOS] ctx_1 .. ctx_M <class-name tokens> . [EOT] <pad>``. The
 transformer is causal, so nothing after the batch's last EOT can change the
 EOT feature: sequences are cut there (exact, and several times faster than 77
-tokens for short class names).
+tokens for short class names). The residual blocks are run here with a causal
+mask of the cut length, so the encoder works with any ``clip`` package of
+OpenAI's module layout, including CoOp's copy whose blocks hold a fixed
+77-token mask.
 """
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import torch
@@ -14,6 +18,8 @@ import torch.nn.functional as F
 
 from .clip_loader import CLIP, clip
 from .errors import ShipError
+
+logger = logging.getLogger("ship")
 
 
 class TextEncoder:
@@ -24,8 +30,9 @@ class TextEncoder:
     gradients still flow through it to the prompt embeddings.
     """
 
-    def __init__(self, clip_model: CLIP):
+    def __init__(self, clip_model: CLIP, precision: str = "fp32"):
         self.clip = clip_model
+        self.precision = precision  # of the training and synthesis steps that run through this encoder
 
     @property
     def width(self) -> int:
@@ -56,7 +63,7 @@ class TextEncoder:
         """
         length = int(eot.max()) + 1  # causal mask: later positions never reach an EOT
         x = prompts[:, :length] + self.clip.positional_embedding[:length]
-        x = self.clip.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)  # clip's blocks are sequence-first
+        x = run_blocks(self.clip.transformer.resblocks, x.permute(1, 0, 2)).permute(1, 0, 2)  # sequence-first
         x = self.clip.ln_final(x)
         rows = torch.arange(x.shape[0], device=x.device)
         return x[rows, eot.to(x.device)] @ self.clip.text_projection
@@ -68,12 +75,41 @@ class TextEncoder:
             return F.normalize(self(self.embed_tokens(ids), ids.argmax(-1)).float(), dim=-1)
 
 
+def causal_mask(length: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """CLIP's additive attention mask for ``length`` tokens: -inf above the diagonal."""
+    return torch.full((length, length), float("-inf"), device=device, dtype=dtype).triu(1)
+
+
+def run_blocks(blocks: Sequence[torch.nn.Module], x: torch.Tensor) -> torch.Tensor:
+    """CLIP's residual attention blocks on ``x`` ``[L, B, W]`` under a causal mask of length L:
+    x + attn(ln_1(x)), then x + mlp(ln_2(x)), as ``clip.model.ResidualAttentionBlock`` computes them."""
+    mask = causal_mask(x.shape[0], x.device, x.dtype)
+    for block in blocks:
+        h = block.ln_1(x)
+        x = x + block.attn(h, h, h, need_weights=False, attn_mask=mask.to(h.dtype))[0]
+        x = x + block.mlp(block.ln_2(x))
+    return x
+
+
+_TOO_LONG_LOGGED: set[str] = set()
+
+
 def tokenize(texts: Sequence[str]) -> torch.Tensor:
-    """CLIP token ids ``[N, 77]``; a text too long for CLIP's context is named in the error."""
+    """CLIP token ids ``[N, 77]``. A text longer than CLIP's 77-token context is cut to its first 76 tokens
+    plus the EOT token (what ``clip.tokenize(truncate=True)`` does), with one log line per text naming it."""
+    texts = list(texts)
     try:
-        return clip.tokenize(list(texts))
-    except RuntimeError as exc:  # clip names the text: "Input ... is too long for context length 77"
-        raise ShipError(f"{exc}: shorten the class name or template") from None
+        return clip.tokenize(texts)
+    except RuntimeError:  # "Input ... is too long for context length 77"
+        pass
+    for text in texts:
+        if text not in _TOO_LONG_LOGGED:
+            try:
+                clip.tokenize([text])
+            except RuntimeError:
+                _TOO_LONG_LOGGED.add(text)
+                logger.info(f"text longer than CLIP's 77-token context, cut to its first 76 tokens: {text[:60]!r}...")
+    return clip.tokenize(texts, truncate=True)
 
 
 class ClassPrompts:

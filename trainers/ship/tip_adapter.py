@@ -12,15 +12,17 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .classifiers import cosine_logits, normalised_name
+from .classifiers import cosine_logits
+from .errors import ShipError
 from .features import FeatureSet
-from .runtime import autocast
+from .runtime import OptimizerStep, autocast
 from .training import check_finite, epoch_batches
 
 logger = logging.getLogger("ship")
@@ -45,7 +47,7 @@ class TipAdapter:
     values: torch.Tensor
     alpha: float = 1.0
     beta: float = 1.0
-    classnames: list[str] = field(default_factory=list)  # the value columns' classes
+    class_index: dict[str, int] = field(default_factory=dict)  # class identity (see class_ids) -> value column
 
     @classmethod
     def build(cls, train: FeatureSet, num_classes: int, synthetic: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -68,21 +70,30 @@ class TipAdapter:
 
     def state_dict(self) -> dict:
         return {"keys": self.keys.cpu(), "values": self.values.cpu(), "alpha": self.alpha, "beta": self.beta,
-                "classnames": list(self.classnames)}
+                "class_index": dict(self.class_index)}
 
     def load_state_dict(self, state: dict) -> None:
+        if "class_index" not in state:
+            raise ShipError("this Tip-Adapter checkpoint predates class identities (it matched cache columns by "
+                            "class name); retrain it")
         self.keys, self.values, self.alpha, self.beta = state["keys"], state["values"], state["alpha"], state["beta"]
-        self.classnames = list(state["classnames"])
+        self.class_index = dict(state["class_index"])
 
-    def columns(self, classnames: list[str]) -> list[int]:
-        """The value columns of ``classnames`` (an evaluation may see some or other classes); a class the
-        cache has no entry for gets -1, so it is scored as zero-shot CLIP scores it."""
-        index = {normalised_name(c): i for i, c in enumerate(self.classnames)}
-        columns = [index.get(normalised_name(c), -1) for c in classnames]
+    def columns(self, ids: list[str]) -> list[int]:
+        """The value columns of the classes ``ids`` (see :func:`class_ids`); a class the cache has no entry
+        for gets -1, so it is scored as zero-shot CLIP scores it (one log line says how many)."""
+        columns = [self.class_index.get(i, -1) for i in ids]
         if -1 in columns:
-            logger.info(f"Tip-Adapter: {columns.count(-1)} of {len(classnames)} classes have no cache entries "
+            logger.info(f"Tip-Adapter: {columns.count(-1)} of {len(ids)} classes have no cache entries "
                         f"(scored as zero-shot CLIP)")
         return columns
+
+
+def class_ids(dataset: str, labels: Iterable[int]) -> list[str]:
+    """Identities of classes: the dataset's name and the class's label in the whole dataset (before any
+    base/new subsampling). Two classes with one display name ("crane" the bird, "crane" the machine)
+    stay two classes."""
+    return [f"{dataset}#{label}" for label in labels]
 
 
 def cache_votes(affinity: torch.Tensor, values: torch.Tensor, beta: float) -> torch.Tensor:
@@ -126,7 +137,7 @@ def search_alpha_beta(val: FeatureSet, zero_shot: torch.Tensor, keys: torch.Tens
 
 def finetune_keys(adapter: TipAdapter, train: FeatureSet, zero_shot: torch.Tensor, logit_scale: float,
                   epochs: int = 20, lr: float = 1e-3, batch_size: int = 256,
-                  synthetic: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+                  synthetic: tuple[torch.Tensor, torch.Tensor] | None = None, precision: str = "fp32") -> None:
     """Tip-Adapter-F: fine-tune ``adapter``'s keys in place by AdamW (eps 1e-4), cosine schedule,
     cross-entropy of the Tip-Adapter logits (at the adapter's α and β).
 
@@ -141,16 +152,15 @@ def finetune_keys(adapter: TipAdapter, train: FeatureSet, zero_shot: torch.Tenso
     keys = nn.Parameter(adapter.keys.clone().float().to(device))
     values = adapter.values.to(device)
     optimizer = torch.optim.AdamW([keys], lr=lr, eps=1e-4)
+    step = OptimizerStep(optimizer, precision, device.type)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * math.ceil(len(train) / batch_size))
     for epoch in tqdm(range(1, epochs + 1), desc="Tip-Adapter-F", disable=None):
         total = 0.0
         for x, y in epoch_batches(train, batch_size, device):
-            with autocast(device):
+            with autocast(precision):
                 loss = F.cross_entropy(tip_logits(x, zero_shot, keys, values, adapter.alpha, adapter.beta, logit_scale), y)
             check_finite(loss, "Tip-Adapter-F", epoch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            step(loss)
             schedule.step()
             total += loss.item() * len(y)
         if epoch == 1 or epoch == epochs or epoch % 5 == 0:

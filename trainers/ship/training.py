@@ -13,7 +13,7 @@ from .classifiers import PromptLearner
 from .errors import ShipError
 from .features import FeatureSet
 from .generator import ShipGenerator
-from .runtime import autocast
+from .runtime import OptimizerStep, autocast
 from .synthesis import SyntheticStream
 from .text_encoder import ClassPrompts
 
@@ -48,20 +48,18 @@ def train_generator(
 
     ``train.labels`` index ``prompts`` (the base classes).
     """
-    device = generator.global_prompts.device
-    optimizer = torch.optim.AdamW(generator.parameters(), lr=lr)
+    device, precision = generator.global_prompts.device, generator.text_encoder.precision
+    step = OptimizerStep(torch.optim.AdamW(generator.parameters(), lr=lr), precision, device.type)
     generator.train()
     history = []
     for epoch in tqdm(range(1, epochs + 1), desc="generator", disable=None):
         sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0}
         for x, y in epoch_batches(train, batch_size, device):
-            with autocast(device):
+            with autocast(precision):
                 rec, kl = generator(x, prompts, y)
             loss = rec + kl_weight * kl
             check_finite(loss, "generator", epoch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            step(loss)
             for name, value in (("loss", loss), ("rec", rec), ("kl", kl)):
                 sums[name] += value.item() * len(y)
         history.append({k: v / len(train) for k, v in sums.items()})
@@ -84,7 +82,7 @@ def prompt_learner_step(
     prompts: ClassPrompts,
     x: torch.Tensor,
     y: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
+    step: OptimizerStep,
     schedule: torch.optim.lr_scheduler.LRScheduler,
     synthetic: SyntheticStream | None = None,
     epoch: int = 0,
@@ -94,12 +92,10 @@ def prompt_learner_step(
     if synthetic is not None:
         x_syn, y_syn = synthetic.sample(len(y))
         x, y = torch.cat([x, x_syn]), torch.cat([y, y_syn])
-    with autocast(x.device):
+    with autocast(learner.text_encoder.precision):
         loss = F.cross_entropy(learner.logits(prompts, x), y)
     check_finite(loss, "prompt learner", epoch)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    step(loss)
     schedule.step()
     return loss.item()
 
@@ -107,13 +103,15 @@ def prompt_learner_step(
 def build_prompt_optimizer(learner: PromptLearner, steps: int, optimizer: str = "sgd", lr: float = 2e-3,
                            momentum: float = 0.0, weight_decay: float = 0.0, eps: float = 1e-8,
                            warmup_steps: int = 0, warmup_lr: float = 1e-5):
-    """The optimiser and a cosine schedule over ``steps`` steps; the first ``warmup_steps`` run at the
-    constant ``warmup_lr`` (Dassl's constant warm-up, which CoCoOp uses) and the cosine goes on from there."""
+    """The optimiser, its :class:`OptimizerStep` (loss scaling under fp16) and a cosine schedule over ``steps``
+    steps; the first ``warmup_steps`` run at the constant ``warmup_lr`` (Dassl's constant warm-up, which
+    CoCoOp uses) and the cosine goes on from there."""
     opt = make_optimizer(learner.parameters(), optimizer, lr, momentum, weight_decay, eps)
+    step = OptimizerStep(opt, learner.text_encoder.precision, learner.ctx.device.type)
     if not warmup_steps:
-        return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    factor = lambda step: warmup_lr / lr if step < warmup_steps else 0.5 * (1 + math.cos(math.pi * step / steps))  # noqa: E731
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return opt, step, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    factor = lambda i: warmup_lr / lr if i < warmup_steps else 0.5 * (1 + math.cos(math.pi * i / steps))  # noqa: E731
+    return opt, step, torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 def train_prompt_learner(
@@ -140,11 +138,11 @@ def train_prompt_learner(
     """
     device = learner.ctx.device
     steps_per_epoch = math.ceil(len(train) / batch_size)
-    opt, schedule = build_prompt_optimizer(learner, epochs * steps_per_epoch, optimizer, lr, momentum, weight_decay, eps,
-                                           warmup_epochs * steps_per_epoch, warmup_lr)
+    _, step, schedule = build_prompt_optimizer(learner, epochs * steps_per_epoch, optimizer, lr, momentum, weight_decay,
+                                               eps, warmup_epochs * steps_per_epoch, warmup_lr)
     history = []
     for epoch in tqdm(range(1, epochs + 1), desc="prompt learner", disable=None):
-        total = sum(prompt_learner_step(learner, prompts, x, y, opt, schedule, synthetic, epoch)
+        total = sum(prompt_learner_step(learner, prompts, x, y, step, schedule, synthetic, epoch)
                     for x, y in epoch_batches(train, batch_size, device))
         history.append(total / steps_per_epoch)
         if epoch == 1 or epoch % 10 == 0 or epoch == epochs:

@@ -1,0 +1,175 @@
+"""The trained stages of a run: the SHIP generator and the heads trained on its output.
+
+Every stage is saved as ``<stage>/model.pth.tar-<epochs>`` with a fingerprint of exactly what it depends on
+(:data:`STAGE_KEYS`, the seed, the CLIP weights and precision, and digests of its input data). A rerun loads
+a finished stage whose fingerprint matches and retrains one whose inputs changed; a setting a stage does not
+read never retrains it. Each stage starts from a seed of its own (``runtime.stage_seed``), so what it draws
+does not depend on whether earlier stages were trained or loaded.
+
+Nothing here imports the dataset readers: the Dassl trainers use these stages inside any CoOp checkout.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+from yacs.config import CfgNode
+
+from .classifiers import zero_shot_weights
+from .clip_loader import LoadedClip
+from .errors import ShipError
+from .features import FeatureSet
+from .generator import ShipGenerator
+from .runtime import atomic_save, seed_everything, stage_seed
+from .synthesis import SyntheticStream, synthesize_per_class
+from .text_encoder import TextEncoder
+from .tip_adapter import INIT_ALPHA, SEARCH_SCALE, TipAdapter, finetune_keys, search_alpha_beta
+from .training import train_generator
+
+logger = logging.getLogger("ship")
+
+_COOP = ("COOP_N_CTX", "COOP_CTX_INIT", "COOP_EPOCHS", "COOP_LR", "COOP_BATCH_SIZE", "COOP_OPTIM", "COOP_MOMENTUM",
+         "COOP_WEIGHT_DECAY", "COOP_EPS", "COOP_WARMUP_EPOCHS", "COOP_WARMUP_LR")
+_TIP = ("TIP_FINETUNE", "TIP_EPOCHS", "TIP_LR", "TIP_BATCH_SIZE", "TIP_INIT_ALPHA", "TIP_INIT_BETA", "TIP_SEARCH_SCALE")
+# The TRAINER.SHIP keys each stage reads. Feature extraction (AUG_*) enters through the data digests.
+STAGE_KEYS: dict[str, tuple[str, ...]] = {
+    "generator": ("N_CTX", "ENCODER_HIDDEN", "MLP_HIDDEN", "LATENT_DIM", "LEAKY_RELU", "KL_WEIGHT", "GEN_EPOCHS",
+                  "GEN_LR", "GEN_BATCH_SIZE"),
+    "ZeroshotCLIP": (),
+    "CoOp": _COOP,
+    "SHIP_CoOp": _COOP + ("SYNTHESIZE", "SYN_POOL_PER_CLASS"),
+    "CoCoOp": ("COCOOP_N_CTX", "COCOOP_CTX_INIT", "COCOOP_EPOCHS", "COCOOP_LR", "COCOOP_BATCH_SIZE",
+               "COCOOP_MOMENTUM", "COCOOP_WEIGHT_DECAY", "COCOOP_WARMUP_EPOCHS", "COCOOP_WARMUP_LR"),
+    "TipAdapter": _TIP,
+    "SHIP_TipAdapter": _TIP + ("SYNTHESIZE", "TIP_SYN_PER_CLASS"),
+}
+
+
+def stage_settings(cfg: CfgNode, stage: str) -> dict:
+    """The ``TRAINER.SHIP`` settings ``stage`` reads."""
+    return {key: cfg.TRAINER.SHIP[key] for key in STAGE_KEYS[stage]}
+
+
+def data_digest(features: FeatureSet | None, classnames: Iterable[str] = ()) -> str:
+    """SHA-256 of a feature set's values and labels and of the class names they are trained over."""
+    h = hashlib.sha256()
+    if features is not None:
+        h.update(features.features.float().contiguous().numpy().tobytes())
+        h.update(features.labels.numpy().tobytes())
+    h.update("\n".join(classnames).encode())
+    return h.hexdigest()
+
+
+def fingerprint(cfg: CfgNode, clip_model: LoadedClip, stage: str, **inputs) -> str:
+    """What ``stage``'s checkpoint depends on: its settings, the seed, the CLIP weights and precision, and
+    ``inputs`` (digests of its data, the fingerprint of the stage it consumes, ...)."""
+    relevant = {"stage": stage, "settings": stage_settings(cfg, stage), "seed": cfg.SEED, "clip": clip_model.identity,
+                "precision": clip_model.precision, "inputs": inputs}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def read_checkpoint(checkpoint: Path) -> dict:
+    """A checkpoint written by :func:`trained_or_loaded`: ``state_dict``, ``epoch``, ``fingerprint``."""
+    if not checkpoint.is_file():
+        raise ShipError(f"checkpoint not found: {checkpoint} (train first, or check --model-dir and --load-epoch)")
+    try:
+        return torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ShipError(f"corrupt checkpoint {checkpoint} ({type(exc).__name__}: {exc}); delete it to retrain") from None
+
+
+def load_finished(module, checkpoint: Path) -> None:
+    """Evaluation only: load a stage that a training run saved."""
+    module.load_state_dict(read_checkpoint(checkpoint)["state_dict"])
+    logger.info(f"Loaded {checkpoint.parent.name.replace('_', ' ')} from {checkpoint}")
+
+
+def trained_or_loaded(module, checkpoint: Path, fingerprint: str, epochs: int, train: Callable[[], object]) -> None:
+    """Load ``module`` from a finished checkpoint with the same fingerprint, else train it and save one atomically.
+
+    Either way the random state is then reseeded from the fingerprint, so what follows draws the same
+    numbers whether this stage was trained or loaded: a resumed run ends as an uninterrupted one would.
+    """
+    loaded = False
+    if checkpoint.is_file():
+        blob = read_checkpoint(checkpoint)
+        if blob.get("fingerprint") == fingerprint:
+            module.load_state_dict(blob["state_dict"])
+            logger.info(f"Loaded finished stage from {checkpoint}")
+            loaded = True
+        else:
+            logger.info(f"{checkpoint} was trained on other inputs or settings; retraining it")
+    if not loaded:
+        train()
+        atomic_save({"state_dict": module.state_dict(), "epoch": epochs, "fingerprint": fingerprint}, checkpoint)
+        logger.info(f"Checkpoint saved to {checkpoint}")
+    seed_everything(int(fingerprint[:8], 16))
+
+
+def build_generator(cfg: CfgNode, text_encoder: TextEncoder) -> ShipGenerator:
+    s = cfg.TRAINER.SHIP
+    return ShipGenerator(text_encoder, n_ctx=s.N_CTX, encoder_hidden=s.ENCODER_HIDDEN, mlp_hidden=s.MLP_HIDDEN,
+                         latent_dim=s.LATENT_DIM or None, leaky_relu=s.LEAKY_RELU)
+
+
+def synthetic_stream(cfg: CfgNode, text_encoder: TextEncoder, clip_model: LoadedClip, train: FeatureSet,
+                     base_names: list[str], label_only_names: list[str], out: Path) -> SyntheticStream:
+    """Fit the SHIP generator on the base features (or load the finished stage from ``out``) and return the
+    stream of synthetic features of the label-only classes, labelled after the base classes.
+
+    The stream's ``fingerprint`` identifies the generator for the stages that train on its output.
+    """
+    s = cfg.TRAINER.SHIP
+    seed_everything(stage_seed(cfg.SEED, "generator"))
+    generator = build_generator(cfg, text_encoder)
+    base_prompts = generator.class_prompts(base_names)
+    generator_fp = fingerprint(cfg, clip_model, "generator", train=data_digest(train, base_names))
+    trained_or_loaded(
+        generator, out / "generator" / f"model.pth.tar-{s.GEN_EPOCHS}", generator_fp, s.GEN_EPOCHS,
+        lambda: train_generator(generator, base_prompts, train, s.GEN_EPOCHS, s.GEN_LR, s.GEN_BATCH_SIZE, s.KL_WEIGHT),
+    )
+    generator.eval()
+    logger.info(f"SHIP synthesises features of {len(label_only_names)} label-only classes")
+    stream = SyntheticStream(generator, generator.class_prompts(label_only_names), len(base_names), s.SYN_POOL_PER_CLASS)
+    stream.fingerprint = generator_fp
+    return stream
+
+
+def fit_tip_adapter(cfg: CfgNode, synthesize: bool, text_encoder: TextEncoder, clip_model: LoadedClip,
+                    train: FeatureSet, val: FeatureSet | None, base_names: list[str], label_only: list[str],
+                    templates: list[str], dataset_name: str, out: Path) -> tuple[TipAdapter, SyntheticStream | None]:
+    """Tip-Adapter(-F) over base + label-only classes (value columns in that order), and the synthetic
+    stream it used (None without synthesis).
+
+    ``dataset_name`` picks Tip-Adapter's per-dataset search range and initial α. With ``synthesize`` (SHIP)
+    the label-only classes get synthetic keys; otherwise they have none, and the adapter scores them as
+    zero-shot CLIP does. α and β are searched on ``val`` (base classes).
+    """
+    s = cfg.TRAINER.SHIP
+    if val is None or len(val) == 0:
+        raise ShipError(f"Tip-Adapter searches alpha and beta on the validation split, but {dataset_name} has no "
+                        f"validation images of its base classes")
+    n_base, names = len(base_names), base_names + label_only
+    zero_shot = zero_shot_weights(text_encoder, names, templates)
+    scale = text_encoder.logit_scale
+    synthetic = stream = None
+    if synthesize and label_only:
+        stream = synthetic_stream(cfg, text_encoder, clip_model, train, base_names, label_only, out)
+        features, labels = synthesize_per_class(stream.generator, stream.prompts, s.TIP_SYN_PER_CLASS or cfg.DATASET.NUM_SHOTS)
+        synthetic = (features.cpu(), labels.cpu() + n_base)
+    adapter = TipAdapter.build(train, len(names), synthetic, alpha=s.TIP_INIT_ALPHA or INIT_ALPHA.get(dataset_name, 1.0),
+                               beta=s.TIP_INIT_BETA)
+    if s.TIP_FINETUNE:
+        classes = slice(None) if synthetic is not None else slice(0, n_base)  # plain: the base label space
+        head = TipAdapter(adapter.keys, adapter.values[:, classes], adapter.alpha, adapter.beta)
+        finetune_keys(head, train, zero_shot[classes], scale, s.TIP_EPOCHS, s.TIP_LR, s.TIP_BATCH_SIZE, synthetic,
+                      text_encoder.precision)
+        adapter.keys = head.keys.cpu()
+    search_scale = tuple(s.TIP_SEARCH_SCALE) or SEARCH_SCALE.get(dataset_name, (7.0, 3.0))
+    adapter.alpha, adapter.beta, _ = search_alpha_beta(val, zero_shot[:n_base], adapter.keys.to(zero_shot.device),
+                                                       adapter.values[:, :n_base].to(zero_shot.device), scale, search_scale)
+    return adapter, stream
