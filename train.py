@@ -9,7 +9,8 @@ import argparse
 import logging
 import sys
 
-from trainers.ship.config import set_key, ship_trainer_defaults
+from trainers.ship.config import set_key
+from trainers.ship.dassl_config import add_ship_cfg
 from trainers.ship.errors import report_errors
 
 DASSL_MISSING = (
@@ -21,12 +22,7 @@ DASSL_MISSING = (
 
 def extend_cfg(cfg) -> None:
     """Keys SHIP adds to Dassl's config (yacs rejects unknown keys in config files)."""
-    cfg.TRAINER.SHIP = ship_trainer_defaults()
-    cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all, base or new (CoCoOp's base-to-new)
-    cfg.DATASET.TEMPLATES = []  # zero-shot prompts; empty: the dataset's own
-    cfg.MODEL.BACKBONE.WEIGHTS = ""
-    cfg.MODEL.BACKBONE.DOWNLOAD_ROOT = "~/.cache/clip"
-    cfg.CACHE_DIR = "~/.cache/ship"
+    add_ship_cfg(cfg)
 
 
 def setup_cfg(args):

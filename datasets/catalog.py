@@ -12,16 +12,13 @@ from pathlib import Path
 from typing import Callable
 
 from trainers.ship.errors import ShipError
+from trainers.ship.templates import DATASET_TEMPLATES
 
 from .fewshot_cache import few_shot_subsets
 from .image_folder import read_coop_split
 from .splits import DatasetSplits, Item
 
 DATASETS_DOC = "see CoOp's DATASETS.md (https://github.com/KaiyangZhou/CoOp/blob/main/DATASETS.md)"
-IMAGENET_TEMPLATES = [
-    "itap of a {}.", "a bad photo of the {}.", "a origami {}.", "a photo of the large {}.",
-    "a {} in a video game.", "art of the {}.", "a photo of the small {}.",
-]
 
 logger = logging.getLogger("ship")
 Reader = Callable[["DatasetSpec", Path], tuple[list[Item], list[Item], list[Item]]]
@@ -152,28 +149,28 @@ class DatasetSpec:
     seen_classes_first: bool = False  # GZSL splits: the classes with training images are the base (seen) ones
 
 
-def _spec(name, folder, image_dir, split_file, template, **kw):
-    return DatasetSpec(name, folder, image_dir, split_file, (template,) if isinstance(template, str) else tuple(template), **kw)
+def _spec(name, folder, image_dir, split_file, **kw):
+    return DatasetSpec(name, folder, image_dir, split_file, DATASET_TEMPLATES[name], **kw)
 
 
 SPECS = {s.name: s for s in [
-    _spec("ImageNet", "imagenet", "images", None, IMAGENET_TEMPLATES, reader=_read_imagenet),
-    _spec("Caltech101", "caltech-101", "101_ObjectCategories", "split_zhou_Caltech101.json", "a photo of a {}."),
-    _spec("OxfordPets", "oxford_pets", "images", "split_zhou_OxfordPets.json", "a photo of a {}, a type of pet."),
-    _spec("StanfordCars", "stanford_cars", "", "split_zhou_StanfordCars.json", "a photo of a {}."),
-    _spec("OxfordFlowers", "oxford_flowers", "jpg", "split_zhou_OxfordFlowers.json", "a photo of a {}, a type of flower."),
-    _spec("Food101", "food-101", "images", "split_zhou_Food101.json", "a photo of {}, a type of food."),
-    _spec("FGVCAircraft", "fgvc_aircraft", "images", None, "a photo of a {}, a type of aircraft.", reader=_read_fgvc_aircraft),
-    _spec("SUN397", "sun397", "SUN397", "split_zhou_SUN397.json", "a photo of a {}."),
-    _spec("DescribableTextures", "dtd", "images", "split_zhou_DescribableTextures.json", "{} texture."),
-    _spec("EuroSAT", "eurosat", "2750", "split_zhou_EuroSAT.json", "a centered satellite photo of {}."),
-    _spec("UCF101", "ucf101", "UCF-101-midframes", "split_zhou_UCF101.json", "a photo of a person doing {}."),
-    _spec("ImageNetV2", "imagenetv2", "imagenetv2-matched-frequency-format-val", None, IMAGENET_TEMPLATES,
+    _spec("ImageNet", "imagenet", "images", None, reader=_read_imagenet),
+    _spec("Caltech101", "caltech-101", "101_ObjectCategories", "split_zhou_Caltech101.json"),
+    _spec("OxfordPets", "oxford_pets", "images", "split_zhou_OxfordPets.json"),
+    _spec("StanfordCars", "stanford_cars", "", "split_zhou_StanfordCars.json"),
+    _spec("OxfordFlowers", "oxford_flowers", "jpg", "split_zhou_OxfordFlowers.json"),
+    _spec("Food101", "food-101", "images", "split_zhou_Food101.json"),
+    _spec("FGVCAircraft", "fgvc_aircraft", "images", None, reader=_read_fgvc_aircraft),
+    _spec("SUN397", "sun397", "SUN397", "split_zhou_SUN397.json"),
+    _spec("DescribableTextures", "dtd", "images", "split_zhou_DescribableTextures.json"),
+    _spec("EuroSAT", "eurosat", "2750", "split_zhou_EuroSAT.json"),
+    _spec("UCF101", "ucf101", "UCF-101-midframes", "split_zhou_UCF101.json"),
+    _spec("ImageNetV2", "imagenetv2", "imagenetv2-matched-frequency-format-val", None,
           reader=_read_imagenet_variant, test_only=True),
-    _spec("ImageNetSketch", "imagenet-sketch", "images", None, IMAGENET_TEMPLATES, reader=_read_imagenet_variant, test_only=True),
-    _spec("ImageNetA", "imagenet-adversarial", "imagenet-a", None, IMAGENET_TEMPLATES, reader=_read_imagenet_variant, test_only=True),
-    _spec("ImageNetR", "imagenet-rendition", "imagenet-r", None, IMAGENET_TEMPLATES, reader=_read_imagenet_variant, test_only=True),
-    _spec("CUB", "cub", "CUB_200_2011/images", None, "a photo of a {}, a type of bird.", reader=_read_cub, seen_classes_first=True),
+    _spec("ImageNetSketch", "imagenet-sketch", "images", None, reader=_read_imagenet_variant, test_only=True),
+    _spec("ImageNetA", "imagenet-adversarial", "imagenet-a", None, reader=_read_imagenet_variant, test_only=True),
+    _spec("ImageNetR", "imagenet-rendition", "imagenet-r", None, reader=_read_imagenet_variant, test_only=True),
+    _spec("CUB", "cub", "CUB_200_2011/images", None, reader=_read_cub, seen_classes_first=True),
 ]}
 ALIASES = {  # CoOp's config-file names
     "caltech101": "Caltech101", "oxford_pets": "OxfordPets", "stanford_cars": "StanfordCars",

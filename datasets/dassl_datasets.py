@@ -1,16 +1,16 @@
-"""Dassl ``DATASET_REGISTRY`` entries for every catalog dataset (imported only where dassl is installed).
+"""Dassl ``DATASET_REGISTRY`` entries for the catalog's datasets (imported only where dassl is installed).
 
-Each wraps :func:`datasets.catalog.load_dataset` and CoCoOp's ``SUBSAMPLE_CLASSES``. Because Dassl
-derives ``classnames`` from ``train_x``, a ``base`` run would hide the new classes; the
-wrappers keep them as ``label_only_classnames`` (what SHIP synthesises features for) and the
-dataset's zero-shot ``templates``.
+Each wraps :func:`datasets.catalog.load_dataset` and CoCoOp's ``SUBSAMPLE_CLASSES``, and exposes the dataset's
+zero-shot ``templates`` and its own number of base classes (``num_base``: CUB's 150 seen classes). A name that
+is registered already (CoOp's own readers, imported first by CoOp's ``train.py``) is left to that reader, with
+one line saying so; so this module imports safely beside CoOp's ``datasets/``.
 """
 from __future__ import annotations
 
 from dassl.data.datasets import DATASET_REGISTRY, DatasetBase, Datum
 
 from .catalog import SPECS, load_dataset
-from .splits import Item, base_new_split, subsample_classes
+from .splits import Item, subsample_classes
 
 
 def _datums(items: list[Item]) -> list[Datum]:
@@ -24,11 +24,9 @@ class CoOpDataset(DatasetBase):
 
     def __init__(self, cfg):
         full = load_dataset(self.spec_name, cfg.DATASET.ROOT, cfg.DATASET.NUM_SHOTS, cfg.SEED)
-        subset = cfg.DATASET.SUBSAMPLE_CLASSES
-        part = subsample_classes(full, subset, full.num_base)
-        _, new = base_new_split(full.num_classes, full.num_base) if full.num_classes > 1 else ([], [])
-        self.label_only_classnames = [full.classnames[c] for c in new] if subset == "base" else []
+        part = subsample_classes(full, cfg.DATASET.SUBSAMPLE_CLASSES, full.num_base)
         self.templates = full.templates
+        self.num_base = full.num_base
         train = _datums(part.train) or _datums(part.test)  # test-only variants: Dassl insists on a train_x
         super().__init__(train_x=train, val=_datums(part.val) or None, test=_datums(part.test))
         # Dassl infers the classes from train_x; few-shot sampling keeps every class, but be explicit
@@ -37,5 +35,17 @@ class CoOpDataset(DatasetBase):
         self._num_classes = len(part.classnames)
 
 
-for _name in SPECS:
-    DATASET_REGISTRY.register(type(_name, (CoOpDataset,), {"spec_name": _name, "__doc__": f"{_name} ({CoOpDataset.__doc__})"}))
+def register_missing() -> list[str]:
+    """Register a reader for every catalog dataset whose name is free; returns the names left to other readers."""
+    taken = set(DATASET_REGISTRY.registered_names())
+    for name in SPECS:
+        if name not in taken:
+            DATASET_REGISTRY.register(type(name, (CoOpDataset,), {"spec_name": name, "__doc__": f"{name} ({CoOpDataset.__doc__})"}))
+    kept = sorted(taken & set(SPECS))
+    if kept:
+        print(f"SHIP datasets: {', '.join(kept)} keep the reader registered already; SHIP registers "
+              f"{', '.join(n for n in SPECS if n not in taken) or 'nothing'}")
+    return kept
+
+
+register_missing()

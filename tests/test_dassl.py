@@ -117,4 +117,4 @@ def test_dassl_ship_tip_adapter_base_to_new(tmp_path, eurosat_root, tiny_clip_pa
     proc = train_py(common + ["--output-dir", test_dir, "--model-dir", train_dir, "--eval-only"]
                     + fast + ["DATASET.SUBSAMPLE_CLASSES", "new"])
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Loaded Tip-Adapter" in (test_dir / "log.txt").read_text() and len(accuracies(test_dir / "log.txt")) == 1
+    assert "Loaded tip adapter" in (test_dir / "log.txt").read_text() and len(accuracies(test_dir / "log.txt")) == 1

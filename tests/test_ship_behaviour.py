@@ -12,7 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainers.ship.heads import Classes, SplitFeatures
+from trainers.ship.classes import Classes
+from trainers.ship.heads import SplitFeatures
 from trainers.ship.pipeline import evaluate, evaluate_gzsl
 from trainers.ship.classifiers import cosine_logits
 from trainers.ship.tip_adapter import TipAdapter, search_alpha_beta

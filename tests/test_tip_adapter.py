@@ -4,7 +4,8 @@ import torch.nn.functional as F
 
 from trainers.ship.classifiers import cosine_logits
 from trainers.ship.features import FeatureSet
-from trainers.ship.tip_adapter import TipAdapter, class_ids, finetune_keys, search_alpha_beta, search_grid, tip_logits
+from trainers.ship.classes import class_ids
+from trainers.ship.tip_adapter import TipAdapter, finetune_keys, search_alpha_beta, search_grid, tip_logits
 
 
 def unit(*shape, seed=0):

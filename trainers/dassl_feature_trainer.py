@@ -1,82 +1,155 @@
-"""The part the Dassl trainers share: CLIP, the feature cache, and testing on cached features.
+"""The part the Dassl trainers share: CLIP, the class split, the feature cache, testing on cached features.
 
-Imported only where dassl is installed. Subclasses build their head in ``build_model`` (after
-calling ``setup_clip_and_features``) and score features in ``score``.
+Imported only where dassl is installed; works with CoOp's dataset readers as with this project's. Subclasses
+build their head in ``build_model`` (after ``setup_clip_and_features``), score features over any classes in
+``score`` and load a finished run in ``load_head``.
 """
 from __future__ import annotations
 
-import re
+import math
 from pathlib import Path
 
 import torch
+import yaml
+from dassl.data.datasets import DATASET_REGISTRY
 from dassl.engine import TrainerX
 
+from trainers.ship.classes import Classes, log_duplicate_names
 from trainers.ship.clip_loader import load_clip
+from trainers.ship.dassl_classes import dassl_class_split
+from trainers.ship.dassl_config import checkpoint_file
 from trainers.ship.errors import ShipError
 from trainers.ship.features import FeatureCache, FeatureSet
+from trainers.ship.metrics import gzsl_report
+from trainers.ship.run_setup import check_setup, training_setup, write_setup
+from trainers.ship.runtime import RunLock
+from trainers.ship.templates import templates_for
 from trainers.ship.text_encoder import TextEncoder
+
+
+def _with(cfg, **keys):
+    """A copy of a frozen Dassl config with ``DATASET`` keys replaced."""
+    cfg = cfg.clone()
+    cfg.defrost()
+    for key, value in keys.items():
+        cfg.DATASET[key] = value
+    cfg.freeze()
+    return cfg
 
 
 class FeatureTrainerX(TrainerX):
     """A Dassl TrainerX whose images are encoded once by the core's feature cache."""
 
+    def __init__(self, cfg):
+        self.run_lock = RunLock(cfg.OUTPUT_DIR)  # a second run into this folder stops here, with one line
+        super().__init__(cfg)
+
+    def build_data_loader(self):
+        """GZSL (``SUBSAMPLE_CLASSES gzsl``): Dassl builds the dataset over every class; training keeps the seen ones."""
+        if self.cfg.DATASET.SUBSAMPLE_CLASSES != "gzsl":
+            return super().build_data_loader()
+        cfg = self.cfg
+        self.cfg = _with(cfg, SUBSAMPLE_CLASSES="all")
+        try:
+            super().build_data_loader()
+        finally:
+            self.cfg = cfg
+
     def setup_clip_and_features(self) -> None:
         cfg = self.cfg
         self.clip = load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.WEIGHTS or None, self.device,
-                              cfg.MODEL.BACKBONE.DOWNLOAD_ROOT)
-        self.text_encoder = TextEncoder(self.clip.model)
+                              cfg.MODEL.BACKBONE.DOWNLOAD_ROOT, cfg.PRECISION)
+        print(f"Loaded CLIP {self.clip.name} on {self.device}, precision {self.clip.precision} (PRECISION {cfg.PRECISION})")
+        self.text_encoder = TextEncoder(self.clip.model, self.clip.precision)
         self.cache = FeatureCache(cfg.CACHE_DIR)
-        self.classnames = list(self.dm.dataset.classnames)
-        # the label-only classes of a base run (datasets/dassl_datasets.py); none when not synthesising
-        synthesize = cfg.TRAINER.SHIP.SYNTHESIZE
-        self.label_only = list(getattr(self.dm.dataset, "label_only_classnames", [])) if synthesize else []
+        dataset = self.dm.dataset
+        log_duplicate_names(cfg.DATASET.NAME, dataset.classnames)
+        self.split = dassl_class_split(cfg, dataset.classnames, self._build_all, getattr(dataset, "num_base", 0))
+        self.templates = list(cfg.DATASET.TEMPLATES) or getattr(dataset, "templates", None) or templates_for(cfg.DATASET.NAME)
+        n_base = len(self.split.base.names)
+        self.train_items = [d for d in dataset.train_x if d.label < n_base]  # GZSL: the seen classes' images
         self.train_features = None  # extracted in before_train: an --eval-only run reads no training images
+        self.setup = training_setup(cfg, self.clip, cfg.DATASET.NAME,
+                                    "all" if cfg.DATASET.SUBSAMPLE_CLASSES == "all" else "base")
+
+    def _build_all(self, name: str) -> tuple[str, list[str]]:
+        """The registry name and class names of dataset ``name`` (a registry name, or a CoOp dataset-config name
+        such as ``dtd`` read from ``configs/datasets/<name>.yaml``) over all its classes."""
+        registered = DATASET_REGISTRY.registered_names()
+        if name not in registered:
+            config = Path("configs/datasets") / f"{name}.yaml"
+            resolved = (yaml.safe_load(config.read_text()) or {}).get("DATASET", {}).get("NAME") if config.is_file() else None
+            if resolved not in registered:
+                raise ShipError(f"unknown dataset {name!r} in DATASET.LABEL_ONLY_FROM; expected a registered dataset "
+                                f"({', '.join(sorted(registered))}), a name with configs/datasets/<name>.yaml, or a .txt file")
+            name = resolved
+        shots = self.cfg.DATASET.NUM_SHOTS if name == self.cfg.DATASET.NAME else 0  # no few-shot files for a target
+        return name, list(DATASET_REGISTRY.get(name)(_with(self.cfg, NAME=name, SUBSAMPLE_CLASSES="all",
+                                                           NUM_SHOTS=shots)).classnames)
 
     def before_train(self):
         super().before_train()
-        self.train_features = self.features(self.dm.dataset.train_x, "train", augment=True)
+        if self.cfg.TRAINER.SHIP.SYNTHESIZE and type(self).__name__.startswith("SHIP_") and not self.split.label_only:
+            raise ShipError(f"{self.cfg.DATASET.NAME} with SUBSAMPLE_CLASSES {self.cfg.DATASET.SUBSAMPLE_CLASSES} leaves "
+                            f"no label-only classes to synthesise; train on base (base-to-new), gzsl, or set "
+                            f"DATASET.LABEL_ONLY_FROM (cross-dataset), or set TRAINER.SHIP.SYNTHESIZE False")
+        write_setup(Path(self.output_dir), self.setup)
+        self.train_features = self.features(self.train_items, "train", augment=True)
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return math.ceil(len(self.train_items) / batch_size)
 
     def features(self, datums, split: str, augment: bool = False) -> FeatureSet:
         cfg = self.cfg
         return self.cache.get_or_extract(
             self.clip, [d.impath for d in datums], [d.label for d in datums], self.device,
-            dataset=f"{cfg.DATASET.NAME}-{cfg.DATASET.SUBSAMPLE_CLASSES}", split=split,
+            dataset=cfg.DATASET.NAME, split=split,
             shots=cfg.DATASET.NUM_SHOTS if augment or split == "val" else None, seed=cfg.SEED,
             passes=cfg.TRAINER.SHIP.AUG_PASSES, augment=augment, aug_scale=tuple(cfg.TRAINER.SHIP.AUG_SCALE),
             batch_size=cfg.DATALOADER.TEST.BATCH_SIZE, num_workers=cfg.DATALOADER.NUM_WORKERS,
         )
 
-    def score(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits of normalised image features over ``self.classnames``."""
+    def score(self, features: torch.Tensor, classes: Classes) -> torch.Tensor:
+        """Logits of normalised image features over ``classes``."""
         raise NotImplementedError
+
+    def load_head(self, path: Path, checkpoint: dict) -> None:
+        """Put a finished run's head (read from ``path``) in place."""
+        raise NotImplementedError
+
+    def load_model(self, directory, epoch=None):
+        """Load the head of the run in ``directory`` after checking its setup (``setup.json``): the checkpoint of
+        ``epoch``, else Dassl's best-on-val model when TEST.FINAL_MODEL best_val kept one, else the last epoch's."""
+        check_setup(Path(directory), self.setup, self.cfg.ALLOW_SETUP_MISMATCH)
+        path = checkpoint_file(Path(directory) / self.stage, epoch)
+        try:
+            checkpoint = torch.load(path, map_location=self.device, weights_only=False)  # Dassl pickles its optimiser
+        except Exception as exc:
+            raise ShipError(f"corrupt checkpoint {path} ({type(exc).__name__}: {exc})") from None
+        self.load_head(path, checkpoint)
+        print(f"Loaded {self.stage.replace('_', ' ')} from {path} (epoch {checkpoint.get('epoch')})")
 
     @torch.no_grad()
     def test(self, split=None):
-        """Score the cached features of the split's images with Dassl's evaluator (``* accuracy`` lines)."""
+        """Score cached features with Dassl's evaluator (``* accuracy`` lines). The val split (best_val selection)
+        has the base classes only; a GZSL test adds the seen / unseen / H lines of one joint label space."""
         use_val = (split or self.cfg.TEST.SPLIT) == "val" and bool(self.dm.dataset.val)
         name = "val" if use_val else "test"
         print(f"Evaluate on the *{name}* set")
-        features = self.features(self.dm.dataset.val if use_val else self.dm.dataset.test, name)
+        n_base = len(self.split.base.names)
+        if use_val:
+            datums, classes = [d for d in self.dm.dataset.val if d.label < n_base], self.split.base
+        else:
+            datums, classes = self.dm.dataset.test, self.split.evaluated
+        features = self.features(datums, name)
         self.set_model_mode("eval")
         self.evaluator.reset()
-        self.evaluator.process(self.score(features.features[0].to(self.device)), features.labels.to(self.device))
-        return list(self.evaluator.evaluate().values())[0]
-
-    # Dassl's own loader uses torch.load's weights_only default (checkpoints hold scheduler state)
-    # and crashes on val_result None; this reads the checkpoints these trainers write.
-    def find_checkpoint(self, directory: str, stage: str, epoch: int | None) -> tuple[Path, dict]:
-        """``<directory>/<stage>/model.pth.tar-<epoch>`` (the latest when ``epoch`` is None) and its contents."""
-        folder = Path(directory) / stage
-        if epoch is None:
-            found = sorted(folder.glob("model.pth.tar-*"), key=lambda p: int(re.sub(r"\D", "", p.name.split("-")[-1]) or 0))
-            if not found:
-                raise ShipError(f"no checkpoint in {folder} (expected model.pth.tar-<epoch>)")
-            path = found[-1]
-        else:
-            path = folder / f"model.pth.tar-{epoch}"
-        if not path.is_file():
-            raise ShipError(f"checkpoint not found: {path}")
-        try:
-            return path, torch.load(path, map_location=self.device, weights_only=False)
-        except Exception as exc:
-            raise ShipError(f"corrupt checkpoint {path} ({type(exc).__name__}: {exc})") from None
+        logits = self.score(features.features[0].to(self.device), classes)
+        self.evaluator.process(logits, features.labels.to(self.device))
+        accuracy = list(self.evaluator.evaluate().values())[0]
+        if self.split.gzsl and not use_val:
+            report = gzsl_report(logits.argmax(-1).cpu(), features.labels, n_base, len(classes.names))
+            print(f"GZSL: {n_base} seen + {len(classes.names) - n_base} unseen classes in one label space")
+            for key in ("seen", "unseen", "hm"):
+                print(f"* {key}: {report[key]:.2f}%")
+        return accuracy

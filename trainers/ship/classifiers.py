@@ -11,11 +11,6 @@ import torch.nn.functional as F
 from .text_encoder import ClassPrompts, TextEncoder, tokenize
 
 
-def normalised_name(name: str) -> str:
-    """How class names are matched across datasets: "Golden_Retriever" and "golden retriever" are one class."""
-    return " ".join(name.replace("_", " ").split()).lower()
-
-
 def zero_shot_weights(text_encoder: TextEncoder, classnames: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
     """Normalised class weights ``[C, D]``: the mean of the normalised template features of each class."""
     names = [name.replace("_", " ") for name in classnames]

@@ -2,7 +2,7 @@
 or loaded from a finished run, and returned as what scores features over any classes.
 
 Text-based heads (zero-shot CLIP, CoOp, CoCoOp) score a class by its name; Tip-Adapter's cache columns follow
-class identities (``tip_adapter.class_ids``), never names.
+class identities (``classes.class_ids``), never names.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 from yacs.config import CfgNode
 
+from .classes import Classes
 from .classifiers import ConditionalPromptLearner, PromptLearner, cosine_logits, zero_shot_weights
 from .clip_loader import LoadedClip
 from .features import FeatureSet
@@ -24,14 +25,6 @@ from .tip_adapter import TipAdapter
 from .training import train_prompt_learner
 
 TRAINERS = ("SHIP_CoOp", "CoOp", "CoCoOp", "ZeroshotCLIP", "SHIP_TipAdapter", "TipAdapter")
-
-
-@dataclass(frozen=True)
-class Classes:
-    """Classes to score: display names (what text-based heads read) and identities (what cache columns follow)."""
-
-    names: list[str]
-    ids: list[str]
 
 
 @dataclass

@@ -14,7 +14,6 @@ every stage runs its full schedule once.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -24,18 +23,17 @@ from datasets.catalog import load_dataset
 from datasets.image_folder import read_image_folder
 from datasets.splits import DatasetSplits, base_new_split, few_shot_splits
 
-from .classifiers import normalised_name
+from .classes import Classes, class_ids, log_duplicate_names, merge_label_only, read_names_file
 from .clip_loader import LoadedClip, load_clip
 from .errors import ShipError
 from .features import FeatureCache, FeatureSet
 from .generator import ShipGenerator
-from .heads import TRAINERS, Classes, Scorer, SplitFeatures, build_head
+from .heads import TRAINERS, Scorer, SplitFeatures, build_head
 from .metrics import classification_report, gzsl_report, harmonic_mean, log_report
 from .run_setup import check_setup, training_setup, write_setup
 from .runtime import RunLock, StageMeter, atomic_write_json, resolve_device, seed_everything, setup_logger
 from .synthesis import synthesize_per_class
 from .text_encoder import TextEncoder
-from .tip_adapter import class_ids
 
 logger = logging.getLogger("ship")
 
@@ -53,57 +51,18 @@ def load_fewshot_dataset(cfg: CfgNode) -> DatasetSplits:
 
 
 def cross_dataset_label_only(sources: list[str], root: str, known: list[str]) -> tuple[list[str], dict[str, int]]:
-    """The label-only classes of a cross-dataset run: the class names of each source, in order, and where
-    every source class lands in the joint label space (the ``known`` classes of the source dataset first,
-    then the returned names), by identity (``tip_adapter.class_ids``).
+    """The label-only classes of a cross-dataset run and every source class's column (``classes.merge_label_only``).
 
     A source is a dataset of the catalog (read under ``root``) or a ``.txt`` file of class names, one per line.
-    Classes of one source stay distinct even where their names repeat. A class whose name (ignoring case
-    and ``_``) is a known class or one of an earlier source is that class: it shares its column and text
-    features, and the log names it.
     """
-    names: list[str] = []
-    index: dict[str, int] = {}
-    column_of: dict[str, int] = {}
-    for column, name in enumerate(known):
-        column_of.setdefault(normalised_name(name), column)
+    named = []
     for source in sources:
         if source.endswith(".txt"):
-            path = Path(source).expanduser()
-            if not path.is_file():
-                raise ShipError(f"class-name file not found: {path} (DATASET.LABEL_ONLY_FROM: dataset names or .txt files)")
-            dataset, classnames = source, [line.strip() for line in path.read_text().splitlines() if line.strip()]
+            named.append((source, source, read_names_file(source)))
         else:
             target = load_dataset(source, root)
-            dataset, classnames = target.name, target.classnames
-        shared, fresh = [], {}
-        for label, (identity, name) in enumerate(zip(class_ids(dataset, range(len(classnames))), classnames)):
-            key = normalised_name(name)
-            if key in column_of:
-                index[identity] = column_of[key]
-                shared.append(name)
-            else:
-                index[identity] = len(known) + len(names)
-                fresh.setdefault(key, index[identity])
-                names.append(name)
-        column_of.update(fresh)
-        logger.info(f"label-only classes from {source}: {len(classnames) - len(shared)} of {len(classnames)}"
-                    + (f"; {len(shared)} share the name of a class known already and are scored as that class: "
-                       f"{', '.join(shared[:10])}{' ...' if len(shared) > 10 else ''}" if shared else ""))
-    return names, index
-
-
-def log_duplicate_names(dataset: DatasetSplits) -> None:
-    """One line naming the classes whose display names coincide (ignoring case and ``_``): they stay distinct
-    classes, but a head that scores a class by its name cannot tell them apart."""
-    groups: dict[str, list[str]] = defaultdict(list)
-    for name in dataset.classnames:
-        groups[normalised_name(name)].append(name)
-    duplicates = [" / ".join(g) for g in groups.values() if len(g) > 1]
-    if duplicates:
-        logger.info(f"{dataset.name}: {len(duplicates)} class names occur more than once ({'; '.join(duplicates[:10])}"
-                    f"{' ...' if len(duplicates) > 10 else ''}); they stay distinct classes (Tip-Adapter keeps a cache "
-                    f"column for each), but text-based heads give them identical scores")
+            named.append((source, target.name, target.classnames))
+    return merge_label_only(known, named)
 
 
 def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedClip, device: torch.device,
@@ -224,7 +183,7 @@ def _run_locked(cfg, trainer, protocol, subsets, cross_dataset, device, out, dat
                            cfg.MODEL.BACKBONE.DOWNLOAD_ROOT, cfg.PRECISION)
     logger.info(f"Loaded CLIP {clip_model.name} on {device}, precision {clip_model.precision} "
                 f"(PRECISION {cfg.PRECISION}); dataset {dataset.name}: {dataset.num_classes} classes")
-    log_duplicate_names(dataset)
+    log_duplicate_names(dataset.name, dataset.classnames)
     setup = training_setup(cfg, clip_model, dataset.name, "all" if cross_dataset else "base")
     if model_dir is not None:
         trained = check_setup(model_dir, setup, cfg.ALLOW_SETUP_MISMATCH)

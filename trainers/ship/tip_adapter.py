@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import torch
 import torch.nn as nn
@@ -47,7 +46,7 @@ class TipAdapter:
     values: torch.Tensor
     alpha: float = 1.0
     beta: float = 1.0
-    class_index: dict[str, int] = field(default_factory=dict)  # class identity (see class_ids) -> value column
+    class_index: dict[str, int] = field(default_factory=dict)  # class identity (classes.class_ids) -> value column
 
     @classmethod
     def build(cls, train: FeatureSet, num_classes: int, synthetic: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -80,7 +79,7 @@ class TipAdapter:
         self.class_index = dict(state["class_index"])
 
     def columns(self, ids: list[str]) -> list[int]:
-        """The value columns of the classes ``ids`` (see :func:`class_ids`); a class the cache has no entry
+        """The value columns of the classes ``ids`` (``classes.class_ids``); a class the cache has no entry
         for gets -1, so it is scored as zero-shot CLIP scores it (one log line says how many)."""
         columns = [self.class_index.get(i, -1) for i in ids]
         if -1 in columns:
@@ -88,12 +87,6 @@ class TipAdapter:
                         f"(scored as zero-shot CLIP)")
         return columns
 
-
-def class_ids(dataset: str, labels: Iterable[int]) -> list[str]:
-    """Identities of classes: the dataset's name and the class's label in the whole dataset (before any
-    base/new subsampling). Two classes with one display name ("crane" the bird, "crane" the machine)
-    stay two classes."""
-    return [f"{dataset}#{label}" for label in labels]
 
 
 def cache_votes(affinity: torch.Tensor, values: torch.Tensor, beta: float) -> torch.Tensor:

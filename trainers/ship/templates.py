@@ -1,0 +1,31 @@
+"""Zero-shot CLIP prompts per dataset: CoOp's hand-crafted template for each dataset (``trainers/zsclip.py``),
+and for the ImageNet family the 7-template ensemble that Tip-Adapter and CoOp's ZeroshotCLIP2 use."""
+from __future__ import annotations
+
+import logging
+
+logger = logging.getLogger("ship")
+
+IMAGENET_TEMPLATES = (
+    "itap of a {}.", "a bad photo of the {}.", "a origami {}.", "a photo of the large {}.",
+    "a {} in a video game.", "art of the {}.", "a photo of the small {}.",
+)
+DEFAULT_TEMPLATE = "a photo of a {}."
+DATASET_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "ImageNet": IMAGENET_TEMPLATES, "ImageNetV2": IMAGENET_TEMPLATES, "ImageNetSketch": IMAGENET_TEMPLATES,
+    "ImageNetA": IMAGENET_TEMPLATES, "ImageNetR": IMAGENET_TEMPLATES,
+    "Caltech101": ("a photo of a {}.",), "OxfordPets": ("a photo of a {}, a type of pet.",),
+    "StanfordCars": ("a photo of a {}.",), "OxfordFlowers": ("a photo of a {}, a type of flower.",),
+    "Food101": ("a photo of {}, a type of food.",), "FGVCAircraft": ("a photo of a {}, a type of aircraft.",),
+    "SUN397": ("a photo of a {}.",), "DescribableTextures": ("{} texture.",),
+    "EuroSAT": ("a centered satellite photo of {}.",), "UCF101": ("a photo of a person doing {}.",),
+    "CUB": ("a photo of a {}, a type of bird.",),
+}
+
+
+def templates_for(dataset: str) -> list[str]:
+    """The dataset's templates; a dataset without one gets "a photo of a {}." with one log line."""
+    if dataset not in DATASET_TEMPLATES:
+        logger.info(f"no zero-shot template is known for {dataset}; using {DEFAULT_TEMPLATE!r} (set DATASET.TEMPLATES)")
+        return [DEFAULT_TEMPLATE]
+    return list(DATASET_TEMPLATES[dataset])
