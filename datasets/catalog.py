@@ -6,6 +6,7 @@ training (and validation) subsets already drawn; ``available_datasets()`` lists 
 from __future__ import annotations
 
 import logging
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Callable
 from trainers.ship.errors import ShipError
 from trainers.ship.templates import DATASET_TEMPLATES
 
-from .fewshot_cache import few_shot_subsets
+from .fewshot_cache import few_shot_subsets, read_coop_pickle
 from .image_folder import read_coop_split
 from .splits import DatasetSplits, Item
 
@@ -84,12 +85,30 @@ def _class_folder_items(image_dir: Path, folders: list[str], names: list[str]) -
 
 
 def _read_imagenet(spec: "DatasetSpec", folder: Path):
-    """``images/train`` and ``images/val`` with 1,000 wnid folders; val is also the test set (CoOp)."""
+    """``images/train`` and ``images/val`` with 1,000 wnid folders; val is also the test set (CoOp).
+
+    As CoOp's reader: CoOp's ``preprocessed.pkl`` when present, else labels follow the sorted wnid folders and
+    each folder's images come in ``os.listdir`` order (the file system's, so on one machine the same few-shot
+    images as CoOp's for a seed).
+    """
+    preprocessed = folder / "preprocessed.pkl"
+    if preprocessed.is_file():
+        data = read_coop_pickle(preprocessed, folder)
+        logger.info(f"ImageNet: train and test images from CoOp's {preprocessed}")
+        return data["train"], data["test"], data["test"]
     names = read_imagenet_classnames(folder / "classnames.txt")
-    wnids = list(names)
-    train = _class_folder_items(_require(folder / "images" / "train", "ImageNet train folder"), wnids, list(names.values()))
-    test = _class_folder_items(_require(folder / "images" / "val", "ImageNet val folder"), wnids, list(names.values()))
-    return train, test, test
+
+    def read(split: str) -> list[Item]:
+        image_dir = _require(folder / "images" / split, f"ImageNet {split} folder")
+        wnids = sorted(d.name for d in os.scandir(image_dir) if d.is_dir())
+        missing = [w for w in wnids if w not in names]
+        if missing:
+            raise ShipError(f"ImageNet {split} folders without a name in classnames.txt: {', '.join(missing[:5])}")
+        return [Item(str(image_dir / w / f), label, names[w])
+                for label, w in enumerate(wnids) for f in os.listdir(image_dir / w) if not f.startswith(".")]
+
+    test = read("val")
+    return read("train"), test, test
 
 
 def _read_imagenet_variant(spec: "DatasetSpec", folder: Path):

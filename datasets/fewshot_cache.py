@@ -48,7 +48,8 @@ def _reroot(path: str, dataset_dir: Path) -> str:
     return path
 
 
-def _read_coop_pickle(path: Path, dataset_dir: Path) -> dict[str, list[Item]]:
+def read_coop_pickle(path: Path, dataset_dir: Path) -> dict[str, list[Item]]:
+    """A pickle of Dassl ``Datum`` lists written by CoOp (few-shot files, ImageNet's ``preprocessed.pkl``), without dassl."""
     with open(path, "rb") as f:
         data = _CoOpUnpickler(f).load()
     return {
@@ -80,7 +81,7 @@ def _cached_or_sampled(dataset_dir: Path, train: list[Item], val: list[Item], sh
     our_file = cache_dir / f"shot_{shots}-seed_{seed}.json"
     if coop_file.is_file():
         try:
-            data = _read_coop_pickle(coop_file, dataset_dir)
+            data = read_coop_pickle(coop_file, dataset_dir)
             logger.info(f"Few-shot images from CoOp's {coop_file}")
             return data["train"], data.get("val", val)
         except Exception as exc:  # unreadable: fall back to our own file or sampling

@@ -1,5 +1,7 @@
 """Readers of CoOp's dataset layouts, on small trees written here, and the few-shot cache."""
+import os
 import pickle
+import random
 import sys
 import types
 from pathlib import Path
@@ -80,6 +82,62 @@ def test_imagenet_val_is_test_so_validation_comes_from_train(tmp_path):
     assert len(ds.val) == 8 and not {i.path for i in ds.val} & {i.path for i in ds.train + ds.test}
     again = load_dataset("ImageNet", tmp_path, shots=2, seed=1)  # the cached few-shot file gives the same val
     assert [i.path for i in again.val] == [i.path for i in ds.val]
+
+
+def coop_imagenet_fewshot(folder: Path, shots: int, seed: int) -> list[tuple[str, int]]:
+    """The reference, written from CoOp's datasets/imagenet.py and Dassl's generate_fewshot_dataset: labels by
+    sorted wnid folder, each folder's files in os.listdir order (hidden ones dropped), then under
+    random.seed(seed) per label (in order of first appearance) random.sample of `shots` items."""
+    split_dir = folder / "images" / "train"
+    folders = sorted(f.name for f in os.scandir(split_dir) if f.is_dir())
+    items = [(str(split_dir / w / f), label) for label, w in enumerate(folders)
+             for f in os.listdir(split_dir / w) if not f.startswith(".")]
+    random.seed(seed)
+    by_label = {}
+    for item in items:
+        by_label.setdefault(item[1], []).append(item)
+    return [x for group in by_label.values() for x in (random.sample(group, shots) if len(group) >= shots else group)]
+
+
+def test_imagenet_few_shot_images_are_coops(tmp_path, monkeypatch):
+    """Labels follow the sorted wnid folders (not classnames.txt's order) and files keep the file system's order,
+    so a seed picks CoOp's images; a listdir order other than sorted shows the difference."""
+    d = tmp_path / "imagenet"
+    wnids = ["n03", "n01", "n02"]  # classnames.txt in another order than the folders sort
+    d.mkdir()
+    write_imagenet_classnames(d / "classnames.txt", wnids)
+    for w in wnids:
+        for i in range(6):
+            image(d / "images" / "train" / w / f"{w}_{i}.JPEG")
+        image(d / "images" / "val" / w / f"val_{w}.JPEG")
+    real_listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path: sorted(real_listdir(path), key=lambda f: f[::-1], reverse=True))
+    expected = coop_imagenet_fewshot(d, 2, 5)
+    ds = load_dataset("ImageNet", tmp_path, shots=2, seed=5)
+    assert [(i.path, i.label) for i in ds.train] == expected
+    assert ds.classnames == ["class 1", "class 2", "class 3"]  # n01, n02, n03
+
+
+def test_imagenet_reads_coops_preprocessed_pickle(tmp_path, monkeypatch):
+    d = tmp_path / "imagenet"
+    image(d / "images" / "train" / "n01" / "a.JPEG")
+    module = types.ModuleType("dassl.data.datasets.base_dataset")
+
+    class Datum:
+        def __init__(self, impath, label, classname):
+            self._impath, self._label, self._classname, self._domain = impath, label, classname, 0
+
+    Datum.__module__, Datum.__qualname__ = module.__name__, "Datum"
+    module.Datum = Datum
+    for name in ("dassl", "dassl.data", "dassl.data.datasets"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    train = [Datum(f"/elsewhere/imagenet/images/train/n01/{i}.JPEG", 0, "tench") for i in range(3)]
+    test = [Datum("/elsewhere/imagenet/images/val/n01/v.JPEG", 0, "tench"), Datum("/elsewhere/imagenet/images/val/n02/w.JPEG", 1, "goldfish")]
+    (d / "preprocessed.pkl").write_bytes(pickle.dumps({"train": train, "test": test}))
+    ds = load_dataset("ImageNet", tmp_path)
+    assert ds.classnames == ["tench", "goldfish"] and len(ds.train) == 3
+    assert ds.test[1].path == str(d / "images/val/n02/w.JPEG")
 
 
 def test_imagenet_a_uses_present_wnids_only(tmp_path):
