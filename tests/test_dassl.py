@@ -118,3 +118,47 @@ def test_dassl_ship_tip_adapter_base_to_new(tmp_path, eurosat_root, tiny_clip_pa
                     + fast + ["DATASET.SUBSAMPLE_CLASSES", "new"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Loaded tip adapter" in (test_dir / "log.txt").read_text() and len(accuracies(test_dir / "log.txt")) == 1
+
+
+def test_dassl_gzsl_cross_dataset_and_best_val(tmp_path, tiny_clip_path):
+    """Every protocol through train.py: GZSL (seen / unseen / H lines the summary reads), cross-dataset training
+    with a target's names as label-only classes then evaluation on the target, and TEST.FINAL_MODEL best_val."""
+    pytest.importorskip("dassl")
+    from trainers.ship.summary import collect
+
+    from .helpers import split_json_dataset
+
+    data = tmp_path / "DATA"
+    split_json_dataset(data, "eurosat", "2750", "split_zhou_EuroSAT.json", ["Forest", "River", "Highway", "Pasture"], (4, 2, 2))
+    split_json_dataset(data, "dtd", "images", "split_zhou_DescribableTextures.json", ["banded", "dotted", "river"], (4, 2, 2))
+    common = ["--root", data, "--seed", 1, "--trainer", "SHIP_CoOp", "--config-file", "configs/trainers/SHIP/vit_b16.yaml"]
+    fast = ["DATASET.NUM_SHOTS", 2, "MODEL.BACKBONE.WEIGHTS", tiny_clip_path, "TRAINER.SHIP.GEN_EPOCHS", 2,
+            "TRAINER.SHIP.COOP_EPOCHS", 3, "TRAINER.SHIP.AUG_PASSES", 1, "CACHE_DIR", tmp_path / "cache",
+            "DATALOADER.NUM_WORKERS", 0]
+    eurosat = ["--dataset-config-file", "configs/datasets/eurosat.yaml"]
+
+    gzsl_dir = tmp_path / "out/gzsl/eurosat/shots_2/SHIP_CoOp/vit_b16/seed1"
+    proc = train_py(common + eurosat + ["--output-dir", gzsl_dir] + fast + ["DATASET.SUBSAMPLE_CLASSES", "gzsl"])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = (gzsl_dir / "log.txt").read_text()
+    assert "synthesises features of 2 label-only classes" in log and "2 seen + 2 unseen classes" in log
+    assert all(f"* {k}: " in log for k in ("seen", "unseen", "hm"))
+    groups, _ = collect(tmp_path / "out")
+    assert [k[:3] for k in groups] == [("gzsl", "EuroSAT", "SHIP_CoOp")]
+
+    src = tmp_path / "out/xd/eurosat/SHIP_CoOp/vit_b16/seed1"
+    proc = train_py(common + eurosat + ["--output-dir", src] + fast
+                    + ["DATASET.LABEL_ONLY_FROM", "['dtd']", "TEST.FINAL_MODEL", "best_val"])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = (src / "log.txt").read_text()
+    # dtd's "river" is EuroSAT's River: 2 of dtd's 3 classes are new label-only classes
+    assert "label-only classes from dtd: 2 of 3; 1 share the name" in log and "synthesises features of 2" in log
+    assert (src / "prompt_learner" / "model-best.pth.tar").is_file() and "model-best.pth.tar" in log.split("Deploy")[-1]
+    target = tmp_path / "out/xd/evaluation/SHIP_CoOp/vit_b16/dtd/seed1"
+    proc = train_py(common + ["--dataset-config-file", "configs/datasets/dtd.yaml", "--output-dir", target,
+                              "--eval-only", "--model-dir", src] + fast)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = (target / "log.txt").read_text()
+    assert "Cross-dataset evaluation" in log and len(accuracies(target / "log.txt")) == 1
+    groups, sources = collect(tmp_path / "out")
+    assert ("xd", "DescribableTextures", "SHIP_CoOp", "vit_b16") in groups and sources == {"EuroSAT"}

@@ -41,7 +41,10 @@ def test_summary_means_stds_and_average(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| base2new | a | SHIP_CoOp |  | 2 | 75.00 ± 5.00 | 65.00 ± 5.00 |" in out
     rows = {r["dataset"]: r for r in csv.DictReader(open(tmp_path / "t.csv"))}
-    assert float(rows["a"]["hm"]) == pytest.approx((2 * 80 * 60 / 140 + 70.0) / 2)  # mean of per-seed H
+    assert float(rows["a"]["hm"]) == pytest.approx(2 * 75 * 65 / 140)  # H of the seed means (CoCoOp's tables)
+    per_seed_h = [2 * 80 * 60 / 140, 70.0]
+    assert float(rows["a"]["hm_std"]) == pytest.approx(abs(per_seed_h[0] - per_seed_h[1]) / 2)  # std of the per-seed H
+    assert "H is the harmonic mean of the seed-averaged" in out
     assert float(rows["average"]["base"]) == pytest.approx(82.5)  # mean of the dataset means
     assert float(rows["average"]["hm"]) == pytest.approx(2 * 82.5 * 57.5 / 140)
 

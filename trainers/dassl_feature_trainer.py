@@ -7,6 +7,7 @@ build their head in ``build_model`` (after ``setup_clip_and_features``), score f
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import torch
@@ -77,8 +78,10 @@ class FeatureTrainerX(TrainerX):
         such as ``dtd`` read from ``configs/datasets/<name>.yaml``) over all its classes."""
         registered = DATASET_REGISTRY.registered_names()
         if name not in registered:
-            config = Path("configs/datasets") / f"{name}.yaml"
-            resolved = (yaml.safe_load(config.read_text()) or {}).get("DATASET", {}).get("NAME") if config.is_file() else None
+            # CoOp's layout: configs/datasets beside train.py (the working directory of CoOp's scripts)
+            configs = [folder / "configs" / "datasets" / f"{name}.yaml" for folder in (Path.cwd(), Path(sys.argv[0]).resolve().parent)]
+            config = next((c for c in configs if c.is_file()), None)
+            resolved = (yaml.safe_load(config.read_text()) or {}).get("DATASET", {}).get("NAME") if config else None
             if resolved not in registered:
                 raise ShipError(f"unknown dataset {name!r} in DATASET.LABEL_ONLY_FROM; expected a registered dataset "
                                 f"({', '.join(sorted(registered))}), a name with configs/datasets/<name>.yaml, or a .txt file")

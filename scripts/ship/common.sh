@@ -22,8 +22,8 @@ if [ "${BACKEND}" = auto ]; then
     if python3 -c "import dassl" 2>/dev/null; then BACKEND=dassl; else BACKEND=core; fi
 fi
 
-# finished DIR: true when DIR's log holds a test result
-finished() { [ -f "$1/log.txt" ] && grep -q '^\* accuracy' "$1/log.txt"; }
+# finished DIR: true when DIR holds a test result (results.json of the core, or an accuracy line in Dassl's log)
+finished() { [ -f "$1/results.json" ] || { [ -f "$1/log.txt" ] && grep -q '^\* accuracy' "$1/log.txt"; }; }
 
 # run DATASET SEED OUTDIR SUBSAMPLE [extra args...]: one train.py or trainers.ship call
 run() {

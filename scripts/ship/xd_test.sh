@@ -10,13 +10,14 @@ SEED=${2:?usage: xd_test.sh DATASET SEED [KEY VALUE ...]}
 shift 2
 CFG=${CFG:-vit_b16_imagenet}
 source "$(dirname "$0")/common.sh"
-BACKEND=core
 
 MODEL_DIR=${OUTPUT}/xd/${SOURCE}/${TRAINER}/${CFG}_${SHOTS}shots/seed${SEED}
 DIR=${OUTPUT}/xd/evaluation/${TRAINER}/${CFG}_${SHOTS}shots/${DATASET}/seed${SEED}
-if [ -f "${DIR}/results.json" ]; then
+if finished "${DIR}"; then
     echo "The results exist at ${DIR} (skip this job)"
-else
+elif [ "${BACKEND}" = dassl ]; then  # CoOp's way: the target's dataset config, every class, the trained head
+    run "${DATASET}" "${SEED}" "${DIR}" all --eval-only --model-dir "${MODEL_DIR}" ${LOADEP:+--load-epoch "${LOADEP}"} "$@"
+else  # the core marks the protocol by the label-only list
     run "${DATASET}" "${SEED}" "${DIR}" all --eval-only --model-dir "${MODEL_DIR}" ${LOADEP:+--load-epoch "${LOADEP}"} \
         "$@" DATASET.LABEL_ONLY_FROM "${TARGET_LIST}"
 fi

@@ -5,17 +5,16 @@
 # xd_test.sh evaluates the run. Their class names are the label-only classes of this run
 # (DATASET.LABEL_ONLY_FROM): SHIP synthesises features for them; the other trainers ignore them.
 # One run knows every target's names; for one run per target, give each its own TARGETS and OUTPUT (README).
-# This protocol always runs the core (python -m trainers.ship). CFG defaults to vit_b16_imagenet.
+# SHIP trainers run through Dassl's train.py when it is installed (BACKEND). CFG defaults to vit_b16_imagenet.
 # Output: $OUTPUT/xd/$SOURCE/$TRAINER/${CFG}_${SHOTS}shots/seedSEED (a finished run is skipped).
 set -euo pipefail
 SEED=${1:?usage: xd_train.sh SEED [KEY VALUE ...]}
 shift
 CFG=${CFG:-vit_b16_imagenet}
 source "$(dirname "$0")/common.sh"
-BACKEND=core
 
 DIR=${OUTPUT}/xd/${SOURCE}/${TRAINER}/${CFG}_${SHOTS}shots/seed${SEED}
-if [ -f "${DIR}/results.json" ]; then
+if finished "${DIR}"; then
     echo "The results exist at ${DIR} (skip this job)"
     exit 0
 fi

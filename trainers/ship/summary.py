@@ -7,9 +7,12 @@ Reads, anywhere under OUTPUT_ROOT:
   zero-shot (seen / unseen / H) and cross-dataset transfer (accuracy on the source and each target);
 - CoOp / CoCoOp / Dassl ``log.txt`` files in their scripts' layouts (the last ``* accuracy`` line, as
   CoOp's ``parse_test_res.py`` reads it): base-to-new pairs ``train_base/<dataset>/shots_K/<trainer>/<cfg>/seed<S>``
-  and ``test_new/...``, and cross-dataset evaluations ``evaluation/<trainer>/<cfg>/<dataset>/seed<S>``.
+  and ``test_new/...``, cross-dataset training ``xd/<source>/<trainer>/<cfg>/seed<S>`` and evaluations
+  ``evaluation/<trainer>/<cfg>/<dataset>/seed<S>``, and GZSL ``gzsl/<dataset>/shots_K/<trainer>/<cfg>/seed<S>``
+  (the ``* seen`` / ``* unseen`` lines).
 
-Base-to-new and GZSL rows are per dataset plus an average (H of the averages, as the papers report it);
+Base-to-new and GZSL rows are per dataset plus an average; H is always the harmonic mean of the averaged
+accuracies (per dataset: of the seed means; average row: of the dataset means), as CoCoOp's tables give it;
 cross-dataset rows are per method, with a column per dataset and the average over the targets.
 ``--out`` writes ``table.md``, ``table.csv`` and the bar charts (``bars_<protocol>.png``) into FOLDER.
 """
@@ -29,14 +32,14 @@ from datasets.catalog import ALIASES, SPECS
 from .metrics import harmonic_mean
 
 METRICS = {"base2new": ("base", "new", "hm"), "gzsl": ("base", "new", "hm"), "xd": ("accuracy",)}
-ACCURACY = re.compile(r"^\* accuracy: ([\d.]+)%", re.MULTILINE)
+LOG_LINE = r"^\* {}: ([\d.]+)%"  # Dassl's evaluator lines; the GZSL test adds seen, unseen and hm
 BASE2NEW_LAYOUT = {"train_base": "base", "test_new": "new"}
 Group = tuple[str, str, str, str]  # protocol, dataset, trainer, config
 
 
-def last_accuracy(log: Path) -> float | None:
-    """The last ``* accuracy: xx%`` of a Dassl/CoOp log, or None."""
-    found = ACCURACY.findall(log.read_text(errors="replace"))
+def last_value(log: Path, metric: str = "accuracy") -> float | None:
+    """The last ``* <metric>: xx%`` of a Dassl/CoOp log, or None."""
+    found = re.findall(LOG_LINE.format(metric), log.read_text(errors="replace"), re.MULTILINE)
     return float(found[-1]) if found else None
 
 
@@ -75,14 +78,23 @@ def collect(root: str | Path) -> tuple[dict[Group, list[dict[str, float]]], set[
             else:  # both, or one of a train_base / test_new pair
                 runs[key].update({m: result[m] for m in ("base", "new") if m in result})
             continue
-        accuracy = last_accuracy(folder / "log.txt")
-        marker = next((m for m in (*BASE2NEW_LAYOUT, "evaluation") if m in parts), None)
+        log = folder / "log.txt"
+        accuracy = last_value(log)
+        marker = next((m for m in (*BASE2NEW_LAYOUT, "evaluation", "gzsl", "xd") if m in parts), None)
         if accuracy is None or marker is None or not parts[-1].startswith("seed"):
             continue
         i = parts.index(marker)
         if marker == "evaluation" and len(parts) == i + 5:  # evaluation/<trainer>/<cfg>/<dataset>/seed<S>
             trainer, cfg, dataset, seed = parts[i + 1 : i + 5]
             runs[("xd", _dataset_name(dataset), trainer, cfg, seed, "")]["accuracy"] = accuracy
+        elif marker == "xd" and len(parts) == i + 5:  # xd/<source>/<trainer>/<cfg>/seed<S>: the source's own test
+            dataset, trainer, cfg, seed = parts[i + 1 : i + 5]
+            runs[("xd", _dataset_name(dataset), trainer, cfg, seed, "")]["accuracy"] = accuracy
+            sources.add(_dataset_name(dataset))
+        elif marker == "gzsl" and len(parts) == i + 6 and last_value(log, "unseen") is not None:
+            dataset, shots, trainer, cfg, seed = parts[i + 1 : i + 6]  # gzsl/<dataset>/shots_K/<trainer>/<cfg>/seed<S>
+            runs[("gzsl", _dataset_name(dataset), trainer, cfg, seed, shots)].update(
+                base=last_value(log, "seen"), new=last_value(log, "unseen"))
         elif marker in BASE2NEW_LAYOUT and len(parts) == i + 6:  # <marker>/<dataset>/shots_K/<trainer>/<cfg>/seed<S>
             dataset, shots, trainer, cfg, seed = parts[i + 1 : i + 6]
             runs[("base2new", _dataset_name(dataset), trainer, cfg, seed, shots)][BASE2NEW_LAYOUT[marker]] = accuracy
@@ -104,6 +116,8 @@ def table_rows(groups: dict[Group, list[dict[str, float]]], sources: set[str] = 
         for m in METRICS[protocol]:
             values = [r[m] for r in runs]
             row[m], row[f"{m}_std"] = statistics.fmean(values), statistics.pstdev(values)
+        if "hm" in row:  # H of the seed-averaged accuracies (CoCoOp's tables); its std stays that of the per-seed H
+            row["hm"] = harmonic_mean(row["base"], row["new"])
         rows.append(row)
     for protocol, trainer, cfg in sorted({(r["protocol"], r["trainer"], r["config"]) for r in rows}):
         mine = [r for r in rows if (r["protocol"], r["trainer"], r["config"]) == (protocol, trainer, cfg)
@@ -134,9 +148,14 @@ def _cell(row: dict, metric: str) -> str:
     return f"{row[metric]:.2f} ± {row[metric + '_std']:.2f}"
 
 
+CAPTION = ("H is the harmonic mean of the seed-averaged base (seen) and new (unseen) accuracies, and in the average row "
+           "of the dataset-averaged ones (CoCoOp's convention); ± is the standard deviation over seeds, for H that of "
+           "the per-seed H.")
+
+
 def markdown(rows: list[dict], sources: set[str] = frozenset()) -> str:
-    """Base-to-new and GZSL: a row per dataset and method. Cross-dataset: a row per method, a column per dataset
-    (sources first, then the targets and their average)."""
+    """Base-to-new and GZSL: a row per dataset and method, with :data:`CAPTION`. Cross-dataset: a row per method,
+    a column per dataset (sources first, then the targets and their average)."""
     tables = []
     long_rows = [r for r in rows if r["protocol"] != "xd"]
     if long_rows:
@@ -145,7 +164,7 @@ def markdown(rows: list[dict], sources: set[str] = frozenset()) -> str:
         for r in long_rows:
             lines.append(f"| {r['protocol']} | {r['dataset']} | {r['trainer']} | {r['config']} | {r['seeds']} | "
                          + " | ".join(_cell(r, m) for m in METRICS[r["protocol"]]) + " |")
-        tables.append("\n".join(lines))
+        tables.append("\n".join(lines) + "\n\n" + CAPTION)
     xd = [r for r in rows if r["protocol"] == "xd"]
     if xd:
         datasets = dataset_columns(xd, sources)
