@@ -87,7 +87,7 @@ def test_cross_dataset_needs_all_classes_evaluated(data, tmp_path, tiny_clip_pat
 
 def test_xd_scripts_then_table_and_bars(data, tmp_path, tiny_clip_path):
     env = {**os.environ, "DATA": str(data), "OUTPUT": str(tmp_path / "out"), "SHOTS": "2", "SOURCE": "caltech101",
-           "TARGETS": "eurosat dtd", "CFG": "vit_b16", "DOWNLOAD": "0"}
+           "TARGETS": "eurosat dtd", "CFG": "vit_b16", "DOWNLOAD": "0", "BACKEND": "core"}
     fast = ["MODEL.BACKBONE.WEIGHTS", str(tiny_clip_path), "CACHE_DIR", str(tmp_path / "cache"), *FAST]
     for script, args in (("xd_train.sh", ["1"]), ("xd_test.sh", ["eurosat", "1"]), ("xd_test.sh", ["dtd", "1"])):
         proc = subprocess.run(["bash", f"scripts/ship/{script}", *args, *fast], cwd=ROOT, capture_output=True,

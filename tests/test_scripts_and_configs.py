@@ -122,7 +122,7 @@ def test_gzsl_script_on_a_cub_tree(tmp_path, tiny_clip_path):
     write_image_folder(cub / "CUB_200_2011" / "images", seen + unseen, per_class=6)
     (cub / "trainvalclasses.txt").write_text("\n".join(seen) + "\n")
     (cub / "testclasses.txt").write_text("\n".join(unseen) + "\n")
-    env = {**os.environ, "DATA": str(tmp_path / "DATA"), "OUTPUT": str(tmp_path / "out"), "SHOTS": "2"}
+    env = {**os.environ, "DATA": str(tmp_path / "DATA"), "OUTPUT": str(tmp_path / "out"), "SHOTS": "2", "BACKEND": "core"}
     fast = ["MODEL.BACKBONE.WEIGHTS", str(tiny_clip_path), "TRAINER.SHIP.GEN_EPOCHS", "2", "TRAINER.SHIP.COOP_EPOCHS", "2",
             "TRAINER.SHIP.AUG_PASSES", "1", "DATALOADER.NUM_WORKERS", "0", "CACHE_DIR", str(tmp_path / "cache")]
     proc = subprocess.run(["bash", "scripts/ship/gzsl.sh", "cub", "1", *fast], cwd=ROOT, env=env, capture_output=True,
