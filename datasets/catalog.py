@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from trainers.ship.errors import ShipError
-from trainers.ship.templates import DATASET_TEMPLATES
+from trainers.ship.known_datasets import ALIASES, DATASET_TEMPLATES
 
 from .fewshot_cache import few_shot_subsets, read_coop_pickle
 from .image_folder import read_coop_split
@@ -191,13 +191,6 @@ SPECS = {s.name: s for s in [
     _spec("ImageNetR", "imagenet-rendition", "imagenet-r", None, reader=_read_imagenet_variant, test_only=True),
     _spec("CUB", "cub", "CUB_200_2011/images", None, reader=_read_cub, seen_classes_first=True),
 ]}
-ALIASES = {  # CoOp's config-file names
-    "caltech101": "Caltech101", "oxford_pets": "OxfordPets", "stanford_cars": "StanfordCars",
-    "oxford_flowers": "OxfordFlowers", "food101": "Food101", "fgvc_aircraft": "FGVCAircraft", "sun397": "SUN397",
-    "dtd": "DescribableTextures", "eurosat": "EuroSAT", "ucf101": "UCF101", "imagenet": "ImageNet",
-    "imagenetv2": "ImageNetV2", "imagenet_sketch": "ImageNetSketch", "imagenet_a": "ImageNetA", "imagenet_r": "ImageNetR",
-    "cub": "CUB",
-}
 
 
 def available_datasets() -> list[str]:

@@ -19,7 +19,7 @@ from datasets.splits import DatasetSplits, Item, few_shot_splits, subsample_clas
 from trainers.ship.classifiers import ConditionalPromptLearner, PromptLearner, zero_shot_weights
 from trainers.ship.features import FeatureSet
 from trainers.ship.generator import ShipGenerator
-from trainers.ship.templates import templates_for
+from trainers.ship.known_datasets import templates_for
 from trainers.ship.tip_adapter import TipAdapter, search_alpha_beta
 
 RECORDED = json.loads((Path(__file__).parent / "data" / "dassl_recorded.json").read_text())

@@ -24,7 +24,7 @@ from trainers.ship.features import FeatureCache, FeatureSet
 from trainers.ship.metrics import gzsl_report
 from trainers.ship.run_setup import check_setup, training_setup, write_setup
 from trainers.ship.runtime import RunLock
-from trainers.ship.templates import templates_for
+from trainers.ship.known_datasets import ALIASES, templates_for
 from trainers.ship.text_encoder import TextEncoder
 
 
@@ -77,6 +77,8 @@ class FeatureTrainerX(TrainerX):
         """The registry name and class names of dataset ``name`` (a registry name, or a CoOp dataset-config name
         such as ``dtd`` read from ``configs/datasets/<name>.yaml``) over all its classes."""
         registered = DATASET_REGISTRY.registered_names()
+        if name not in registered and ALIASES.get(name) in registered:
+            name = ALIASES[name]
         if name not in registered:
             # CoOp's layout: configs/datasets beside train.py (the working directory of CoOp's scripts)
             configs = [folder / "configs" / "datasets" / f"{name}.yaml" for folder in (Path.cwd(), Path(sys.argv[0]).resolve().parent)]

@@ -27,8 +27,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from datasets.catalog import ALIASES, SPECS
 
+from .known_datasets import ALIASES, DATASET_TEMPLATES
 from .metrics import harmonic_mean
 
 METRICS = {"base2new": ("base", "new", "hm"), "gzsl": ("base", "new", "hm"), "xd": ("accuracy",)}
@@ -45,7 +45,7 @@ def last_value(log: Path, metric: str = "accuracy") -> float | None:
 
 def _dataset_name(name: str) -> str:
     """The catalog's name of a dataset ("eurosat" in CoOp's folders, "EuroSAT" in results.json); others as they are."""
-    return ALIASES.get(name, name) if ALIASES.get(name, name) in SPECS else name
+    return ALIASES.get(name, name) if ALIASES.get(name, name) in DATASET_TEMPLATES else name
 
 
 def _config_of(parts: tuple[str, ...], trainer: str) -> str:

@@ -1,5 +1,7 @@
-"""Zero-shot CLIP prompts per dataset: CoOp's hand-crafted template for each dataset (``trainers/zsclip.py``),
-and for the ImageNet family the 7-template ensemble that Tip-Adapter and CoOp's ZeroshotCLIP2 use."""
+"""What the core knows of each dataset by name, without its reader (so it works inside any CoOp checkout):
+CoOp's config-file names, and the zero-shot CLIP prompts: CoOp's hand-crafted template for each dataset
+(``trainers/zsclip.py``), and for the ImageNet family the 7-template ensemble that Tip-Adapter and CoOp's
+ZeroshotCLIP2 use."""
 from __future__ import annotations
 
 import logging
@@ -10,6 +12,13 @@ IMAGENET_TEMPLATES = (
     "itap of a {}.", "a bad photo of the {}.", "a origami {}.", "a photo of the large {}.",
     "a {} in a video game.", "art of the {}.", "a photo of the small {}.",
 )
+ALIASES = {  # CoOp's config-file names (configs/datasets/<alias>.yaml)
+    "caltech101": "Caltech101", "oxford_pets": "OxfordPets", "stanford_cars": "StanfordCars",
+    "oxford_flowers": "OxfordFlowers", "food101": "Food101", "fgvc_aircraft": "FGVCAircraft", "sun397": "SUN397",
+    "dtd": "DescribableTextures", "eurosat": "EuroSAT", "ucf101": "UCF101", "imagenet": "ImageNet",
+    "imagenetv2": "ImageNetV2", "imagenet_sketch": "ImageNetSketch", "imagenet_a": "ImageNetA", "imagenet_r": "ImageNetR",
+    "cub": "CUB",
+}
 DEFAULT_TEMPLATE = "a photo of a {}."
 DATASET_TEMPLATES: dict[str, tuple[str, ...]] = {
     "ImageNet": IMAGENET_TEMPLATES, "ImageNetV2": IMAGENET_TEMPLATES, "ImageNetSketch": IMAGENET_TEMPLATES,

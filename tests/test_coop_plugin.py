@@ -1,0 +1,227 @@
+"""SHIP inside a CoOp checkout, without Dassl: the installer on a fake checkout, the label-only classes of any
+Dassl-shaped dataset, the registry guard, and the text encoder under CoOp's ``clip`` (a fixed 77-token mask)."""
+import ast
+import subprocess
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from yacs.config import CfgNode as CN
+
+from trainers.ship.config import get_cfg_defaults
+from trainers.ship.dassl_classes import dassl_class_split
+from trainers.ship.dassl_config import add_ship_cfg
+from trainers.ship.errors import ShipError
+from trainers.ship.install_into import MANIFEST, install, uninstall
+from trainers.ship.text_encoder import ClassPrompts, tokenize
+
+ROOT = Path(__file__).resolve().parents[1]
+COOP_TRAIN_PY = '''\
+import argparse
+import torch
+
+from dassl.config import get_cfg_default
+
+# custom
+import datasets.oxford_pets
+import datasets.caltech101
+
+import trainers.coop
+import trainers.zsclip
+
+
+def reset_cfg(cfg, args):
+    if args.root:
+        cfg.DATASET.ROOT = args.root
+
+
+def extend_cfg(cfg):
+    """
+    Add new config variables.
+    """
+    from yacs.config import CfgNode as CN
+
+    cfg.TRAINER.COOP = CN()
+    cfg.TRAINER.COOP.N_CTX = 16  # number of context vectors
+
+    cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all, base or new
+
+
+def main(args):
+    pass
+'''
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    """A CoOp checkout's shape: train.py with extend_cfg, a trainers/ package, and CoOp's own datasets/ package,
+    which has no catalog (an import of this project's datasets.catalog there fails)."""
+    root = tmp_path / "CoOp"
+    (root / "trainers").mkdir(parents=True)
+    (root / "trainers" / "__init__.py").write_text("")
+    (root / "trainers" / "coop.py").write_text("# CoOp's trainer\n")
+    (root / "datasets").mkdir()
+    (root / "datasets" / "__init__.py").write_text("")
+    (root / "configs" / "datasets").mkdir(parents=True)
+    (root / "configs" / "datasets" / "caltech101.yaml").write_text("DATASET:\n  NAME: \"Caltech101\"\n")
+    (root / "train.py").write_text(COOP_TRAIN_PY)
+    return root
+
+
+def test_installer_adds_its_files_and_two_marked_edits(checkout, capsys):
+    changes = install(checkout)
+    assert any("trainers/ship" in c for c in changes) and any("train.py" in c for c in changes)
+    for path in ("trainers/ship/stages.py", "trainers/ship_coop.py", "trainers/ship_tip_adapter.py",
+                 "trainers/dassl_feature_trainer.py", "ship_datasets/dassl_datasets.py", "configs/trainers/SHIP/vit_b16.yaml",
+                 "configs/datasets/cub.yaml"):
+        assert (checkout / path).is_file(), path
+    assert (checkout / "configs/datasets/caltech101.yaml").read_text() == "DATASET:\n  NAME: \"Caltech101\"\n"  # CoOp's kept
+    assert not list((checkout / "trainers" / "ship").rglob("__pycache__"))
+    text = (checkout / "train.py").read_text()
+    added = [line for line in text.splitlines() if "# SHIP plug-in" in line]
+    assert len(added) == 5 and "".join(line for line in text.splitlines(keepends=True) if line.rstrip() not in added) == COOP_TRAIN_PY
+    lines = text.splitlines()
+    assert lines.index("import trainers.zsclip") + 1 == lines.index(added[0])  # after CoOp's trainer imports
+    assert lines[lines.index("def main(args):") - 3].strip().startswith("add_ship_cfg(cfg)")  # end of extend_cfg
+
+    namespace = {}  # extend_cfg now adds TRAINER.SHIP and keeps CoOp's keys
+    extend = next(n for n in ast.parse(text).body if getattr(n, "name", "") == "extend_cfg")
+    exec(ast.get_source_segment(text, extend), namespace)
+    cfg = CN()
+    cfg.TRAINER, cfg.DATASET, cfg.MODEL = CN(), CN(), CN()
+    cfg.MODEL.BACKBONE = CN()
+    sys.path.insert(0, str(checkout))
+    try:
+        namespace["extend_cfg"](cfg)
+    finally:
+        sys.path.remove(str(checkout))
+    assert cfg.TRAINER.COOP.N_CTX == 16 and cfg.TRAINER.SHIP.COOP_EPOCHS == 200 and cfg.DATASET.LABEL_ONLY_FROM == []
+
+    capsys.readouterr()
+    assert install(checkout) == [] and "nothing to change" in capsys.readouterr().out  # idempotent
+    uninstall(checkout)
+    assert (checkout / "train.py").read_text() == COOP_TRAIN_PY
+    assert not (checkout / "trainers" / "ship").exists() and not (checkout / "ship_datasets").exists()
+    assert (checkout / "trainers" / "coop.py").is_file() and not (checkout / MANIFEST).exists()
+
+
+def test_installer_dry_run_link_and_refusals(checkout, tmp_path):
+    assert install(checkout, dry_run=True) and not (checkout / "trainers" / "ship").exists()
+    assert "SHIP plug-in" not in (checkout / "train.py").read_text()
+    install(checkout, link=True)
+    assert (checkout / "trainers" / "ship").is_symlink() and (checkout / "trainers" / "ship").resolve() == ROOT / "trainers" / "ship"
+    uninstall(checkout)
+    (checkout / "trainers" / "ship_coop.py").write_text("# someone else's file\n")
+    with pytest.raises(ShipError, match="ship_coop.py exists and was not installed by SHIP"):
+        install(checkout)
+    with pytest.raises(ShipError, match="is not a CoOp checkout"):
+        install(tmp_path / "nowhere")
+
+
+def test_installed_modules_import_beside_coops_datasets_package(checkout):
+    """What the Dassl trainers import never needs this project's datasets/ package (CoOp has its own)."""
+    install(checkout)
+    code = ("import trainers.ship.stages, trainers.ship.run_setup, trainers.ship.dassl_classes, "
+            "trainers.ship.dassl_config, trainers.ship.summary, ship_datasets.catalog; "
+            "import datasets; assert not hasattr(datasets, 'catalog'); print('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=checkout, capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(checkout)})
+    assert proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+def test_add_ship_cfg_keeps_keys_defined_already():
+    cfg = CN()
+    cfg.TRAINER, cfg.DATASET, cfg.MODEL = CN(), CN(), CN()
+    cfg.MODEL.BACKBONE = CN()
+    cfg.DATASET.SUBSAMPLE_CLASSES = "base"
+    add_ship_cfg(cfg)
+    assert cfg.DATASET.SUBSAMPLE_CLASSES == "base" and cfg.PRECISION == "auto" and "SHIP" in cfg.TRAINER
+
+
+# ----------------------------------------------------------------------------- label-only classes
+FULL = ["c0", "c1", "c2", "c3", "c4"]
+
+
+def cfg_for(subsample, label_only_from=()):
+    cfg = get_cfg_defaults()
+    cfg.DATASET.NAME, cfg.DATASET.SUBSAMPLE_CLASSES = "Toy", subsample
+    cfg.DATASET.LABEL_ONLY_FROM = list(label_only_from)
+    return cfg
+
+
+def build_all(name):
+    """What building a Dassl dataset over all its classes gives (CoOp's readers or this project's)."""
+    return {"Toy": ("Toy", FULL), "dtd": ("DescribableTextures", ["banded", "C1", "dotted"])}[name]
+
+
+def test_label_only_classes_from_a_base_dataset_of_any_reader():
+    split = dassl_class_split(cfg_for("base"), FULL[:3], build_all)  # CoOp: base = first ceil(5/2) = 3
+    assert split.base.names == FULL[:3] and split.label_only == ["c3", "c4"] and split.evaluated == split.base
+    assert split.class_index == {f"Toy#{i}": i for i in range(5)}
+    new = dassl_class_split(cfg_for("new"), FULL[3:], build_all)  # a test_new run: identities of the new half
+    assert new.evaluated.ids == ["Toy#3", "Toy#4"]
+    with pytest.raises(ShipError, match="are not the first 3 of its 5 classes"):
+        dassl_class_split(cfg_for("base"), ["c0", "c2", "c1"], build_all)
+
+
+def test_label_only_classes_of_gzsl_and_cross_dataset_runs(tmp_path):
+    gzsl = dassl_class_split(cfg_for("gzsl"), FULL, build_all, num_base=4)  # CUB: the dataset's own seen count
+    assert gzsl.gzsl and gzsl.base.names == FULL[:4] and gzsl.label_only == ["c4"] and gzsl.evaluated.names == FULL
+    names = tmp_path / "more.txt"
+    names.write_text("zebra\n")
+    xd = dassl_class_split(cfg_for("all", ["dtd", str(names)]), FULL, build_all)
+    assert xd.label_only == ["banded", "dotted", "zebra"]  # "C1" is the known class c1
+    assert xd.class_index["DescribableTextures#1"] == 1 and xd.class_index["DescribableTextures#2"] == 6
+    assert dassl_class_split(cfg_for("all"), FULL, build_all).label_only == []
+
+
+# ----------------------------------------------------------------------------- registry guard
+def test_dataset_wrappers_register_only_free_names(monkeypatch, capsys):
+    """Beside CoOp's readers (registered first by CoOp's train.py) the wrappers take only the free names."""
+    class Registry:
+        def __init__(self):
+            self.names = {"Caltech101": "CoOp's reader", "EuroSAT": "CoOp's reader"}
+
+        def registered_names(self):
+            return list(self.names)
+
+        def register(self, obj):
+            assert obj.__name__ not in self.names, f"{obj.__name__} registered twice"
+            self.names[obj.__name__] = obj
+
+    registry = Registry()
+    datasets_module = types.ModuleType("dassl.data.datasets")
+    datasets_module.DATASET_REGISTRY, datasets_module.DatasetBase, datasets_module.Datum = registry, object, object
+    for name in ("dassl", "dassl.data"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, "dassl.data.datasets", datasets_module)
+    monkeypatch.delitem(sys.modules, "datasets.dassl_datasets", raising=False)
+    import datasets.dassl_datasets  # noqa: F401
+
+    assert registry.names["Caltech101"] == "CoOp's reader" and registry.names["EuroSAT"] == "CoOp's reader"
+    assert "CUB" in registry.names and "DescribableTextures" in registry.names
+    assert "Caltech101, EuroSAT keep the reader registered already" in capsys.readouterr().out
+    monkeypatch.delitem(sys.modules, "datasets.dassl_datasets")
+
+
+# ----------------------------------------------------------------------------- CoOp's clip
+def test_text_encoder_under_a_clip_whose_blocks_hold_a_fixed_77_token_mask(text_encoder, tiny_clip, monkeypatch):
+    """CoOp's copy of clip applies each block's 77x77 mask as it is; the EOT-cut encoder builds its own mask."""
+    def coop_attention(block, x):
+        return block.attn(x, x, x, need_weights=False, attn_mask=block.attn_mask.to(dtype=x.dtype))[0]
+
+    model = tiny_clip.model
+    ids = tokenize(["a photo of a dog.", "sea lion"])
+    with torch.no_grad():
+        expected = model.encode_text(ids)  # clip-anytorch's own full pass
+        for block in model.transformer.resblocks:
+            assert block.attn_mask.shape == (77, 77)
+            monkeypatch.setattr(block, "attention", types.MethodType(coop_attention, block))
+        with pytest.raises(RuntimeError):  # what calling the transformer on a cut sequence gives under CoOp's clip
+            model.transformer(model.token_embedding(ids[:, :9]).permute(1, 0, 2))
+        assert torch.allclose(text_encoder(text_encoder.embed_tokens(ids), ids.argmax(-1)), expected, atol=1e-5)
+        prompts = ClassPrompts(text_encoder, ["dog"], 4)
+        assert prompts.suffix.shape[1] < 77 and text_encoder(*prompts.assemble(torch.zeros(4, text_encoder.width))).isfinite().all()
