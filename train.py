@@ -6,7 +6,6 @@ Same flags as CoOp's ``train.py``. Without dassl, the same experiment runs throu
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from trainers.ship.config import set_key
@@ -63,10 +62,6 @@ def main(args) -> int:
     if cfg.SEED >= 0:
         set_random_seed(cfg.SEED)
     setup_logger(cfg.OUTPUT_DIR)  # Dassl tees stdout into OUTPUT_DIR/log.txt
-    ship_log = logging.getLogger("ship")  # the core's progress lines go through that tee too
-    ship_log.setLevel(logging.INFO)
-    logging.disable(logging.NOTSET)  # a dependency of dassl disables every log record up to WARNING
-    ship_log.addHandler(logging.StreamHandler(sys.stdout))
     print(f"** Config **\n{cfg}")
     def run() -> None:
         trainer = build_trainer(cfg)

@@ -6,6 +6,7 @@ build their head in ``build_model`` (after ``setup_clip_and_features``), score f
 """
 from __future__ import annotations
 
+import logging
 import math
 import sys
 from pathlib import Path
@@ -38,16 +39,42 @@ def _with(cfg, **keys):
     return cfg
 
 
+def _report_ship_errors(kind, error, trace) -> None:
+    """Under any ``train.py`` (CoOp's has no handler): a ShipError is one ``error:`` line and exit status 2."""
+    if issubclass(kind, ShipError):
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    sys.__excepthook__(kind, error, trace)
+
+
+def route_ship_log() -> None:
+    """The core's progress lines (generator epochs, label-only classes, caches) to stdout, which Dassl's
+    ``setup_logger`` tees into ``log.txt``; and bad input as one ``error:`` line."""
+    ship_log = logging.getLogger("ship")
+    ship_log.setLevel(logging.INFO)
+    ship_log.propagate = False
+    logging.disable(logging.NOTSET)  # a dependency of dassl disables every log record up to WARNING
+    if not any(getattr(h, "ship_stdout", False) for h in ship_log.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.ship_stdout = True
+        ship_log.addHandler(handler)
+    sys.excepthook = _report_ship_errors
+
+
 class FeatureTrainerX(TrainerX):
     """A Dassl TrainerX whose images are encoded once by the core's feature cache."""
 
     def __init__(self, cfg):
+        route_ship_log()
         self.run_lock = RunLock(cfg.OUTPUT_DIR)  # a second run into this folder stops here, with one line
         super().__init__(cfg)
 
     def build_data_loader(self):
         """GZSL (``SUBSAMPLE_CLASSES gzsl``): Dassl builds the dataset over every class; training keeps the seen ones."""
-        if self.cfg.DATASET.SUBSAMPLE_CLASSES != "gzsl":
+        subsample = self.cfg.DATASET.SUBSAMPLE_CLASSES
+        if subsample not in ("all", "base", "new", "gzsl"):
+            raise ShipError(f"unknown DATASET.SUBSAMPLE_CLASSES {subsample!r}; expected all, base, new or gzsl")
+        if subsample != "gzsl":
             return super().build_data_loader()
         cfg = self.cfg
         self.cfg = _with(cfg, SUBSAMPLE_CLASSES="all")

@@ -7,6 +7,7 @@ features. Checkpoints (``prompt_learner/model.pth.tar-<epoch>``, and ``model-bes
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
@@ -50,13 +51,14 @@ class SHIP_CoOp(FeatureTrainerX):
 
     def run_epoch(self):
         self.set_model_mode("train")
+        start = time.perf_counter()
         s = self.cfg.TRAINER.SHIP
         sched = self._scheds[self.stage]
         losses = [prompt_learner_step(self.learner, self.train_prompts, x, y, self.optimizer_step, sched, self.synthetic,
                                       self.epoch + 1)
                   for x, y in epoch_batches(self.train_features, s.COOP_BATCH_SIZE, self.device)]
         print(f"epoch [{self.epoch + 1}/{self.max_epoch}] loss {sum(losses) / len(losses):.4f} "
-              f"lr {sched.get_last_lr()[0]:.4e}")
+              f"lr {sched.get_last_lr()[0]:.4e} time {time.perf_counter() - start:.3f}s")
 
     @torch.no_grad()
     def score(self, features, classes):
