@@ -151,9 +151,7 @@ def test_eval_only_reads_the_trained_run(tmp_path, folder, tiny_clip_path, train
     # so does another size of the feature map (a figure drawn after training)
     code, out, err = run(common + ["--output-dir", tmp_path / "train", *FAST, "TRAINER.SHIP.FEATURE_MAP", "3"], capsys)
     assert code == 0 and "Loaded finished stage" in out and "generator epoch" not in out, err
-    # the map is drawn with the generator this run handed on: SHIP_CoOp loads it to train (or load) its head;
-    # a finished Tip-Adapter stage needs no generator, so that run draws none
-    assert ("Map of real and synthetic features" in out) == (trainer == "SHIP_CoOp")
+    assert "Map of real and synthetic features" in out  # drawn with the generator the run handed on
 
 
 @pytest.mark.parametrize("trainer", ["SHIP_CoOp", "SHIP_TipAdapter"])

@@ -13,10 +13,10 @@ import torch
 from dassl.engine import TRAINER_REGISTRY
 
 from trainers.dassl_feature_trainer import FeatureTrainerX
-from trainers.ship.classifiers import zero_shot_weights
+from trainers.ship.methods import FitInputs
+from trainers.ship.methods.tip_adapter import TipAdapter
 from trainers.ship.runtime import atomic_save, seed_everything, stage_seed
-from trainers.ship.stages import fit_tip_adapter
-from trainers.ship.tip_adapter import TipAdapter
+from trainers.ship.stages import synthetic_stream
 
 
 @TRAINER_REGISTRY.register()
@@ -26,21 +26,22 @@ class SHIP_TipAdapter(FeatureTrainerX):
     def build_model(self):
         self.setup_clip_and_features()
         self.max_epoch = 0  # no epoch loop: see before_train
-        self.adapter = TipAdapter(torch.empty(0), torch.empty(0))
+        self.method = TipAdapter(self.cfg, self.text_encoder, self.templates)
 
     def before_train(self):
         super().before_train()
-        cfg, s = self.cfg, self.cfg.TRAINER.SHIP
-        n_base = len(self.split.base.names)
-        val = self.features([d for d in self.dm.dataset.val or [] if d.label < n_base], "val")
+        cfg = self.cfg
+        base, label_only = self.split.base.names, self.split.label_only
+        val = self.features([d for d in self.dm.dataset.val or [] if d.label < len(base)], "val")
+        synthetic = None
+        if cfg.TRAINER.SHIP.SYNTHESIZE:
+            synthetic = synthetic_stream(cfg, self.text_encoder, self.clip, self.train_features, base, label_only,
+                                         Path(self.output_dir))
         seed_everything(stage_seed(cfg.SEED, "SHIP_TipAdapter"))
-        self.adapter, _ = fit_tip_adapter(cfg, s.SYNTHESIZE, self.text_encoder, self.clip, self.train_features, val,
-                                          self.split.base.names, self.split.label_only, self.templates,
-                                          cfg.DATASET.NAME, Path(self.output_dir))
-        self.adapter.class_index = dict(self.split.class_index)
-        epochs = s.TIP_EPOCHS if s.TIP_FINETUNE else 0
-        path = Path(self.output_dir) / self.stage / f"model.pth.tar-{epochs}"
-        atomic_save({"state_dict": self.adapter.state_dict(), "epoch": epochs}, path)
+        self.method.fit(FitInputs(self.train_features, base, label_only, synthetic, val, cfg.DATASET.NAME,
+                                  cfg.DATASET.NUM_SHOTS, dict(self.split.class_index)))
+        path = Path(self.output_dir) / self.stage / f"model.pth.tar-{self.method.epochs()}"
+        atomic_save({"state_dict": self.method.state_dict(), "epoch": self.method.epochs()}, path)
         print(f"Checkpoint saved to {path}")
 
     def resume_model_if_exist(self, directory):
@@ -48,8 +49,7 @@ class SHIP_TipAdapter(FeatureTrainerX):
 
     @torch.no_grad()
     def score(self, features, classes):
-        zero_shot = zero_shot_weights(self.text_encoder, classes.names, self.templates)
-        return self.adapter.logits(features, zero_shot, self.text_encoder.logit_scale, self.adapter.columns(classes.ids))
+        return self.method.scorer(classes)(features)
 
     def load_head(self, path, checkpoint):
-        self.adapter.load_state_dict(checkpoint["state_dict"])
+        self.method.load_state_dict(checkpoint["state_dict"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .heads import TRAINERS
+from .methods import trainer_names
 from .pipeline import run as run_protocol
 from .config import build_cfg
 from .errors import ShipError, report_errors
@@ -26,7 +26,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="fetch the dataset into --root first if it is missing (datasets torchvision hosts)")
     p.add_argument("--split-file", help="ImageFolder: CoOp split JSON with paths relative to the folder (DATASET.SPLIT_FILE)")
     p.add_argument("--num-base", type=int, help="number of base classes; default: first half (DATASET.NUM_BASE)")
-    p.add_argument("--trainer", choices=TRAINERS, help="method to run (TRAINER.NAME; default SHIP_CoOp)")
+    p.add_argument("--trainer", choices=trainer_names(), help="method to run (TRAINER.NAME; default SHIP_CoOp)")
     p.add_argument("--backbone", help="CLIP model name, downloaded on first use (MODEL.BACKBONE.NAME)")
     p.add_argument("--weights", help="local CLIP checkpoint, overrides --backbone (MODEL.BACKBONE.WEIGHTS)")
     p.add_argument("--clip-cache-dir", help="where named CLIP weights are looked for and downloaded (default ~/.cache/clip)")

@@ -28,7 +28,8 @@ from .clip_loader import LoadedClip, load_clip
 from .errors import ShipError
 from .features import FeatureCache, FeatureSet
 from .generator import ShipGenerator
-from .heads import TRAINERS, Scorer, SplitFeatures, build_head
+from .heads import SplitFeatures, build_head
+from .methods import Scorer, resolve
 from .metrics import classification_report, gzsl_report, harmonic_mean, log_report
 from .run_setup import check_setup, training_setup, write_setup
 from .runtime import RunLock, StageMeter, atomic_write_json, resolve_device, seed_everything, setup_logger
@@ -149,8 +150,7 @@ def run(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: str | Non
     evaluates the run trained there (``load_epoch``, default the last) instead of training.
     """
     trainer = cfg.TRAINER.NAME
-    if trainer not in TRAINERS:
-        raise ShipError(f"unknown trainer {trainer!r}; expected one of {', '.join(TRAINERS)}")
+    resolve(trainer)  # an unknown trainer is one error line before anything runs
     if cfg.SEED < 0:
         raise ShipError(f"seed must be a non-negative integer; got {cfg.SEED}")
     if cfg.DATASET.SUBSAMPLE_CLASSES not in PROTOCOLS:
@@ -195,7 +195,7 @@ def _run_locked(cfg, trainer, protocol, subsets, cross_dataset, device, out, dat
                                                                          cfg.DATASET.ROOT, dataset.classnames)
     meter.done("load")
     data = prepare_features(cfg, dataset, clip_model, device, with_train=model_dir is None,
-                            with_val=trainer in ("TipAdapter", "SHIP_TipAdapter"), label_only=label_only)
+                            with_val=resolve(trainer)[0].uses_val, label_only=label_only)
     meter.done("features")
     logger.info(f"base classes: {len(data.base_names)}, new classes: {len(data.new_names)}, "
                 f"label-only classes: {len(data.label_only)}, train images: {len(data.train) if data.train else 0}, "

@@ -19,33 +19,22 @@ from typing import Callable, Iterable
 import torch
 from yacs.config import CfgNode
 
-from .classifiers import zero_shot_weights
 from .clip_loader import LoadedClip
 from .errors import ShipError
 from .features import FeatureSet
 from .generator import ShipGenerator
 from .runtime import atomic_save, seed_everything, stage_seed
-from .synthesis import SyntheticStream, synthesize_per_class
+from .synthesis import SyntheticStream
 from .text_encoder import TextEncoder
-from .tip_adapter import INIT_ALPHA, SEARCH_SCALE, TipAdapter, finetune_keys, search_alpha_beta
 from .training import train_generator
 
 logger = logging.getLogger("ship")
 
-_COOP = ("COOP_N_CTX", "COOP_CTX_INIT", "COOP_EPOCHS", "COOP_LR", "COOP_BATCH_SIZE", "COOP_OPTIM", "COOP_MOMENTUM",
-         "COOP_WEIGHT_DECAY", "COOP_EPS", "COOP_WARMUP_EPOCHS", "COOP_WARMUP_LR")
-_TIP = ("TIP_FINETUNE", "TIP_EPOCHS", "TIP_LR", "TIP_BATCH_SIZE", "TIP_INIT_ALPHA", "TIP_INIT_BETA", "TIP_SEARCH_SCALE")
-# The TRAINER.SHIP keys each stage reads. Feature extraction (AUG_*) enters through the data digests.
+# The TRAINER.SHIP keys each stage reads: the generator's here, each method's added by methods.register.
+# Feature extraction (AUG_*) enters through the data digests.
 STAGE_KEYS: dict[str, tuple[str, ...]] = {
     "generator": ("N_CTX", "ENCODER_HIDDEN", "MLP_HIDDEN", "LATENT_DIM", "LEAKY_RELU", "KL_WEIGHT", "GEN_EPOCHS",
                   "GEN_LR", "GEN_BATCH_SIZE"),
-    "ZeroshotCLIP": (),
-    "CoOp": _COOP,
-    "SHIP_CoOp": _COOP + ("SYNTHESIZE", "SYN_POOL_PER_CLASS"),
-    "CoCoOp": ("COCOOP_N_CTX", "COCOOP_CTX_INIT", "COCOOP_EPOCHS", "COCOOP_LR", "COCOOP_BATCH_SIZE",
-               "COCOOP_MOMENTUM", "COCOOP_WEIGHT_DECAY", "COCOOP_WARMUP_EPOCHS", "COCOOP_WARMUP_LR"),
-    "TipAdapter": _TIP,
-    "SHIP_TipAdapter": _TIP + ("SYNTHESIZE", "TIP_SYN_PER_CLASS"),
 }
 
 
@@ -137,39 +126,3 @@ def synthetic_stream(cfg: CfgNode, text_encoder: TextEncoder, clip_model: Loaded
     stream = SyntheticStream(generator, generator.class_prompts(label_only_names), len(base_names), s.SYN_POOL_PER_CLASS)
     stream.fingerprint = generator_fp
     return stream
-
-
-def fit_tip_adapter(cfg: CfgNode, synthesize: bool, text_encoder: TextEncoder, clip_model: LoadedClip,
-                    train: FeatureSet, val: FeatureSet | None, base_names: list[str], label_only: list[str],
-                    templates: list[str], dataset_name: str, out: Path) -> tuple[TipAdapter, SyntheticStream | None]:
-    """Tip-Adapter(-F) over base + label-only classes (value columns in that order), and the synthetic
-    stream it used (None without synthesis).
-
-    ``dataset_name`` picks Tip-Adapter's per-dataset search range and initial α. With ``synthesize`` (SHIP)
-    the label-only classes get synthetic keys; otherwise they have none, and the adapter scores them as
-    zero-shot CLIP does. α and β are searched on ``val`` (base classes).
-    """
-    s = cfg.TRAINER.SHIP
-    if val is None or len(val) == 0:
-        raise ShipError(f"Tip-Adapter searches alpha and beta on the validation split, but {dataset_name} has no "
-                        f"validation images of its base classes")
-    n_base, names = len(base_names), base_names + label_only
-    zero_shot = zero_shot_weights(text_encoder, names, templates)
-    scale = text_encoder.logit_scale
-    synthetic = stream = None
-    if synthesize and label_only:
-        stream = synthetic_stream(cfg, text_encoder, clip_model, train, base_names, label_only, out)
-        features, labels = synthesize_per_class(stream.generator, stream.prompts, s.TIP_SYN_PER_CLASS or cfg.DATASET.NUM_SHOTS)
-        synthetic = (features.cpu(), labels.cpu() + n_base)
-    adapter = TipAdapter.build(train, len(names), synthetic, alpha=s.TIP_INIT_ALPHA or INIT_ALPHA.get(dataset_name, 1.0),
-                               beta=s.TIP_INIT_BETA)
-    if s.TIP_FINETUNE:
-        classes = slice(None) if synthetic is not None else slice(0, n_base)  # plain: the base label space
-        head = TipAdapter(adapter.keys, adapter.values[:, classes], adapter.alpha, adapter.beta)
-        finetune_keys(head, train, zero_shot[classes], scale, s.TIP_EPOCHS, s.TIP_LR, s.TIP_BATCH_SIZE, synthetic,
-                      text_encoder.precision)
-        adapter.keys = head.keys.cpu()
-    search_scale = tuple(s.TIP_SEARCH_SCALE) or SEARCH_SCALE.get(dataset_name, (7.0, 3.0))
-    adapter.alpha, adapter.beta, _ = search_alpha_beta(val, zero_shot[:n_base], adapter.keys.to(zero_shot.device),
-                                                       adapter.values[:, :n_base].to(zero_shot.device), scale, search_scale)
-    return adapter, stream

@@ -1,0 +1,94 @@
+"""The interface of a fine-tuner on cached CLIP features, and the registry of methods.
+
+A method is fitted on the real features of the base classes and, under SHIP, on a stream of synthetic
+features of the label-only classes; it then scores features over any classes. One file per method
+registers one class with :func:`register`; ``SHIP_<name>`` exists for every method that trains on features,
+with no SHIP code of its own: the generator stage is the same for all (``stages.synthetic_stream``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+import torch
+from yacs.config import CfgNode
+
+from ..classes import Classes
+from ..errors import ShipError
+from ..features import FeatureSet
+from ..stages import STAGE_KEYS
+from ..synthesis import SyntheticStream
+from ..text_encoder import TextEncoder
+
+Scorer = Callable[[torch.Tensor], torch.Tensor]  # features [N, D] -> logits over one set of classes
+
+
+@dataclass
+class FitInputs:
+    """What a method is fitted on."""
+
+    train: FeatureSet  # few-shot base images, K augmented passes; labels index base_names
+    base_names: list[str]
+    label_only: list[str]  # the classes SHIP synthesises (after the base classes in the joint label space)
+    synthetic: SyntheticStream | None  # SHIP: synthetic features of the label-only classes; None: the plain method
+    val: FeatureSet | None = None  # few-shot validation images of the base classes
+    dataset: str = ""
+    shots: int = 16
+    class_index: dict[str, int] = field(default_factory=dict)  # class identity -> column over base + label-only
+
+
+class FeatureMethod:
+    """A fine-tuner on CLIP features. Subclasses set the class attributes and implement the methods."""
+
+    name: ClassVar[str] = ""
+    checkpoint: ClassVar[str] = ""  # the stage's folder in a run; "" for a method with nothing to fit
+    settings: ClassVar[tuple[str, ...]] = ()  # the TRAINER.SHIP keys it reads (its stage's fingerprint)
+    ship_settings: ClassVar[tuple[str, ...]] = ("SYNTHESIZE", "SYN_POOL_PER_CLASS")  # more keys under SHIP
+    uses_val: ClassVar[bool] = False  # fit needs the base classes' validation images
+
+    def __init__(self, cfg: CfgNode, text_encoder: TextEncoder, templates: list[str]):
+        self.cfg, self.text_encoder, self.templates = cfg, text_encoder, templates
+
+    def epochs(self) -> int:
+        """The number in the checkpoint's name (``model.pth.tar-<epochs>``)."""
+        return 0
+
+    def fit(self, inputs: FitInputs) -> None:
+        raise NotImplementedError
+
+    def scorer(self, classes: Classes) -> Scorer:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict) -> None:
+        raise NotImplementedError
+
+
+METHODS: dict[str, type[FeatureMethod]] = {}
+
+
+def register(method: type[FeatureMethod]) -> type[FeatureMethod]:
+    """Register a method by its ``name`` (and ``SHIP_<name>`` when it trains on features)."""
+    if method.name in METHODS:
+        raise ShipError(f"a method named {method.name!r} is registered already")
+    METHODS[method.name] = method
+    STAGE_KEYS[method.name] = method.settings
+    if method.checkpoint:
+        STAGE_KEYS[f"SHIP_{method.name}"] = method.settings + method.ship_settings
+    return method
+
+
+def trainer_names() -> list[str]:
+    """Every ``--trainer`` choice: SHIP_<method> for each method that trains on features, then the methods."""
+    return [f"SHIP_{n}" for n, m in METHODS.items() if m.checkpoint] + list(METHODS)
+
+
+def resolve(trainer: str) -> tuple[type[FeatureMethod], bool]:
+    """The method class of a trainer name and whether SHIP's synthetic features join its training."""
+    ship = trainer.startswith("SHIP_") and trainer[5:] in METHODS and bool(METHODS[trainer[5:]].checkpoint)
+    method = METHODS.get(trainer[5:] if ship else trainer)
+    if method is None:
+        raise ShipError(f"unknown trainer {trainer!r}; expected one of {', '.join(trainer_names())}")
+    return method, ship
