@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from trainers.ship.__main__ import main
+from trainers.ship.methods import trainer_names
 
 from .helpers import CALTECH, assert_png, write_image_folder
 
@@ -28,7 +29,7 @@ def run(argv, capsys):
     return code, out, err
 
 
-@pytest.mark.parametrize("trainer", ["SHIP_CoOp", "CoOp", "CoCoOp", "ZeroshotCLIP", "SHIP_TipAdapter", "TipAdapter"])
+@pytest.mark.parametrize("trainer", trainer_names())
 def test_base2new_run_writes_dassl_log_and_results(tmp_path, folder, tiny_clip_path, trainer, capsys):
     out_dir = tmp_path / "run"
     argv = ["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 2, "--seed", 1, "--trainer", trainer,

@@ -16,10 +16,15 @@ import torch.nn.functional as F
 
 from datasets.catalog import SPECS
 from datasets.splits import DatasetSplits, Item, few_shot_splits, subsample_classes
+from trainers.ship.classes import Classes
 from trainers.ship.classifiers import ConditionalPromptLearner, PromptLearner, zero_shot_weights
 from trainers.ship.features import FeatureSet
 from trainers.ship.generator import ShipGenerator
 from trainers.ship.known_datasets import templates_for
+from trainers.ship.methods.clip_adapter import ResidualAdapter
+from trainers.ship.methods.kgcoop import knowledge_distance
+from trainers.ship.methods.prograd import zero_shot_kl
+from trainers.ship.runtime import OptimizerStep
 from trainers.ship.tip_adapter import TipAdapter, search_alpha_beta
 
 RECORDED = json.loads((Path(__file__).parent / "data" / "dassl_recorded.json").read_text())
@@ -199,3 +204,65 @@ def test_ship_generator_loss_and_prior_sampling(text_encoder, tiny_clip):
     with torch.no_grad():
         assert torch.allclose(generator.synthesize(prompts, labels), _reference_decode(generator, model, NAMES, labels, z),
                               atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- the registered fine-tuners
+def test_clip_adapter_output_is_the_published_residual_adapter(text_encoder):
+    """CLIP-Adapter: A(x) = ReLU(W₂ ReLU(W₁ x)), no biases, W₁: D → D/4; x' = 0.2 A(x) + 0.8 x; logits =
+    100 · cos(x', w)."""
+    torch.manual_seed(0)
+    adapter = ResidualAdapter(text_encoder, reduction=4, ratio=0.2)
+    w1, w2 = adapter.body[0].weight, adapter.body[2].weight
+    assert w1.shape == (text_encoder.embed_dim // 4, text_encoder.embed_dim) and adapter.body[0].bias is None
+    x, weights = unit(6, text_encoder.embed_dim, seed=8), unit(3, text_encoder.embed_dim, seed=9)
+    with torch.no_grad():
+        adapted = 0.2 * torch.relu(torch.relu(x @ w1.t()) @ w2.t()) + 0.8 * x
+        expected = 100.0 * F.normalize(adapted, dim=-1) @ weights.t()
+        assert torch.allclose(adapter.logits(weights, x), expected, atol=1e-4)
+
+
+def test_kgcoop_regulariser_value():
+    learned, hand = torch.randn(5, 8), torch.randn(5, 8)
+    expected = sum(((learned[i] / learned[i].norm()) - (hand[i] / hand[i].norm())).pow(2).sum() for i in range(5)) / 5
+    assert knowledge_distance(learned, hand).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert knowledge_distance(hand, hand).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_prograd_projected_gradient_on_a_two_class_toy():
+    """ProGrad on logits z = W x over 2 classes: where the cross-entropy gradient conflicts with the gradient of
+    KL(p_zs ‖ p), the step uses g − (g·h / ‖h‖²) h; otherwise g."""
+    x, y = torch.tensor([[1.0, 0.5]]), torch.tensor([0])
+    for zero_shot, conflicting in ((torch.tensor([[-3.0, 3.0]]), True), (torch.tensor([[3.0, -3.0]]), False)):
+        w = torch.nn.Parameter(torch.tensor([[0.2, -0.1], [0.0, 0.3]]))
+        logits = x @ w.t()
+        ce, kl = F.cross_entropy(logits, y), zero_shot_kl(logits, zero_shot)
+        g, = torch.autograd.grad(ce, w, retain_graph=True)
+        h, = torch.autograd.grad(kl, w, retain_graph=True)
+        dot = (g * h).sum()
+        assert (dot < 0) == conflicting
+        expected = w.data - 0.5 * (g - dot / (h * h).sum() * h if conflicting else g)
+        OptimizerStep(torch.optim.SGD([w], lr=0.5))(ce, kl)
+        assert torch.allclose(w.data, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["CLIPAdapter", "KgCoOp", "ProGrad"])
+def test_registered_fine_tuners_lower_their_loss(text_encoder, name):
+    from trainers.ship.config import get_cfg_defaults
+    from trainers.ship.methods import METHODS, FitInputs
+
+    from .helpers import make_world
+
+    world = make_world(text_encoder, 0, shots=4)
+    cfg = get_cfg_defaults()
+    cfg.TRAINER.SHIP.COOP_EPOCHS = cfg.TRAINER.SHIP.CLIPADAPTER_EPOCHS = 30
+    torch.manual_seed(0)
+    method = METHODS[name](cfg, text_encoder, ["a photo of a {}."])
+    x, y = world.train.features[0], world.train.labels
+
+    def loss():
+        with torch.no_grad():
+            return F.cross_entropy(method.scorer(Classes(world.base_names, []))(x), y).item()
+
+    before = loss()
+    method.fit(FitInputs(world.train, world.base_names, world.new_names, None))
+    assert loss() < before

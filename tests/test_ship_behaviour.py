@@ -19,6 +19,8 @@ from trainers.ship.classifiers import cosine_logits
 from trainers.ship.tip_adapter import TipAdapter, search_alpha_beta
 from trainers.ship.classifiers import PromptLearner, zero_shot_weights
 from trainers.ship.generator import ShipGenerator
+from trainers.ship.config import get_cfg_defaults
+from trainers.ship.methods import METHODS, FitInputs
 from trainers.ship.metrics import harmonic_mean
 from trainers.ship.synthesis import SyntheticStream, synthesize_per_class
 from trainers.ship.training import train_generator, train_prompt_learner
@@ -81,9 +83,26 @@ def run_world(text_encoder, seed):
     stream = SyntheticStream(generator, new_prompts, label_offset=n_base)
     train_prompt_learner(ship, ship.class_prompts(world.base_names + world.new_names), world.train, stream, **HEAD)
     tip_synthetic, tip_labels = synthesize_per_class(generator, new_prompts, 16)
+    methods = {}
+    for name in ("CLIPAdapter", "KgCoOp", "ProGrad"):  # the registered fine-tuners, plain and with SHIP
+        for variant, synthetic in (("plain", None), ("ship", stream)):
+            torch.manual_seed(seed)
+            method = METHODS[name](method_cfg(), text_encoder, ["a photo of a {}."])
+            method.fit(FitInputs(world.train, world.base_names, world.new_names, synthetic))
+            methods[(name, variant)] = scores(method.scorer(Classes(world.base_names, [])),
+                                              method.scorer(Classes(world.new_names, [])))
     return {"coop": accuracies(coop), "ship": accuracies(ship), "cos_synthetic": cos_synthetic, "cos_template": cos_template,
             "tip": tip_adapter(None), "ship_tip": tip_adapter((tip_synthetic, tip_labels + n_base)),
-            "coop_gzsl": gzsl(coop), "ship_gzsl": gzsl(ship)}
+            "coop_gzsl": gzsl(coop), "ship_gzsl": gzsl(ship), "methods": methods}
+
+
+def method_cfg():
+    """The registered methods' settings for the world: the same schedule as HEAD."""
+    cfg = get_cfg_defaults()
+    s = cfg.TRAINER.SHIP
+    s.COOP_EPOCHS, s.COOP_LR, s.COOP_BATCH_SIZE = HEAD["epochs"], HEAD["lr"], HEAD["batch_size"]
+    s.CLIPADAPTER_EPOCHS, s.CLIPADAPTER_BATCH_SIZE = HEAD["epochs"], HEAD["batch_size"]
+    return cfg
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +150,16 @@ def test_ship_coop_beats_coop_in_generalized_zero_shot(outcomes):
     coop_h, ship_h = mean([o["coop_gzsl"]["hm"] for o in outcomes]), mean([o["ship_gzsl"]["hm"] for o in outcomes])
     print(f"mean GZSL H: CoOp {coop_h:.1f}  SHIP_CoOp {ship_h:.1f}")
     assert ship_h > coop_h + 5
+
+
+@pytest.mark.parametrize("name", ["CLIPAdapter", "KgCoOp", "ProGrad"])
+def test_ship_lifts_every_registered_fine_tuner_on_new_classes(outcomes, name):
+    """SHIP is plug-and-play: the same synthetic features lift each method's new-class accuracy."""
+    for seed, o in zip(SEEDS, outcomes):
+        plain, ship = o["methods"][(name, "plain")], o["methods"][(name, "ship")]
+        print(f"seed {seed}: {name} base/new/H {plain[0]:.1f}/{plain[1]:.1f}/{plain[2]:.1f}"
+              f"  SHIP_{name} {ship[0]:.1f}/{ship[1]:.1f}/{ship[2]:.1f}")
+    plain_new = mean([o["methods"][(name, "plain")][1] for o in outcomes])
+    ship_new = mean([o["methods"][(name, "ship")][1] for o in outcomes])
+    print(f"mean new: {name} {plain_new:.1f}  SHIP_{name} {ship_new:.1f}")
+    assert ship_new > plain_new + 5

@@ -57,6 +57,16 @@ def ship_trainer_defaults() -> CN:
     s.COCOOP_WEIGHT_DECAY = 5e-4
     s.COCOOP_WARMUP_EPOCHS = 1  # constant warm-up
     s.COCOOP_WARMUP_LR = 1e-5
+    # KgCoOp (CoOp's keys plus): weight of mean ||w - w_clip||^2 (8.0 as published for base-to-new)
+    s.KGCOOP_LAMBDA = 8.0
+    # ProGrad (CoOp's keys plus): temperature of the zero-shot KL whose gradient guides CoOp's
+    s.PROGRAD_T = 1.0
+    # CLIP-Adapter: bottleneck reduction and residual ratio as published; SGD (momentum 0.9, wd 5e-4), cosine
+    s.CLIPADAPTER_REDUCTION = 4
+    s.CLIPADAPTER_RATIO = 0.2
+    s.CLIPADAPTER_EPOCHS = 200
+    s.CLIPADAPTER_LR = 2e-3
+    s.CLIPADAPTER_BATCH_SIZE = 32
     # Tip-Adapter head (TipAdapter / SHIP_TipAdapter); alpha and beta are searched on the val split.
     s.TIP_SYN_PER_CLASS = 0  # synthetic cache keys per label-only class; 0: as many as the shots
     s.TIP_FINETUNE = False  # True: Tip-Adapter-F (the keys are fine-tuned)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -77,6 +77,16 @@ def make_optimizer(params, name: str, lr: float, momentum: float = 0.0, weight_d
     raise ShipError(f"unknown optimizer {name!r}; expected 'sgd' or 'adamw'")
 
 
+# (learner, prompts, features, labels) -> the loss, or (loss, guide) where the guide's gradient steers the
+# loss's (ProGrad); None: CoOp's cross-entropy
+Objective = Callable[[PromptLearner, ClassPrompts, torch.Tensor, torch.Tensor], "torch.Tensor | tuple[torch.Tensor, torch.Tensor]"]
+
+
+def cross_entropy(learner: PromptLearner, prompts: ClassPrompts, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """CoOp's objective: cross-entropy of scale · cos(feature, class text feature)."""
+    return F.cross_entropy(learner.logits(prompts, x), y)
+
+
 def prompt_learner_step(
     learner: PromptLearner,
     prompts: ClassPrompts,
@@ -86,16 +96,18 @@ def prompt_learner_step(
     schedule: torch.optim.lr_scheduler.LRScheduler,
     synthetic: SyntheticStream | None = None,
     epoch: int = 0,
+    objective: Objective | None = None,
 ) -> float:
-    """One CoOp (or CoCoOp) step on a batch of real features; with ``synthetic``, as many synthetic
+    """One step of a prompt learner on a batch of real features; with ``synthetic``, as many synthetic
     features join it (SHIP)."""
     if synthetic is not None:
         x_syn, y_syn = synthetic.sample(len(y))
         x, y = torch.cat([x, x_syn]), torch.cat([y, y_syn])
     with autocast(learner.text_encoder.precision):
-        loss = F.cross_entropy(learner.logits(prompts, x), y)
+        out = (objective or cross_entropy)(learner, prompts, x, y)
+    loss, guide = out if isinstance(out, tuple) else (out, None)
     check_finite(loss, "prompt learner", epoch)
-    step(loss)
+    step(loss, guide)
     schedule.step()
     return loss.item()
 
@@ -107,7 +119,7 @@ def build_prompt_optimizer(learner: PromptLearner, steps: int, optimizer: str = 
     steps; the first ``warmup_steps`` run at the constant ``warmup_lr`` (Dassl's constant warm-up, which
     CoCoOp uses) and the cosine goes on from there."""
     opt = make_optimizer(learner.parameters(), optimizer, lr, momentum, weight_decay, eps)
-    step = OptimizerStep(opt, learner.text_encoder.precision, learner.ctx.device.type)
+    step = OptimizerStep(opt, learner.text_encoder.precision, next(learner.parameters()).device.type)
     if not warmup_steps:
         return opt, step, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     factor = lambda i: warmup_lr / lr if i < warmup_steps else 0.5 * (1 + math.cos(math.pi * i / steps))  # noqa: E731
@@ -128,21 +140,22 @@ def train_prompt_learner(
     eps: float = 1e-8,
     warmup_epochs: int = 0,
     warmup_lr: float = 1e-5,
+    objective: Objective | None = None,
 ) -> list[float]:
     """CoOp (or CoCoOp) on features: cross-entropy of scale·cos(feature, class text feature) over
-    ``prompts``' classes.
+    ``prompts``' classes (or ``objective``: KgCoOp, ProGrad).
 
     With ``synthetic``, every batch of real features is joined by as many
     synthetic features of label-only classes (SHIP). Cosine LR schedule over
     all steps after ``warmup_epochs`` at ``warmup_lr``. Returns per-epoch mean losses.
     """
-    device = learner.ctx.device
+    device = next(learner.parameters()).device
     steps_per_epoch = math.ceil(len(train) / batch_size)
     _, step, schedule = build_prompt_optimizer(learner, epochs * steps_per_epoch, optimizer, lr, momentum, weight_decay,
                                                eps, warmup_epochs * steps_per_epoch, warmup_lr)
     history = []
     for epoch in tqdm(range(1, epochs + 1), desc="prompt learner", disable=None):
-        total = sum(prompt_learner_step(learner, prompts, x, y, step, schedule, synthetic, epoch)
+        total = sum(prompt_learner_step(learner, prompts, x, y, step, schedule, synthetic, epoch, objective)
                     for x, y in epoch_batches(train, batch_size, device))
         history.append(total / steps_per_epoch)
         if epoch == 1 or epoch % 10 == 0 or epoch == epochs:

@@ -37,8 +37,12 @@ class CoOp(FeatureMethod):
     def fit(self, inputs) -> None:
         names = inputs.base_names + (inputs.label_only if inputs.synthetic is not None else [])
         train_prompt_learner(self.learner, self.learner.class_prompts(names), inputs.train, inputs.synthetic,
-                             **self.recipe())
+                             objective=self.objective(names), **self.recipe())
         self.learner.eval()
+
+    def objective(self, names: list[str]):
+        """The training loss over the classes ``names`` (training.Objective); None: cross-entropy."""
+        return None
 
     def scorer(self, classes):
         prompts = self.learner.class_prompts(classes.names)
