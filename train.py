@@ -1,4 +1,4 @@
-"""Dassl entry point in CoOp's style: ``python train.py --trainer SHIP_CoOp|SHIP_TipAdapter --root DATA ...``.
+"""Dassl entry point in CoOp's style: ``python train.py --trainer SHIP_<method> --root DATA ...``.
 
 Same flags as CoOp's ``train.py``. Without dassl, the same experiment runs through
 ``python -m trainers.ship`` with the same config files.
@@ -51,8 +51,7 @@ def main(args) -> int:
     from dassl.utils import set_random_seed, setup_logger
 
     import datasets.dassl_datasets  # noqa: F401  registers the datasets
-    import trainers.ship_coop  # noqa: F401  registers SHIP_CoOp
-    import trainers.ship_tip_adapter  # noqa: F401  registers SHIP_TipAdapter
+    import trainers.ship_methods  # noqa: F401  registers SHIP_CoOp and SHIP_<method> for every registered method
 
     try:
         cfg = setup_cfg(args)

@@ -14,7 +14,7 @@ QUICK = [
     (text_encoder, ["--batch", "64", "--repeats", "2"]),
     (generator, ["--batch", "64", "--repeats", "2"]),
     (base2new_pipeline, ["--classes", "8", "--shots", "4", "--test-per-class", "4", "--trainers", "SHIP_CoOp,SHIP_TipAdapter",
-                         "TRAINER.SHIP.GEN_EPOCHS", "5", "TRAINER.SHIP.COOP_EPOCHS", "5", "TRAINER.SHIP.AUG_PASSES", "2",
+                         "TRAINER.SHIP.GEN_EPOCHS", "5", "TRAINER.COOP.EPOCHS", "5", "TRAINER.SHIP.AUG_PASSES", "2",
                          "DATALOADER.NUM_WORKERS", "2"]),
     (vs_coop_image_loop, ["--classes", "8", "--shots", "4", "--test-per-class", "4", "--epochs", "5", "--workers", "2",
                           "TRAINER.SHIP.GEN_EPOCHS", "5", "TRAINER.SHIP.AUG_PASSES", "2"]),

@@ -98,7 +98,7 @@ def main(argv=None):
         start = time.perf_counter()
         cfg = build_cfg([str(ROOT / "configs/trainers/SHIP/vit_b16.yaml")], {
             "DATASET.ROOT": str(data), "MODEL.BACKBONE.WEIGHTS": str(weights), "DATASET.NUM_SHOTS": args.shots,
-            "TRAINER.SHIP.COOP_EPOCHS": args.epochs, "DEVICE": str(device), "OUTPUT_DIR": str(work / "ship"),
+            "TRAINER.COOP.EPOCHS": args.epochs, "DEVICE": str(device), "OUTPUT_DIR": str(work / "ship"),
             "CACHE_DIR": str(work / "cache"), "DATALOADER.NUM_WORKERS": args.workers}, args.opts)
         run(cfg)
         synchronize(device)

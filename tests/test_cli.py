@@ -13,8 +13,8 @@ from trainers.ship.methods import trainer_names
 
 from .helpers import CALTECH, assert_png, write_image_folder
 
-FAST = ["TRAINER.SHIP.GEN_EPOCHS", "3", "TRAINER.SHIP.COOP_EPOCHS", "3", "TRAINER.SHIP.COCOOP_EPOCHS", "3", "TRAINER.SHIP.AUG_PASSES", "2",
-        "DATALOADER.NUM_WORKERS", "0"]
+FAST = ["TRAINER.SHIP.GEN_EPOCHS", "3", "TRAINER.SHIP.AUG_PASSES", "2", "DATALOADER.NUM_WORKERS", "0",
+        *[w for node in ("COOP", "COCOOP", "KGCOOP", "PROGRAD", "CLIPADAPTER") for w in (f"TRAINER.{node}.EPOCHS", "3")]]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -61,12 +61,20 @@ def test_base2new_run_writes_dassl_log_and_results(tmp_path, folder, tiny_clip_p
 
 def test_config_file_and_overrides(tmp_path, folder, tiny_clip_path, capsys):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("TRAINER:\n  SHIP:\n    COOP_EPOCHS: 2\n    GEN_EPOCHS: 2\n    AUG_PASSES: 1\n")
-    code, out, err = run(["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 1, "--output-dir", tmp_path / "r",
-                          "--cache-dir", tmp_path / "cache", "--config-file", cfg, "DATALOADER.NUM_WORKERS", "0",
-                          "TRAINER.SHIP.SYN_POOL_PER_CLASS", "4"], capsys)
+    cfg.write_text("TRAINER:\n  SHIP:\n    GEN_EPOCHS: 2\n    AUG_PASSES: 1\n  COOP:\n    EPOCHS: 2\n")
+    argv = ["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 1, "--output-dir", tmp_path / "r",
+            "--cache-dir", tmp_path / "cache", "--config-file", cfg, "DATALOADER.NUM_WORKERS", "0",
+            "TRAINER.SHIP.SYN_POOL_PER_CLASS", "4"]
+    code, out, err = run(argv, capsys)
     assert code == 0, err
-    assert "generator epoch [2/2]" in out and "COOP_EPOCHS: 2" in out and "SYN_POOL_PER_CLASS: 4" in out
+    assert "generator epoch [2/2]" in out and "prompt learner epoch [2/2]" in out and "SYN_POOL_PER_CLASS: 4" in out
+    # a config written before each method had its node: one line saying where the key went
+    cfg.write_text("TRAINER:\n  SHIP:\n    COOP_EPOCHS: 2\n")
+    code, out, err = run(argv, capsys)
+    assert code == 2 and err.count("\n") == 1 and "TRAINER.SHIP.COOP_EPOCHS moved to TRAINER.COOP.EPOCHS" in err
+    cfg.write_text("TRAINER:\n  SHIP:\n    GEN_EPOCHS: 2\n")
+    code, out, err = run(argv[:-2] + ["TRAINER.SHIP.TIP_EPOCHS", "3"], capsys)
+    assert code == 2 and "TRAINER.SHIP.TIP_EPOCHS moved to TRAINER.TIPADAPTER.EPOCHS (command line)" in err
 
 
 @pytest.mark.parametrize("case", ["missing data", "unknown backbone", "missing weights", "corrupt weights",
@@ -173,8 +181,8 @@ def test_coop_with_its_own_recipe_config(tmp_path, folder, tiny_clip_path, capsy
     code, out, err = run(["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 2, "--trainer", "CoOp",
                           "--output-dir", tmp_path / "r", "--cache-dir", tmp_path / "cache",
                           "--config-file", ROOT / "configs/trainers/SHIP/coop_vit_b16_c16_ep50.yaml",
-                          *FAST, "TRAINER.SHIP.COOP_EPOCHS", "3"], capsys)
+                          *FAST, "TRAINER.COOP.EPOCHS", "3"], capsys)
     assert code == 0, err
     state = torch.load(tmp_path / "r" / "prompt_learner" / "model.pth.tar-3", weights_only=True)["state_dict"]
     assert state["ctx"].shape[0] == 16
-    assert "COOP_WARMUP_EPOCHS: 1" in out and "COOP_MOMENTUM: 0.9" in out
+    assert "  COOP:\n    BATCH_SIZE: 32" in out and "    WARMUP_EPOCHS: 1\n" in out and "    MOMENTUM: 0.9\n" in out

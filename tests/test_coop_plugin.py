@@ -74,7 +74,7 @@ def checkout(tmp_path):
 def test_installer_adds_its_files_and_two_marked_edits(checkout, capsys):
     changes = install(checkout)
     assert any("trainers/ship" in c for c in changes) and any("train.py" in c for c in changes)
-    for path in ("trainers/ship/stages.py", "trainers/ship_coop.py", "trainers/ship_tip_adapter.py",
+    for path in ("trainers/ship/stages.py", "trainers/ship_coop.py", "trainers/ship_methods.py",
                  "trainers/dassl_feature_trainer.py", "ship_datasets/dassl_datasets.py", "configs/trainers/SHIP/vit_b16.yaml",
                  "configs/datasets/cub.yaml"):
         assert (checkout / path).is_file(), path
@@ -82,7 +82,7 @@ def test_installer_adds_its_files_and_two_marked_edits(checkout, capsys):
     assert not list((checkout / "trainers" / "ship").rglob("__pycache__"))
     text = (checkout / "train.py").read_text()
     added = [line for line in text.splitlines() if "# SHIP plug-in" in line]
-    assert len(added) == 5 and "".join(line for line in text.splitlines(keepends=True) if line.rstrip() not in added) == COOP_TRAIN_PY
+    assert len(added) == 4 and "".join(line for line in text.splitlines(keepends=True) if line.rstrip() not in added) == COOP_TRAIN_PY
     lines = text.splitlines()
     assert lines.index("import trainers.zsclip") + 1 == lines.index(added[0])  # after CoOp's trainer imports
     assert lines[lines.index("def main(args):") - 3].strip().startswith("add_ship_cfg(cfg)")  # end of extend_cfg
@@ -98,7 +98,7 @@ def test_installer_adds_its_files_and_two_marked_edits(checkout, capsys):
         namespace["extend_cfg"](cfg)
     finally:
         sys.path.remove(str(checkout))
-    assert cfg.TRAINER.COOP.N_CTX == 16 and cfg.TRAINER.SHIP.COOP_EPOCHS == 200 and cfg.DATASET.LABEL_ONLY_FROM == []
+    assert cfg.TRAINER.COOP.N_CTX == 16 and cfg.TRAINER.COOP.EPOCHS == 200 and cfg.DATASET.LABEL_ONLY_FROM == []
 
     capsys.readouterr()
     assert install(checkout) == [] and "nothing to change" in capsys.readouterr().out  # idempotent

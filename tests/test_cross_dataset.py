@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ["cat", "dog", "car", "tree"]
 EUROSAT = ["Forest", "River", "Dog"]  # "Dog" is a source class already
 DTD = ["banded", "river", "dotted"]  # "river" is a class of the other target already
-FAST = ["TRAINER.SHIP.GEN_EPOCHS", "2", "TRAINER.SHIP.COOP_EPOCHS", "2", "TRAINER.SHIP.COCOOP_EPOCHS", "2",
+FAST = ["TRAINER.SHIP.GEN_EPOCHS", "2", "TRAINER.COOP.EPOCHS", "2", "TRAINER.COCOOP.EPOCHS", "2",
         "TRAINER.SHIP.AUG_PASSES", "1", "DATALOADER.NUM_WORKERS", "0"]
 
 

@@ -52,7 +52,7 @@ def test_dassl_base_to_new_train_eval_and_resume(tmp_path, eurosat_root, tiny_cl
     common = ["--root", eurosat_root, "--seed", 1, "--trainer", "SHIP_CoOp",
               "--dataset-config-file", "configs/datasets/eurosat.yaml", "--config-file", "configs/trainers/SHIP/vit_b16.yaml"]
     fast = ["DATASET.NUM_SHOTS", 2, "MODEL.BACKBONE.WEIGHTS", tiny_clip_path, "TRAINER.SHIP.GEN_EPOCHS", 2,
-            "TRAINER.SHIP.COOP_EPOCHS", 3, "TRAINER.SHIP.AUG_PASSES", 1, "CACHE_DIR", tmp_path / "cache",
+            "TRAINER.COOP.EPOCHS", 3, "TRAINER.SHIP.AUG_PASSES", 1, "CACHE_DIR", tmp_path / "cache",
             "DATALOADER.NUM_WORKERS", 0]
     train_dir = tmp_path / "train_base"
     proc = train_py(common + ["--output-dir", train_dir] + fast + ["DATASET.SUBSAMPLE_CLASSES", "base"])
@@ -86,7 +86,7 @@ def test_scripts_with_the_dassl_backend(tmp_path, eurosat_root, tiny_clip_path):
 
     env = {**os.environ, "DATA": str(eurosat_root), "OUTPUT": str(tmp_path / "out"), "SHOTS": "2", "BACKEND": "dassl",
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    fast = ["MODEL.BACKBONE.WEIGHTS", str(tiny_clip_path), "TRAINER.SHIP.GEN_EPOCHS", "2", "TRAINER.SHIP.COOP_EPOCHS", "2",
+    fast = ["MODEL.BACKBONE.WEIGHTS", str(tiny_clip_path), "TRAINER.SHIP.GEN_EPOCHS", "2", "TRAINER.COOP.EPOCHS", "2",
             "TRAINER.SHIP.AUG_PASSES", "1", "DATALOADER.NUM_WORKERS", "0", "CACHE_DIR", str(tmp_path / "cache")]
     for script in ("base2new_train.sh", "base2new_test.sh"):
         proc = subprocess.run(["bash", f"scripts/ship/{script}", "eurosat", "1", *fast], cwd=ROOT, env=env,
@@ -103,7 +103,7 @@ def test_dassl_ship_tip_adapter_base_to_new(tmp_path, eurosat_root, tiny_clip_pa
     common = ["--root", eurosat_root, "--seed", 1, "--trainer", "SHIP_TipAdapter",
               "--dataset-config-file", "configs/datasets/eurosat.yaml", "--config-file", f"configs/trainers/SHIP/{cfg}.yaml"]
     fast = ["DATASET.NUM_SHOTS", 2, "MODEL.BACKBONE.WEIGHTS", tiny_clip_path, "TRAINER.SHIP.GEN_EPOCHS", 2,
-            "TRAINER.SHIP.TIP_EPOCHS", 2, "TRAINER.SHIP.AUG_PASSES", 1, "CACHE_DIR", tmp_path / "cache",
+            "TRAINER.TIPADAPTER.EPOCHS", 2, "TRAINER.SHIP.AUG_PASSES", 1, "CACHE_DIR", tmp_path / "cache",
             "DATALOADER.NUM_WORKERS", 0]
     train_dir, test_dir = tmp_path / "train_base", tmp_path / "test_new"
     proc = train_py(common + ["--output-dir", train_dir] + fast + ["DATASET.SUBSAMPLE_CLASSES", "base"])
@@ -133,7 +133,7 @@ def test_dassl_gzsl_cross_dataset_and_best_val(tmp_path, tiny_clip_path):
     split_json_dataset(data, "dtd", "images", "split_zhou_DescribableTextures.json", ["banded", "dotted", "river"], (4, 2, 2))
     common = ["--root", data, "--seed", 1, "--trainer", "SHIP_CoOp", "--config-file", "configs/trainers/SHIP/vit_b16.yaml"]
     fast = ["DATASET.NUM_SHOTS", 2, "MODEL.BACKBONE.WEIGHTS", tiny_clip_path, "TRAINER.SHIP.GEN_EPOCHS", 2,
-            "TRAINER.SHIP.COOP_EPOCHS", 3, "TRAINER.SHIP.AUG_PASSES", 1, "CACHE_DIR", tmp_path / "cache",
+            "TRAINER.COOP.EPOCHS", 3, "TRAINER.SHIP.AUG_PASSES", 1, "CACHE_DIR", tmp_path / "cache",
             "DATALOADER.NUM_WORKERS", 0]
     eurosat = ["--dataset-config-file", "configs/datasets/eurosat.yaml"]
 
@@ -162,3 +162,25 @@ def test_dassl_gzsl_cross_dataset_and_best_val(tmp_path, tiny_clip_path):
     assert "Cross-dataset evaluation" in log and len(accuracies(target / "log.txt")) == 1
     groups, sources = collect(tmp_path / "out")
     assert ("xd", "DescribableTextures", "SHIP_CoOp", "vit_b16") in groups and sources == {"EuroSAT"}
+
+
+@pytest.mark.parametrize("trainer", ["SHIP_CLIPAdapter", "SHIP_ProGrad"])
+def test_dassl_registers_ship_for_every_registered_method(tmp_path, eurosat_root, tiny_clip_path, trainer):
+    """train.py registers SHIP_<method> for each method of the registry: base, then new, as CoOp's scripts run."""
+    pytest.importorskip("dassl")
+    common = ["--root", eurosat_root, "--seed", 1, "--trainer", trainer, "--dataset-config-file",
+              "configs/datasets/eurosat.yaml", "--config-file", "configs/trainers/SHIP/vit_b16.yaml"]
+    fast = ["DATASET.NUM_SHOTS", 2, "MODEL.BACKBONE.WEIGHTS", tiny_clip_path, "TRAINER.SHIP.GEN_EPOCHS", 2,
+            "TRAINER.SHIP.AUG_PASSES", 1, "TRAINER.CLIPADAPTER.EPOCHS", 2, "TRAINER.PROGRAD.EPOCHS", 2,
+            "CACHE_DIR", tmp_path / "cache", "DATALOADER.NUM_WORKERS", 0]
+    train_dir, test_dir = tmp_path / "train_base", tmp_path / "test_new"
+    proc = train_py(common + ["--output-dir", train_dir] + fast + ["DATASET.SUBSAMPLE_CLASSES", "base"])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = (train_dir / "log.txt").read_text()
+    assert "synthesises features of 2 label-only classes" in log and len(accuracies(train_dir / "log.txt")) == 1
+    stage = "clip_adapter" if trainer == "SHIP_CLIPAdapter" else "prompt_learner"
+    assert (train_dir / stage / "model.pth.tar-2").is_file()
+    proc = train_py(common + ["--output-dir", test_dir, "--model-dir", train_dir, "--eval-only"]
+                    + fast + ["DATASET.SUBSAMPLE_CLASSES", "new"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(accuracies(test_dir / "log.txt")) == 1

@@ -21,7 +21,7 @@ from trainers.ship.stages import STAGE_KEYS, fingerprint
 
 from .helpers import save_tiny_clip, write_image_folder
 
-FAST = ["TRAINER.SHIP.GEN_EPOCHS", "2", "TRAINER.SHIP.COOP_EPOCHS", "2", "TRAINER.SHIP.AUG_PASSES", "1",
+FAST = ["TRAINER.SHIP.GEN_EPOCHS", "2", "TRAINER.COOP.EPOCHS", "2", "TRAINER.SHIP.AUG_PASSES", "1",
         "DATALOADER.NUM_WORKERS", "0"]
 
 
@@ -73,7 +73,7 @@ def test_eval_only_refuses_another_setup(trained, folder, tiny_clip_path, tmp_pa
     change, expected = {
         "shots": (["--shots", 4], "shots 2 (this evaluation: 4)"),
         "clip": (["--weights", other_clip], "clip tiny_vit:sha256:"),
-        "setting": (["TRAINER.SHIP.COOP_N_CTX", 8], "TRAINER.SHIP.COOP_N_CTX 4 (this evaluation: 8)"),
+        "setting": (["TRAINER.COOP.N_CTX", 8], "TRAINER.COOP.N_CTX 4 (this evaluation: 8)"),
         "seed": (["--seed", 2], "seed 1 (this evaluation: 2)"),
         "dataset": (["--data-dir", other_folder], "dataset toy (this evaluation: other"),
     }[case]
@@ -189,10 +189,12 @@ def _changed(value):
 def test_each_stage_fingerprint_holds_only_what_the_stage_reads(tiny_clip, stage):
     cfg = get_cfg_defaults()
     reference = fingerprint(cfg, tiny_clip, stage, train="digest")
-    for key, value in cfg.TRAINER.SHIP.items():
-        changed = cfg.clone()
-        changed.TRAINER.SHIP[key] = _changed(value)
-        assert (fingerprint(changed, tiny_clip, stage, train="digest") != reference) == (key in STAGE_KEYS[stage]), key
+    for node, settings in cfg.TRAINER.items():  # every setting of every trainer node
+        for key, value in (settings.items() if isinstance(settings, CfgNode) else ()):
+            changed = cfg.clone()
+            changed.TRAINER[node][key] = _changed(value)
+            read = f"TRAINER.{node}.{key}" in STAGE_KEYS[stage]
+            assert (fingerprint(changed, tiny_clip, stage, train="digest") != reference) == read, (node, key)
     for key, value in (("DATALOADER.NUM_WORKERS", 0), ("DATASET.SUBSAMPLE_CLASSES", "new"), ("OUTPUT_DIR", "elsewhere"),
                        ("ALLOW_SETUP_MISMATCH", True)):
         changed = cfg.clone()
@@ -210,7 +212,7 @@ def test_a_tip_adapter_setting_does_not_retrain_the_generator(tmp_path, folder, 
     common = ["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 2, "--trainer", "SHIP_TipAdapter",
               "--output-dir", tmp_path / "run", "--cache-dir", tmp_path / "cache", *FAST]
     assert run(common, capsys)[0] == 0
-    code, out, err = run(common + ["TRAINER.SHIP.TIP_SEARCH_SCALE", "(5.0, 2.0)", "TRAINER.SHIP.COOP_LR", "0.5"], capsys)
+    code, out, err = run(common + ["TRAINER.TIPADAPTER.SEARCH_SCALE", "(5.0, 2.0)", "TRAINER.COOP.LR", "0.5"], capsys)
     assert code == 0, err
     assert "generator epoch" not in out and f"Loaded finished stage from {tmp_path / 'run' / 'generator'}" in out
     assert "tip_adapter/model.pth.tar-0 was trained on other inputs or settings; retraining it" in out

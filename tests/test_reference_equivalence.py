@@ -254,7 +254,7 @@ def test_registered_fine_tuners_lower_their_loss(text_encoder, name):
 
     world = make_world(text_encoder, 0, shots=4)
     cfg = get_cfg_defaults()
-    cfg.TRAINER.SHIP.COOP_EPOCHS = cfg.TRAINER.SHIP.CLIPADAPTER_EPOCHS = 30
+    cfg.TRAINER.KGCOOP.EPOCHS = cfg.TRAINER.PROGRAD.EPOCHS = cfg.TRAINER.CLIPADAPTER.EPOCHS = 30
     torch.manual_seed(0)
     method = METHODS[name](cfg, text_encoder, ["a photo of a {}."])
     x, y = world.train.features[0], world.train.labels

@@ -35,12 +35,12 @@ def result(out: Path) -> dict:
 def test_two_runs_with_one_seed_agree(tmp_path, folder, tiny_clip_path, trainer, capsys):
     for name, cache in (("a", "cache_a"), ("b", "cache_b")):  # second run: fresh features too
         assert main(args(folder, tiny_clip_path, tmp_path / name, tmp_path / cache, "TRAINER.NAME", trainer,
-                         "TRAINER.SHIP.GEN_EPOCHS", 3, "TRAINER.SHIP.COOP_EPOCHS", 3)) == 0
+                         "TRAINER.SHIP.GEN_EPOCHS", 3, "TRAINER.COOP.EPOCHS", 3)) == 0
     assert result(tmp_path / "a") == result(tmp_path / "b")
 
 
 def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, folder, tiny_clip_path):
-    epochs = ["TRAINER.SHIP.GEN_EPOCHS", 5, "TRAINER.SHIP.COOP_EPOCHS", 1500]
+    epochs = ["TRAINER.SHIP.GEN_EPOCHS", 5, "TRAINER.COOP.EPOCHS", 1500]
     cache = tmp_path / "cache"
     assert main(args(folder, tiny_clip_path, tmp_path / "whole", cache, *epochs)) == 0
 

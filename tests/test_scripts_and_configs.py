@@ -21,8 +21,9 @@ def test_shipped_configs_load(path):
 
 
 def test_imagenet_config_has_the_imagenet_settings():
-    s = build_cfg([str(ROOT / "configs/trainers/SHIP/vit_b16_imagenet.yaml")]).TRAINER.SHIP
-    assert (s.ENCODER_HIDDEN, s.LEAKY_RELU, s.GEN_EPOCHS, s.COOP_EPOCHS, s.COOP_OPTIM) == (4096, True, 10, 20, "adamw")
+    trainer = build_cfg([str(ROOT / "configs/trainers/SHIP/vit_b16_imagenet.yaml")]).TRAINER
+    s, c = trainer.SHIP, trainer.COOP
+    assert (s.ENCODER_HIDDEN, s.LEAKY_RELU, s.GEN_EPOCHS, c.EPOCHS, c.OPTIM, c.EPS) == (4096, True, 10, 20, "adamw", 1e-4)
     assert tuple(s.AUG_SCALE) == (0.08, 1.0)
 
 
@@ -123,7 +124,7 @@ def test_gzsl_script_on_a_cub_tree(tmp_path, tiny_clip_path):
     (cub / "trainvalclasses.txt").write_text("\n".join(seen) + "\n")
     (cub / "testclasses.txt").write_text("\n".join(unseen) + "\n")
     env = {**os.environ, "DATA": str(tmp_path / "DATA"), "OUTPUT": str(tmp_path / "out"), "SHOTS": "2", "BACKEND": "core"}
-    fast = ["MODEL.BACKBONE.WEIGHTS", str(tiny_clip_path), "TRAINER.SHIP.GEN_EPOCHS", "2", "TRAINER.SHIP.COOP_EPOCHS", "2",
+    fast = ["MODEL.BACKBONE.WEIGHTS", str(tiny_clip_path), "TRAINER.SHIP.GEN_EPOCHS", "2", "TRAINER.COOP.EPOCHS", "2",
             "TRAINER.SHIP.AUG_PASSES", "1", "DATALOADER.NUM_WORKERS", "0", "CACHE_DIR", str(tmp_path / "cache")]
     proc = subprocess.run(["bash", "scripts/ship/gzsl.sh", "cub", "1", *fast], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300)
@@ -148,7 +149,7 @@ def test_base2new_train_and_test_scripts_core_backend(tmp_path, tiny_clip_path):
             split[key] += [[f"{name}/{f}", label, name] for f in part]
     (data / "eurosat" / "split_zhou_EuroSAT.json").write_text(json.dumps(split))
     env = {**os.environ, "DATA": str(data), "OUTPUT": str(tmp_path / "out"), "SHOTS": "2", "BACKEND": "core"}
-    fast = ["MODEL.BACKBONE.WEIGHTS", str(tiny_clip_path), "TRAINER.SHIP.GEN_EPOCHS", "2", "TRAINER.SHIP.COOP_EPOCHS", "2",
+    fast = ["MODEL.BACKBONE.WEIGHTS", str(tiny_clip_path), "TRAINER.SHIP.GEN_EPOCHS", "2", "TRAINER.COOP.EPOCHS", "2",
             "TRAINER.SHIP.AUG_PASSES", "1", "DATALOADER.NUM_WORKERS", "0", "CACHE_DIR", str(tmp_path / "cache")]
     for script in ("base2new_train.sh", "base2new_test.sh"):
         proc = subprocess.run(["bash", f"scripts/ship/{script}", "eurosat", "1", *fast], cwd=ROOT, env=env,
@@ -183,7 +184,7 @@ def test_folder_script_runs_four_trainers_then_skips(tmp_path, tiny_clip_path):
     data = write_image_folder(tmp_path / "toy", ["cat", "dog", "car", "tree"], per_class=5)
     env = {**os.environ, "CLIP_WEIGHTS": str(tiny_clip_path), "SHOTS": "2", "OUTPUT": str(tmp_path / "out")}
     cmd = ["bash", "scripts/ship/base2new_folder.sh", str(data), "1", "", "TRAINER.SHIP.GEN_EPOCHS", "2",
-           "TRAINER.SHIP.COOP_EPOCHS", "2", "TRAINER.SHIP.COCOOP_EPOCHS", "2", "TRAINER.SHIP.AUG_PASSES", "1",
+           "TRAINER.COOP.EPOCHS", "2", "TRAINER.COCOOP.EPOCHS", "2", "TRAINER.SHIP.AUG_PASSES", "1",
            "DATALOADER.NUM_WORKERS", "0",
            "CACHE_DIR", str(tmp_path / "cache")]
     first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

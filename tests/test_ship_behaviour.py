@@ -99,9 +99,9 @@ def run_world(text_encoder, seed):
 def method_cfg():
     """The registered methods' settings for the world: the same schedule as HEAD."""
     cfg = get_cfg_defaults()
-    s = cfg.TRAINER.SHIP
-    s.COOP_EPOCHS, s.COOP_LR, s.COOP_BATCH_SIZE = HEAD["epochs"], HEAD["lr"], HEAD["batch_size"]
-    s.CLIPADAPTER_EPOCHS, s.CLIPADAPTER_BATCH_SIZE = HEAD["epochs"], HEAD["batch_size"]
+    for node in ("KGCOOP", "PROGRAD", "CLIPADAPTER"):
+        cfg.TRAINER[node].EPOCHS, cfg.TRAINER[node].LR = HEAD["epochs"], HEAD["lr"]
+        cfg.TRAINER[node].BATCH_SIZE = HEAD["batch_size"]
     return cfg
 
 

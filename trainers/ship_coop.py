@@ -29,14 +29,14 @@ class SHIP_CoOp(FeatureTrainerX):
     stage = "prompt_learner"
 
     def build_model(self):
-        s = self.cfg.TRAINER.SHIP
+        c = self.cfg.TRAINER.COOP
         self.setup_clip_and_features()
-        self.learner = PromptLearner(self.text_encoder, s.COOP_N_CTX, s.COOP_CTX_INIT)
-        self.max_epoch = s.COOP_EPOCHS
-        steps = self.steps_per_epoch(s.COOP_BATCH_SIZE)
+        self.learner = PromptLearner(self.text_encoder, c.N_CTX, c.CTX_INIT)
+        self.max_epoch = c.EPOCHS
+        steps = self.steps_per_epoch(c.BATCH_SIZE)
         optim, self.optimizer_step, sched = build_prompt_optimizer(
-            self.learner, self.max_epoch * steps, s.COOP_OPTIM, s.COOP_LR, s.COOP_MOMENTUM, s.COOP_WEIGHT_DECAY,
-            s.COOP_EPS, s.COOP_WARMUP_EPOCHS * steps, s.COOP_WARMUP_LR)
+            self.learner, self.max_epoch * steps, c.OPTIM, c.LR, c.MOMENTUM, c.WEIGHT_DECAY, c.EPS,
+            c.WARMUP_EPOCHS * steps, c.WARMUP_LR)
         self.register_model(self.stage, self.learner, optim, sched)
         self.synthetic = None
 
@@ -52,11 +52,10 @@ class SHIP_CoOp(FeatureTrainerX):
     def run_epoch(self):
         self.set_model_mode("train")
         start = time.perf_counter()
-        s = self.cfg.TRAINER.SHIP
         sched = self._scheds[self.stage]
         losses = [prompt_learner_step(self.learner, self.train_prompts, x, y, self.optimizer_step, sched, self.synthetic,
                                       self.epoch + 1)
-                  for x, y in epoch_batches(self.train_features, s.COOP_BATCH_SIZE, self.device)]
+                  for x, y in epoch_batches(self.train_features, self.cfg.TRAINER.COOP.BATCH_SIZE, self.device)]
         print(f"epoch [{self.epoch + 1}/{self.max_epoch}] loss {sum(losses) / len(losses):.4f} "
               f"lr {sched.get_last_lr()[0]:.4e} time {time.perf_counter() - start:.3f}s")
 

@@ -14,8 +14,8 @@ TARGET_LIST="[$(printf "'%s'," ${TARGETS})]"  # a YAML list for DATASET.LABEL_ON
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export PYTHONPATH="${REPO}${PYTHONPATH:+:${PYTHONPATH}}"
-case "${TRAINER}" in  # the trainers train.py registers; the baselines run on the core
-    SHIP_CoOp | SHIP_TipAdapter) ;;
+case "${TRAINER}" in  # the trainers train.py registers (SHIP_<method>); the baselines run on the core
+    SHIP_*) ;;
     *) BACKEND=core ;;
 esac
 if [ "${BACKEND}" = auto ]; then

@@ -6,7 +6,10 @@ so that one YAML file under ``configs/`` drives both this command and
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+import yaml
 
 from yacs.config import CfgNode as CN
 
@@ -14,7 +17,8 @@ from .errors import ShipError
 
 
 def ship_trainer_defaults() -> CN:
-    """``TRAINER.SHIP``: generator, synthesis and CoOp-head hyper-parameters."""
+    """``TRAINER.SHIP``: feature extraction, the generator and synthesis. Each fine-tuner's own settings are in
+    its node (``TRAINER.COOP``, ``TRAINER.TIPADAPTER``, ...: ``methods``)."""
     s = CN()
     # Feature extraction: K augmented passes over the few-shot images.
     s.AUG_PASSES = 10
@@ -29,53 +33,14 @@ def ship_trainer_defaults() -> CN:
     s.GEN_EPOCHS = 50  # ImageNet: 10
     s.GEN_LR = 1e-3
     s.GEN_BATCH_SIZE = 256
-    # Synthetic features of label-only classes (False: the CoOp head alone, i.e. plain CoOp on features).
+    # Synthetic features of label-only classes (False: a SHIP_<method> trainer is the plain method on features).
     s.SYNTHESIZE = True
     # 0 = fresh synthetic features for every batch (reference code), N > 0 = a pool of N per class.
     s.SYN_POOL_PER_CLASS = 0
     # feature_map.png after a SHIP run: real vs synthetic features of up to this many classes per panel (0: none).
     s.FEATURE_MAP = 10
-    # CoOp head on real base + synthetic label-only features.
-    s.COOP_N_CTX = 4
-    s.COOP_CTX_INIT = "a photo of a"
-    s.COOP_EPOCHS = 200  # ImageNet: 20
-    s.COOP_LR = 2e-3  # ImageNet: 1e-3 with AdamW
-    s.COOP_BATCH_SIZE = 256
-    s.COOP_OPTIM = "sgd"  # ImageNet: "adamw"
-    s.COOP_MOMENTUM = 0.0
-    s.COOP_WEIGHT_DECAY = 0.0
-    s.COOP_EPS = 1e-8  # AdamW epsilon; ImageNet: 1e-4
-    s.COOP_WARMUP_EPOCHS = 0  # CoOp's own recipe: 1 epoch at a constant COOP_WARMUP_LR
-    s.COOP_WARMUP_LR = 1e-5
-    # CoCoOp baseline (meta-net on the image feature), CoCoOp's vit_b16_c4_ep10_batch1_ctxv1 recipe.
-    s.COCOOP_N_CTX = 4
-    s.COCOOP_CTX_INIT = "a photo of a"
-    s.COCOOP_EPOCHS = 10
-    s.COCOOP_LR = 2e-3
-    s.COCOOP_BATCH_SIZE = 1
-    s.COCOOP_MOMENTUM = 0.9  # Dassl's SGD defaults
-    s.COCOOP_WEIGHT_DECAY = 5e-4
-    s.COCOOP_WARMUP_EPOCHS = 1  # constant warm-up
-    s.COCOOP_WARMUP_LR = 1e-5
-    # KgCoOp (CoOp's keys plus): weight of mean ||w - w_clip||^2 (8.0 as published for base-to-new)
-    s.KGCOOP_LAMBDA = 8.0
-    # ProGrad (CoOp's keys plus): temperature of the zero-shot KL whose gradient guides CoOp's
-    s.PROGRAD_T = 1.0
-    # CLIP-Adapter: bottleneck reduction and residual ratio as published; SGD (momentum 0.9, wd 5e-4), cosine
-    s.CLIPADAPTER_REDUCTION = 4
-    s.CLIPADAPTER_RATIO = 0.2
-    s.CLIPADAPTER_EPOCHS = 200
-    s.CLIPADAPTER_LR = 2e-3
-    s.CLIPADAPTER_BATCH_SIZE = 32
-    # Tip-Adapter head (TipAdapter / SHIP_TipAdapter); alpha and beta are searched on the val split.
-    s.TIP_SYN_PER_CLASS = 0  # synthetic cache keys per label-only class; 0: as many as the shots
-    s.TIP_FINETUNE = False  # True: Tip-Adapter-F (the keys are fine-tuned)
-    s.TIP_EPOCHS = 20
-    s.TIP_LR = 1e-3
-    s.TIP_BATCH_SIZE = 256
-    s.TIP_INIT_ALPHA = 0.0  # 0: Tip-Adapter's value for the dataset (1.0 for others)
-    s.TIP_INIT_BETA = 1.0
-    s.TIP_SEARCH_SCALE = ()  # (S_beta, S_alpha); empty: Tip-Adapter's range for the dataset ((7, 3) for others)
+    # SHIP + Tip-Adapter: synthetic cache keys per label-only class; 0: as many as the shots
+    s.TIP_SYN_PER_CLASS = 0
     return s
 
 
@@ -119,7 +84,36 @@ def get_cfg_defaults() -> CN:
     cfg.TRAINER = CN()
     cfg.TRAINER.NAME = "SHIP_CoOp"
     cfg.TRAINER.SHIP = ship_trainer_defaults()
+    from .methods import method_nodes  # the methods import the stages, which do not import this module
+
+    for node, defaults in method_nodes().items():
+        cfg.TRAINER[node] = defaults
     return cfg
+
+
+# Keys of TRAINER.SHIP that moved into a method's own node
+MOVED = {
+    **{f"TRAINER.SHIP.COOP_{k}": f"TRAINER.COOP.{k}" for k in ("N_CTX", "CTX_INIT", "EPOCHS", "LR", "BATCH_SIZE", "OPTIM",
+                                                              "MOMENTUM", "WEIGHT_DECAY", "EPS", "WARMUP_EPOCHS", "WARMUP_LR")},
+    **{f"TRAINER.SHIP.COCOOP_{k}": f"TRAINER.COCOOP.{k}" for k in ("N_CTX", "CTX_INIT", "EPOCHS", "LR", "BATCH_SIZE",
+                                                                  "MOMENTUM", "WEIGHT_DECAY", "WARMUP_EPOCHS", "WARMUP_LR")},
+    **{f"TRAINER.SHIP.TIP_{k}": f"TRAINER.TIPADAPTER.{k}" for k in ("FINETUNE", "EPOCHS", "LR", "BATCH_SIZE", "INIT_ALPHA",
+                                                                   "INIT_BETA", "SEARCH_SCALE")},
+}
+
+
+def check_moved(keys, where: str) -> None:
+    """One error line for a key that moved to a method's node (configs written before the method registry)."""
+    for key in keys:
+        if key in MOVED:
+            raise ShipError(f"{key} moved to {MOVED[key]} ({where}); rename it there")
+
+
+def _flat_keys(tree: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in (tree or {}).items():
+        keys += _flat_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"]
+    return keys
 
 
 def set_key(cfg: CN, key: str, value: Any) -> None:
@@ -136,6 +130,8 @@ def build_cfg(config_files: Sequence[str] = (), overrides: Mapping[str, Any] | N
     ``KEY VALUE`` pairs (as CoOp's ``train.py``). Unknown keys are one-line errors."""
     cfg = get_cfg_defaults()
     for path in config_files:
+        if Path(path).is_file():
+            check_moved(_flat_keys(yaml.safe_load(Path(path).read_text())), f"config file {path}")
         try:
             cfg.merge_from_file(path)
         except FileNotFoundError:
@@ -146,6 +142,7 @@ def build_cfg(config_files: Sequence[str] = (), overrides: Mapping[str, Any] | N
         set_key(cfg, key, value)
     if len(opts) % 2:
         raise ShipError(f"config overrides come in KEY VALUE pairs; got {len(opts)} words: {' '.join(opts)}")
+    check_moved(opts[::2], "command line")
     try:
         cfg.merge_from_list(list(opts))
     except (KeyError, ValueError, AssertionError) as exc:

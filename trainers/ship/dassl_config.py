@@ -12,14 +12,18 @@ from yacs.config import CfgNode
 
 from .config import ship_trainer_defaults
 from .errors import ShipError
+from .methods import method_nodes
 
 BEST = "model-best.pth.tar"
 
 
 def add_ship_cfg(cfg: CfgNode) -> None:
-    """Add ``TRAINER.SHIP`` and the few dataset, model and run keys the SHIP trainers read, where absent."""
+    """Add ``TRAINER.SHIP``, every registered method's node and the few dataset, model and run keys the SHIP
+    trainers read, where absent. A method node CoOp defines already (``TRAINER.COOP``, ``TRAINER.COCOOP``) keeps
+    CoOp's keys and defaults and gains the missing ones, so the SHIP configs set N_CTX and CTX_INIT explicitly."""
     added = {
         "TRAINER.SHIP": ship_trainer_defaults(),
+        **{f"TRAINER.{node}.{key}": value for node, defaults in method_nodes().items() for key, value in defaults.items()},
         "DATASET.SUBSAMPLE_CLASSES": "all",  # all, base, new (CoCoOp) or gzsl (one joint label space)
         "DATASET.LABEL_ONLY_FROM": [],  # cross-dataset: the target datasets (or .txt files) whose names SHIP synthesises
         "DATASET.TEMPLATES": [],  # zero-shot prompts; empty: the dataset's own
@@ -33,6 +37,8 @@ def add_ship_cfg(cfg: CfgNode) -> None:
         *parents, leaf = key.split(".")
         node = cfg
         for part in parents:
+            if part not in node:
+                node[part] = CfgNode()
             node = node[part]
         if leaf not in node:
             node[leaf] = value

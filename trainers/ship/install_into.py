@@ -4,7 +4,7 @@
 
 Copies (``--link``: symlinks) into the checkout:
 - ``trainers/ship/`` (the dassl-free core) and the Dassl trainers ``trainers/ship_coop.py``,
-  ``trainers/ship_tip_adapter.py``, ``trainers/dassl_feature_trainer.py``;
+  ``trainers/ship_methods.py`` (``SHIP_<method>`` for every registered method), ``trainers/dassl_feature_trainer.py``;
 - this project's dataset readers as the package ``ship_datasets/`` (they register only the datasets the
   checkout lacks, such as CUB; CoOp's own readers keep their names);
 - ``configs/trainers/SHIP/`` and the dataset configs the checkout lacks.
@@ -30,7 +30,7 @@ from .errors import ShipError, report_errors
 PROJECT = Path(__file__).resolve().parents[2]
 MARKER = "# SHIP plug-in"
 MANIFEST = ".ship_install.json"
-IMPORTS = ["import trainers.ship_coop", "import trainers.ship_tip_adapter", "import ship_datasets.dassl_datasets"]
+IMPORTS = ["import trainers.ship_methods", "import ship_datasets.dassl_datasets"]
 CFG_LINES = ["from trainers.ship.dassl_config import add_ship_cfg", "add_ship_cfg(cfg)"]
 
 
@@ -38,7 +38,7 @@ def planned_copies(checkout: Path) -> list[tuple[Path, Path]]:
     """(source in this project, destination in the checkout) of everything installed."""
     pairs = [(PROJECT / "trainers" / "ship", checkout / "trainers" / "ship")]
     pairs += [(PROJECT / "trainers" / f, checkout / "trainers" / f)
-              for f in ("ship_coop.py", "ship_tip_adapter.py", "dassl_feature_trainer.py")]
+              for f in ("ship_coop.py", "ship_methods.py", "dassl_feature_trainer.py")]
     pairs.append((PROJECT / "datasets", checkout / "ship_datasets"))
     pairs.append((PROJECT / "configs" / "trainers" / "SHIP", checkout / "configs" / "trainers" / "SHIP"))
     pairs += [(c, checkout / "configs" / "datasets" / c.name) for c in sorted((PROJECT / "configs" / "datasets").glob("*.yaml"))

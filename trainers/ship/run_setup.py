@@ -57,7 +57,7 @@ def check_setup(model_dir: Path, current: dict, allow_mismatch: bool = False) ->
     if trained.get("trainer") == current["trainer"]:
         for stage, settings in current["settings"].items():
             before = trained.get("settings", {}).get(stage, {})
-            differences += [f"TRAINER.SHIP.{k} {before.get(k)!r} (this evaluation: {v!r})"
+            differences += [f"{k} {before.get(k)!r} (this evaluation: {v!r})"
                             for k, v in settings.items() if before.get(k) != v]
     if trained.get("dataset") != current["dataset"]:
         if trained.get("classes") == "all" and current["classes"] == "all":

@@ -30,17 +30,25 @@ from .training import train_generator
 
 logger = logging.getLogger("ship")
 
-# The TRAINER.SHIP keys each stage reads: the generator's here, each method's added by methods.register.
-# Feature extraction (AUG_*) enters through the data digests.
+# The config keys each stage reads: the generator's here, each method's added by methods.register.
+# Feature extraction (TRAINER.SHIP.AUG_*) enters through the data digests.
 STAGE_KEYS: dict[str, tuple[str, ...]] = {
-    "generator": ("N_CTX", "ENCODER_HIDDEN", "MLP_HIDDEN", "LATENT_DIM", "LEAKY_RELU", "KL_WEIGHT", "GEN_EPOCHS",
-                  "GEN_LR", "GEN_BATCH_SIZE"),
+    "generator": tuple(f"TRAINER.SHIP.{k}" for k in ("N_CTX", "ENCODER_HIDDEN", "MLP_HIDDEN", "LATENT_DIM", "LEAKY_RELU",
+                                                     "KL_WEIGHT", "GEN_EPOCHS", "GEN_LR", "GEN_BATCH_SIZE")),
 }
 
 
+def config_value(cfg: CfgNode, key: str):
+    """``cfg.A.B.C`` for ``key`` "A.B.C"."""
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
 def stage_settings(cfg: CfgNode, stage: str) -> dict:
-    """The ``TRAINER.SHIP`` settings ``stage`` reads."""
-    return {key: cfg.TRAINER.SHIP[key] for key in STAGE_KEYS[stage]}
+    """The config settings ``stage`` reads."""
+    return {key: config_value(cfg, key) for key in STAGE_KEYS[stage]}
 
 
 def data_digest(features: FeatureSet | None, classnames: Iterable[str] = ()) -> str:

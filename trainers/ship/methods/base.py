@@ -42,12 +42,18 @@ class FeatureMethod:
 
     name: ClassVar[str] = ""
     checkpoint: ClassVar[str] = ""  # the stage's folder in a run; "" for a method with nothing to fit
-    settings: ClassVar[tuple[str, ...]] = ()  # the TRAINER.SHIP keys it reads (its stage's fingerprint)
-    ship_settings: ClassVar[tuple[str, ...]] = ("SYNTHESIZE", "SYN_POOL_PER_CLASS")  # more keys under SHIP
+    config: ClassVar[str] = ""  # its settings' node, TRAINER.<config> (defaults: :meth:`defaults`)
+    ship_settings: ClassVar[tuple[str, ...]] = ("SYNTHESIZE", "SYN_POOL_PER_CLASS")  # TRAINER.SHIP keys under SHIP
     uses_val: ClassVar[bool] = False  # fit needs the base classes' validation images
 
     def __init__(self, cfg: CfgNode, text_encoder: TextEncoder, templates: list[str]):
         self.cfg, self.text_encoder, self.templates = cfg, text_encoder, templates
+        self.hp = cfg.TRAINER[self.config] if self.config else CfgNode()  # its hyper-parameters
+
+    @classmethod
+    def defaults(cls) -> CfgNode:
+        """The node ``TRAINER.<config>`` with the method's published settings."""
+        return CfgNode()
 
     def epochs(self) -> int:
         """The number in the checkpoint's name (``model.pth.tar-<epochs>``)."""
@@ -74,10 +80,16 @@ def register(method: type[FeatureMethod]) -> type[FeatureMethod]:
     if method.name in METHODS:
         raise ShipError(f"a method named {method.name!r} is registered already")
     METHODS[method.name] = method
-    STAGE_KEYS[method.name] = method.settings
+    settings = tuple(f"TRAINER.{method.config}.{k}" for k in method.defaults()) if method.config else ()
+    STAGE_KEYS[method.name] = settings
     if method.checkpoint:
-        STAGE_KEYS[f"SHIP_{method.name}"] = method.settings + method.ship_settings
+        STAGE_KEYS[f"SHIP_{method.name}"] = settings + tuple(f"TRAINER.SHIP.{k}" for k in method.ship_settings)
     return method
+
+
+def method_nodes() -> dict[str, CfgNode]:
+    """Every registered method's config node and its defaults."""
+    return {m.config: m.defaults() for m in METHODS.values() if m.config}
 
 
 def trainer_names() -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+from yacs.config import CfgNode as CN
 
 from ..classifiers import cosine_logits, zero_shot_weights
 from ..training import train_prompt_learner
@@ -37,24 +38,34 @@ class ResidualAdapter(nn.Module):
 class CLIPAdapter(FeatureMethod):
     name = "CLIPAdapter"
     checkpoint = "clip_adapter"
-    settings = ("CLIPADAPTER_REDUCTION", "CLIPADAPTER_RATIO", "CLIPADAPTER_EPOCHS", "CLIPADAPTER_LR",
-                "CLIPADAPTER_BATCH_SIZE")
+    config = "CLIPADAPTER"
+
+    @classmethod
+    def defaults(cls):
+        c = CN()
+        c.REDUCTION = 4  # bottleneck D -> D/4, as published
+        c.RATIO = 0.2  # residual ratio, as published
+        c.EPOCHS = 200
+        c.LR = 2e-3
+        c.BATCH_SIZE = 32
+        c.MOMENTUM = 0.9
+        c.WEIGHT_DECAY = 5e-4
+        return c
 
     def __init__(self, cfg, text_encoder, templates):
         super().__init__(cfg, text_encoder, templates)
-        s = cfg.TRAINER.SHIP
-        self.adapter = ResidualAdapter(text_encoder, s.CLIPADAPTER_REDUCTION, s.CLIPADAPTER_RATIO)
+        self.adapter = ResidualAdapter(text_encoder, self.hp.REDUCTION, self.hp.RATIO)
 
     def epochs(self) -> int:
-        return self.cfg.TRAINER.SHIP.CLIPADAPTER_EPOCHS
+        return self.hp.EPOCHS
 
     def fit(self, inputs) -> None:
-        """SGD with a cosine schedule (CLIP-Adapter's recipe, as in CoOp's code base) on cross-entropy."""
-        s = self.cfg.TRAINER.SHIP
+        """SGD with a cosine schedule (CLIP-Adapter's recipe in CoOp's code base) on cross-entropy."""
+        h = self.hp
         names = inputs.base_names + (inputs.label_only if inputs.synthetic is not None else [])
         weights = zero_shot_weights(self.text_encoder, names, self.templates)
-        train_prompt_learner(self.adapter, weights, inputs.train, inputs.synthetic, epochs=s.CLIPADAPTER_EPOCHS,
-                             lr=s.CLIPADAPTER_LR, batch_size=s.CLIPADAPTER_BATCH_SIZE, momentum=0.9, weight_decay=5e-4)
+        train_prompt_learner(self.adapter, weights, inputs.train, inputs.synthetic, epochs=h.EPOCHS, lr=h.LR,
+                             batch_size=h.BATCH_SIZE, momentum=h.MOMENTUM, weight_decay=h.WEIGHT_DECAY)
         self.adapter.eval()
 
     def scorer(self, classes):

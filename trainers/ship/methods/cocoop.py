@@ -2,6 +2,8 @@
 (D → D/16 → W); CoCoOp's recipe (batch 1, 10 epochs, SGD 2e-3, one constant warm-up epoch at 1e-5)."""
 from __future__ import annotations
 
+from yacs.config import CfgNode as CN
+
 from ..classifiers import ConditionalPromptLearner
 from .base import register
 from .coop import CoOp
@@ -10,15 +12,27 @@ from .coop import CoOp
 @register
 class CoCoOp(CoOp):
     name = "CoCoOp"
-    settings = ("COCOOP_N_CTX", "COCOOP_CTX_INIT", "COCOOP_EPOCHS", "COCOOP_LR", "COCOOP_BATCH_SIZE",
-                "COCOOP_MOMENTUM", "COCOOP_WEIGHT_DECAY", "COCOOP_WARMUP_EPOCHS", "COCOOP_WARMUP_LR")
+    config = "COCOOP"
+
+    @classmethod
+    def defaults(cls) -> CN:
+        """CoCoOp's vit_b16_c4_ep10_batch1_ctxv1 recipe."""
+        c = CN()
+        c.N_CTX = 4
+        c.CTX_INIT = "a photo of a"
+        c.EPOCHS = 10
+        c.LR = 2e-3
+        c.BATCH_SIZE = 1
+        c.MOMENTUM = 0.9  # Dassl's SGD defaults
+        c.WEIGHT_DECAY = 5e-4
+        c.WARMUP_EPOCHS = 1  # constant warm-up
+        c.WARMUP_LR = 1e-5
+        return c
 
     def build_learner(self) -> ConditionalPromptLearner:
-        s = self.cfg.TRAINER.SHIP
-        return ConditionalPromptLearner(self.text_encoder, s.COCOOP_N_CTX, s.COCOOP_CTX_INIT)
+        return ConditionalPromptLearner(self.text_encoder, self.hp.N_CTX, self.hp.CTX_INIT)
 
     def recipe(self) -> dict:
-        s = self.cfg.TRAINER.SHIP
-        return dict(epochs=s.COCOOP_EPOCHS, lr=s.COCOOP_LR, batch_size=s.COCOOP_BATCH_SIZE, optimizer="sgd",
-                    momentum=s.COCOOP_MOMENTUM, weight_decay=s.COCOOP_WEIGHT_DECAY,
-                    warmup_epochs=s.COCOOP_WARMUP_EPOCHS, warmup_lr=s.COCOOP_WARMUP_LR)
+        h = self.hp
+        return dict(epochs=h.EPOCHS, lr=h.LR, batch_size=h.BATCH_SIZE, optimizer="sgd", momentum=h.MOMENTUM,
+                    weight_decay=h.WEIGHT_DECAY, warmup_epochs=h.WARMUP_EPOCHS, warmup_lr=h.WARMUP_LR)

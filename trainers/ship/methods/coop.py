@@ -3,33 +3,51 @@ cross-entropy of 100 · cos(image feature, class text feature). Under SHIP the c
 and every batch of real features is joined by as many synthetic ones (the SHIP code's recipe)."""
 from __future__ import annotations
 
+from yacs.config import CfgNode as CN
+
 from ..classifiers import PromptLearner
 from ..training import train_prompt_learner
 from .base import FeatureMethod, register
 
-COOP_SETTINGS = ("COOP_N_CTX", "COOP_CTX_INIT", "COOP_EPOCHS", "COOP_LR", "COOP_BATCH_SIZE", "COOP_OPTIM",
-                 "COOP_MOMENTUM", "COOP_WEIGHT_DECAY", "COOP_EPS", "COOP_WARMUP_EPOCHS", "COOP_WARMUP_LR")
+
+def coop_defaults() -> CN:
+    """The SHIP code's CoOp recipe (``configs/trainers/SHIP/coop_vit_b16_c16_ep50.yaml``: CoOp's own)."""
+    c = CN()
+    c.N_CTX = 4
+    c.CTX_INIT = "a photo of a"
+    c.EPOCHS = 200  # ImageNet: 20
+    c.LR = 2e-3  # ImageNet: 1e-3 with AdamW
+    c.BATCH_SIZE = 256
+    c.OPTIM = "sgd"  # ImageNet: "adamw"
+    c.MOMENTUM = 0.0
+    c.WEIGHT_DECAY = 0.0
+    c.EPS = 1e-8  # AdamW epsilon; ImageNet: 1e-4
+    c.WARMUP_EPOCHS = 0  # CoOp's own recipe: 1 epoch at a constant WARMUP_LR
+    c.WARMUP_LR = 1e-5
+    return c
 
 
 @register
 class CoOp(FeatureMethod):
     name = "CoOp"
     checkpoint = "prompt_learner"
-    settings = COOP_SETTINGS
+    config = "COOP"
+
+    @classmethod
+    def defaults(cls) -> CN:
+        return coop_defaults()
 
     def __init__(self, cfg, text_encoder, templates):
         super().__init__(cfg, text_encoder, templates)
         self.learner = self.build_learner()
 
     def build_learner(self) -> PromptLearner:
-        s = self.cfg.TRAINER.SHIP
-        return PromptLearner(self.text_encoder, s.COOP_N_CTX, s.COOP_CTX_INIT)
+        return PromptLearner(self.text_encoder, self.hp.N_CTX, self.hp.CTX_INIT)
 
     def recipe(self) -> dict:
-        s = self.cfg.TRAINER.SHIP
-        return dict(epochs=s.COOP_EPOCHS, lr=s.COOP_LR, batch_size=s.COOP_BATCH_SIZE, optimizer=s.COOP_OPTIM,
-                    momentum=s.COOP_MOMENTUM, weight_decay=s.COOP_WEIGHT_DECAY, eps=s.COOP_EPS,
-                    warmup_epochs=s.COOP_WARMUP_EPOCHS, warmup_lr=s.COOP_WARMUP_LR)
+        h = self.hp
+        return dict(epochs=h.EPOCHS, lr=h.LR, batch_size=h.BATCH_SIZE, optimizer=h.OPTIM, momentum=h.MOMENTUM,
+                    weight_decay=h.WEIGHT_DECAY, eps=h.EPS, warmup_epochs=h.WARMUP_EPOCHS, warmup_lr=h.WARMUP_LR)
 
     def epochs(self) -> int:
         return self.recipe()["epochs"]

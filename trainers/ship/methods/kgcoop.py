@@ -1,6 +1,6 @@
 """KgCoOp (Yao, Zhang, Xu: Visual-Language Prompt Tuning with Knowledge-guided Context Optimization, CVPR 2023):
 CoOp plus λ · mean_i ‖w_i − w_i^clip‖² between the learned text features w_i and the hand-crafted (zero-shot)
-ones w_i^clip of the training classes, both normalised; λ = 8 as published (``KGCOOP_LAMBDA``). Under SHIP the
+ones w_i^clip of the training classes, both normalised; λ = 8 as published (``TRAINER.KGCOOP.LAMBDA``). Under SHIP the
 training classes are base + label-only."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ..classifiers import zero_shot_weights
 from .base import register
-from .coop import COOP_SETTINGS, CoOp
+from .coop import CoOp, coop_defaults
 
 
 def knowledge_distance(learned, hand_crafted):
@@ -19,11 +19,17 @@ def knowledge_distance(learned, hand_crafted):
 @register
 class KgCoOp(CoOp):
     name = "KgCoOp"
-    settings = COOP_SETTINGS + ("KGCOOP_LAMBDA",)
+    config = "KGCOOP"
+
+    @classmethod
+    def defaults(cls):
+        c = coop_defaults()
+        c.LAMBDA = 8.0  # weight of mean ||w - w_clip||^2, as published for base-to-new
+        return c
 
     def objective(self, names):
         hand_crafted = zero_shot_weights(self.text_encoder, names, self.templates)
-        weight = self.cfg.TRAINER.SHIP.KGCOOP_LAMBDA
+        weight = self.hp.LAMBDA
 
         def loss(learner, prompts, x, y):
             text = learner(prompts)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ..classifiers import cosine_logits, zero_shot_weights
 from .base import register
-from .coop import COOP_SETTINGS, CoOp
+from .coop import CoOp, coop_defaults
 
 
 def zero_shot_kl(logits, zero_shot_logits, temperature: float = 1.0):
@@ -20,11 +20,17 @@ def zero_shot_kl(logits, zero_shot_logits, temperature: float = 1.0):
 @register
 class ProGrad(CoOp):
     name = "ProGrad"
-    settings = COOP_SETTINGS + ("PROGRAD_T",)
+    config = "PROGRAD"
+
+    @classmethod
+    def defaults(cls):
+        c = coop_defaults()
+        c.T = 1.0  # temperature of the zero-shot KL whose gradient guides CoOp's
+        return c
 
     def objective(self, names):
         zero_shot = zero_shot_weights(self.text_encoder, names, self.templates)
-        temperature = self.cfg.TRAINER.SHIP.PROGRAD_T
+        temperature = self.hp.T
 
         def loss(learner, prompts, x, y):
             logits = learner.logits(prompts, x)

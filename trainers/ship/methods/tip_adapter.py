@@ -1,10 +1,11 @@
 """Tip-Adapter(-F) (Zhang et al., ECCV 2022): a cache of the few-shot features (keys) and their one-hot labels
 (values); logits = 100 · f Wᵀ + α · exp(−β (1 − f Kᵀ)) · V, α and β searched on the validation split;
-``TIP_FINETUNE True`` also fine-tunes the keys (Tip-Adapter-F). Under SHIP the cache gets ``TIP_SYN_PER_CLASS``
+``TRAINER.TIPADAPTER.FINETUNE True`` also fine-tunes the keys (Tip-Adapter-F). Under SHIP the cache gets ``TIP_SYN_PER_CLASS``
 synthetic keys per label-only class, so those classes get cache votes too."""
 from __future__ import annotations
 
 import torch
+from yacs.config import CfgNode as CN
 
 from ..classifiers import zero_shot_weights
 from ..errors import ShipError
@@ -17,23 +18,33 @@ from .base import FeatureMethod, register
 class TipAdapter(FeatureMethod):
     name = "TipAdapter"
     checkpoint = "tip_adapter"
-    settings = ("TIP_FINETUNE", "TIP_EPOCHS", "TIP_LR", "TIP_BATCH_SIZE", "TIP_INIT_ALPHA", "TIP_INIT_BETA",
-                "TIP_SEARCH_SCALE")
+    config = "TIPADAPTER"
     ship_settings = ("SYNTHESIZE", "TIP_SYN_PER_CLASS")
     uses_val = True
+
+    @classmethod
+    def defaults(cls):
+        c = CN()
+        c.FINETUNE = False  # True: Tip-Adapter-F (the keys are fine-tuned)
+        c.EPOCHS = 20
+        c.LR = 1e-3
+        c.BATCH_SIZE = 256
+        c.INIT_ALPHA = 0.0  # 0: Tip-Adapter's value for the dataset (1.0 for others)
+        c.INIT_BETA = 1.0
+        c.SEARCH_SCALE = ()  # (S_beta, S_alpha); empty: Tip-Adapter's range for the dataset ((7, 3) for others)
+        return c
 
     def __init__(self, cfg, text_encoder, templates):
         super().__init__(cfg, text_encoder, templates)
         self.cache = Cache(torch.empty(0), torch.empty(0))
 
     def epochs(self) -> int:
-        s = self.cfg.TRAINER.SHIP
-        return s.TIP_EPOCHS if s.TIP_FINETUNE else 0
+        return self.hp.EPOCHS if self.hp.FINETUNE else 0
 
     def fit(self, inputs) -> None:
         """The cache over base + label-only classes (columns in that order); the label-only classes have keys
         only under SHIP, and otherwise are scored as zero-shot CLIP scores them. α, β are searched on val."""
-        s = self.cfg.TRAINER.SHIP
+        h, syn_per_class = self.hp, self.cfg.TRAINER.SHIP.TIP_SYN_PER_CLASS
         if inputs.val is None or len(inputs.val) == 0:
             raise ShipError(f"Tip-Adapter searches alpha and beta on the validation split, but {inputs.dataset} has no "
                             f"validation images of its base classes")
@@ -43,17 +54,17 @@ class TipAdapter(FeatureMethod):
         synthetic = None
         if inputs.synthetic is not None:
             stream = inputs.synthetic
-            features, labels = synthesize_per_class(stream.generator, stream.prompts, s.TIP_SYN_PER_CLASS or inputs.shots)
+            features, labels = synthesize_per_class(stream.generator, stream.prompts, syn_per_class or inputs.shots)
             synthetic = (features.cpu(), labels.cpu() + n_base)
-        cache = Cache.build(inputs.train, len(names), synthetic, beta=s.TIP_INIT_BETA,
-                            alpha=s.TIP_INIT_ALPHA or INIT_ALPHA.get(inputs.dataset, 1.0))
-        if s.TIP_FINETUNE:
+        cache = Cache.build(inputs.train, len(names), synthetic, beta=h.INIT_BETA,
+                            alpha=h.INIT_ALPHA or INIT_ALPHA.get(inputs.dataset, 1.0))
+        if h.FINETUNE:
             classes = slice(None) if synthetic is not None else slice(0, n_base)  # plain: the base label space
             head = Cache(cache.keys, cache.values[:, classes], cache.alpha, cache.beta)
-            finetune_keys(head, inputs.train, zero_shot[classes], scale, s.TIP_EPOCHS, s.TIP_LR, s.TIP_BATCH_SIZE,
+            finetune_keys(head, inputs.train, zero_shot[classes], scale, h.EPOCHS, h.LR, h.BATCH_SIZE,
                           synthetic, self.text_encoder.precision)
             cache.keys = head.keys.cpu()
-        search_scale = tuple(s.TIP_SEARCH_SCALE) or SEARCH_SCALE.get(inputs.dataset, (7.0, 3.0))
+        search_scale = tuple(h.SEARCH_SCALE) or SEARCH_SCALE.get(inputs.dataset, (7.0, 3.0))
         cache.alpha, cache.beta, _ = search_alpha_beta(inputs.val, zero_shot[:n_base], cache.keys.to(zero_shot.device),
                                                        cache.values[:, :n_base].to(zero_shot.device), scale, search_scale)
         cache.class_index = dict(inputs.class_index)
