@@ -102,6 +102,15 @@ def test_installer_adds_its_files_and_two_marked_edits(checkout, capsys):
 
     capsys.readouterr()
     assert install(checkout) == [] and "nothing to change" in capsys.readouterr().out  # idempotent
+
+    # an install by an older version: another marked line and a file it no longer ships; an update replaces both
+    (checkout / "train.py").write_text(text.replace("import ship_datasets.dassl_datasets  # SHIP plug-in",
+                                                    "import trainers.ship_old  # SHIP plug-in"))
+    (checkout / "trainers" / "ship_old.py").write_text("# shipped by an older version\n")
+    (checkout / MANIFEST).write_text((checkout / MANIFEST).read_text().replace("[", '["trainers/ship_old.py",', 1))
+    changes = install(checkout)
+    assert "remove trainers/ship_old.py (no longer part of SHIP)" in changes and (checkout / "train.py").read_text() == text
+    assert not (checkout / "trainers" / "ship_old.py").exists()
     uninstall(checkout)
     assert (checkout / "train.py").read_text() == COOP_TRAIN_PY
     assert not (checkout / "trainers" / "ship").exists() and not (checkout / "ship_datasets").exists()
@@ -139,6 +148,8 @@ def test_add_ship_cfg_keeps_keys_defined_already():
     cfg.DATASET.SUBSAMPLE_CLASSES = "base"
     add_ship_cfg(cfg)
     assert cfg.DATASET.SUBSAMPLE_CLASSES == "base" and cfg.PRECISION == "auto" and "SHIP" in cfg.TRAINER
+    with pytest.raises(KeyError, match="TRAINER.SHIP.COOP_EPOCHS was renamed to TRAINER.COOP.EPOCHS"):
+        cfg.merge_from_list(["TRAINER.SHIP.COOP_EPOCHS", "3"])  # what CoOp's train.py does with an old config
 
 
 # ----------------------------------------------------------------------------- label-only classes

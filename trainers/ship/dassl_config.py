@@ -10,7 +10,7 @@ from pathlib import Path
 
 from yacs.config import CfgNode
 
-from .config import ship_trainer_defaults
+from .config import MOVED, ship_trainer_defaults
 from .errors import ShipError
 from .methods import method_nodes
 
@@ -42,6 +42,9 @@ def add_ship_cfg(cfg: CfgNode) -> None:
             node = node[part]
         if leaf not in node:
             node[leaf] = value
+    for old, new in MOVED.items():  # a config written before the method nodes: yacs names the new key
+        if not cfg.key_is_renamed(old):
+            cfg.register_renamed_key(old, new, message="each fine-tuner's settings moved to its own node")
 
 
 def checkpoint_file(folder: str | Path, epoch: int | None, prefer_best: bool = True) -> Path:

@@ -11,8 +11,9 @@ Copies (``--link``: symlinks) into the checkout:
 
 and edits its ``train.py`` in two places, each line marked ``# SHIP plug-in``: the imports that register the
 trainers and datasets, after its last ``import trainers.*``; and a call of ``add_ship_cfg(cfg)`` at the end of
-``extend_cfg``. Nothing else is touched. Running it again changes nothing; ``--uninstall`` removes exactly
-what it added (recorded in ``.ship_install.json``).
+``extend_cfg``. Nothing else is touched. Running it again changes nothing (after an update of this project it
+brings the checkout up to date: changed files, the marked lines, files no longer shipped); ``--uninstall``
+removes exactly what it added (recorded in ``.ship_install.json``).
 """
 from __future__ import annotations
 
@@ -86,9 +87,7 @@ def _copy(source: Path, target: Path, link: bool) -> None:
 
 
 def edited_train_py(text: str) -> str:
-    """``train.py`` with the marked import lines and the ``add_ship_cfg`` call added (unchanged when present)."""
-    if MARKER in text:
-        return text
+    """``train.py`` (without SHIP's lines) with the marked import lines and the ``add_ship_cfg`` call added."""
     tree = ast.parse(text)
     lines = text.splitlines(keepends=True)
     extend = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "extend_cfg"), None)
@@ -120,7 +119,13 @@ def install(checkout: str | Path, link: bool = False, dry_run: bool = False) -> 
     if not train_py.is_file() or not (checkout / "trainers" / "__init__.py").is_file():
         raise ShipError(f"{checkout} is not a CoOp checkout: expected train.py and a trainers/ package there")
     changes, installed = [], _manifest(checkout)
-    for source, target in planned_copies(checkout):
+    planned = planned_copies(checkout)
+    for relative in sorted(set(installed) - {str(t.relative_to(checkout)) for _, t in planned}):  # left by an older version
+        changes.append(f"remove {relative} (no longer part of SHIP)")
+        if not dry_run:
+            _remove(checkout / relative)
+            installed = [r for r in installed if r != relative]
+    for source, target in planned:
         relative = str(target.relative_to(checkout))
         if _same(source, target, link):
             continue
@@ -131,7 +136,7 @@ def install(checkout: str | Path, link: bool = False, dry_run: bool = False) -> 
             _copy(source, target, link)
             installed = sorted(set(installed) | {relative})
     text = train_py.read_text()
-    edited = edited_train_py(text)
+    edited = edited_train_py(without_plugin(text))  # an older version's lines are replaced by this version's
     if edited != text:
         changes.append(f"train.py: {len(IMPORTS)} import lines registering the SHIP trainers and datasets, and "
                        f"add_ship_cfg(cfg) at the end of extend_cfg (lines marked '{MARKER}')")
