@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import sys
 
+from trainers.ship.methods import trainer_names
+
 from . import base2new_pipeline, generator, text_encoder, vs_coop_image_loop
+
+SHIP_TRAINERS = ["SHIP_CoOp", "SHIP_TipAdapter", "SHIP_CLIPAdapter", "SHIP_KgCoOp", "SHIP_ProGrad"]
 
 QUICK = [
     (text_encoder, ["--batch", "64", "--repeats", "2"]),
     (generator, ["--batch", "64", "--repeats", "2"]),
-    (base2new_pipeline, ["--classes", "8", "--shots", "4", "--test-per-class", "4", "--trainers", "SHIP_CoOp,SHIP_TipAdapter",
-                         "TRAINER.SHIP.GEN_EPOCHS", "5", "TRAINER.COOP.EPOCHS", "5", "TRAINER.SHIP.AUG_PASSES", "2",
-                         "DATALOADER.NUM_WORKERS", "2"]),
+    (base2new_pipeline, ["--classes", "8", "--shots", "4", "--test-per-class", "4", "--trainers", ",".join(SHIP_TRAINERS),
+                         "TRAINER.SHIP.GEN_EPOCHS", "5", "TRAINER.SHIP.AUG_PASSES", "2", "DATALOADER.NUM_WORKERS", "2",
+                         *[w for node in ("COOP", "KGCOOP", "PROGRAD", "CLIPADAPTER") for w in (f"TRAINER.{node}.EPOCHS", "5")]]),
     (vs_coop_image_loop, ["--classes", "8", "--shots", "4", "--test-per-class", "4", "--epochs", "5", "--workers", "2",
                           "TRAINER.SHIP.GEN_EPOCHS", "5", "TRAINER.SHIP.AUG_PASSES", "2"]),
 ]
-FULL = [(text_encoder, []), (generator, []), (base2new_pipeline, ["--trainers", "SHIP_CoOp,CoOp,SHIP_TipAdapter,TipAdapter"]),
+FULL = [(text_encoder, []), (generator, []), (base2new_pipeline, ["--trainers", ",".join(trainer_names())]),
         (vs_coop_image_loop, [])]
 
 
