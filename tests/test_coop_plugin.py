@@ -3,7 +3,6 @@ Dassl-shaped dataset, the registry guard, and the text encoder under CoOp's ``cl
 import ast
 import subprocess
 import sys
-import textwrap
 import types
 from pathlib import Path
 

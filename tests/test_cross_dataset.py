@@ -9,7 +9,7 @@ import pytest
 
 from trainers.ship.__main__ import main
 from trainers.ship.errors import ShipError
-from trainers.ship.pipeline import cross_dataset_label_only
+from trainers.ship.run_data import cross_dataset_label_only
 
 from .helpers import assert_png, split_json_dataset
 

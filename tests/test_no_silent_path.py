@@ -2,15 +2,12 @@
 import dataclasses
 import json
 import os
-from pathlib import Path
 
 import pytest
 import torch
 from yacs.config import CfgNode
 
-from trainers.ship import runtime
 from trainers.ship.__main__ import main
-from trainers.ship.clip_loader import load_clip
 from trainers.ship.config import get_cfg_defaults
 from trainers.ship.dassl_config import checkpoint_file
 from trainers.ship.errors import ShipError

@@ -6,7 +6,6 @@ sampler and CoCoOp's base/new subsampling are compared with outputs recorded fro
 (tests/data/dassl_recorded.json).
 """
 import json
-import random
 from pathlib import Path
 
 import clip

@@ -109,10 +109,12 @@ def test_summary_cross_dataset_table_plots_and_csv(tmp_path, capsys):
 
 def test_summary_base2new_bars(tmp_path, capsys):
     for dataset, trainer, seed, base, new in (("a", "CoOp", 1, 80.0, 60.0), ("a", "SHIP_CoOp", 1, 78.0, 70.0),
-                                              ("b", "CoOp", 1, 90.0, 50.0), ("b", "SHIP_CoOp", 1, 88.0, 65.0)):
+                                              ("b", "CoOp", 1, 90.0, 50.0), ("b", "SHIP_CoOp", 1, 88.0, 65.0),
+                                              ("a", "SHIP_KgCoOp", 1, 79.0, 72.0), ("b", "SHIP_CLIPAdapter", 1, 85.0, 66.0)):
         write_run(tmp_path / "runs", dataset, trainer, seed, base, new)
     assert summary_main([str(tmp_path / "runs"), "--out", str(tmp_path / "summary")]) == 0
-    assert "bars_base2new.png" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "bars_base2new.png" in out and "| base2new | a | SHIP_KgCoOp |" in out and "| b | SHIP_CLIPAdapter |" in out
     assert_png(tmp_path / "summary" / "bars_base2new.png")
 
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from trainers.ship.classes import Classes
 from trainers.ship.heads import SplitFeatures
-from trainers.ship.pipeline import evaluate, evaluate_gzsl
+from trainers.ship.metrics import evaluate, evaluate_gzsl
 from trainers.ship.classifiers import cosine_logits
 from trainers.ship.tip_adapter import TipAdapter, search_alpha_beta
 from trainers.ship.classifiers import PromptLearner, zero_shot_weights

@@ -2,8 +2,15 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Callable
 
 import torch
+
+if TYPE_CHECKING:
+    from .features import FeatureSet
+    from .heads import SplitFeatures
+
+logger = logging.getLogger("ship")
 
 
 def harmonic_mean(a: float, b: float) -> float:
@@ -59,3 +66,25 @@ def gzsl_report(pred: torch.Tensor, labels: torch.Tensor, num_seen: int, num_cla
     is_seen = torch.arange(num_classes) < num_seen
     seen, unseen = mean_over(is_seen), mean_over(~is_seen)
     return {"seen": seen, "unseen": unseen, "hm": harmonic_mean(seen, unseen), "total": len(labels)}
+
+
+def evaluate_gzsl(data: "SplitFeatures", joint: Callable[[torch.Tensor], torch.Tensor], device: torch.device) -> dict[str, float]:
+    """Generalized zero-shot: every test image against base + new classes; seen / unseen / H (per-class means)."""
+    n_base, n_all = len(data.base_names), len(data.base_names) + len(data.new_names)
+    features = torch.cat([data.test_base.features[0], data.test_new.features[0]])
+    labels = torch.cat([data.test_base.labels, data.test_new.labels + n_base])
+    logger.info(f"Evaluate GZSL: {len(labels)} test images, {n_base} seen + {n_all - n_base} unseen classes in one label space")
+    with torch.no_grad():
+        pred = joint(features.to(device)).argmax(-1)
+    log_report(logger, classification_report(pred, labels, n_all))
+    report = gzsl_report(pred, labels, n_base, n_all)
+    for key in ("seen", "unseen", "hm"):
+        logger.info(f"* {key}: {report[key]:.2f}%")
+    return {k: report[k] for k in ("seen", "unseen", "hm")}
+
+
+def evaluate(test: "FeatureSet", scorer: Callable[[torch.Tensor], torch.Tensor], device: torch.device) -> dict[str, float]:
+    """The classification report of ``scorer`` on the test features."""
+    with torch.no_grad():
+        logits = scorer(test.features[0].to(device))
+    return classification_report(logits.argmax(-1), test.labels, logits.shape[1])

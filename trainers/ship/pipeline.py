@@ -16,125 +16,22 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
 from yacs.config import CfgNode
 
-from datasets.catalog import load_dataset
-from datasets.image_folder import read_image_folder
-from datasets.splits import DatasetSplits, base_new_split, few_shot_splits
+from datasets.splits import DatasetSplits
 
-from .classes import Classes, class_ids, log_duplicate_names, merge_label_only, read_names_file
-from .clip_loader import LoadedClip, load_clip
+from .classes import Classes, log_duplicate_names
+from .clip_loader import load_clip
 from .errors import ShipError
-from .features import FeatureCache, FeatureSet
-from .generator import ShipGenerator
-from .heads import SplitFeatures, build_head
-from .methods import Scorer, resolve
-from .metrics import classification_report, gzsl_report, harmonic_mean, log_report
+from .heads import build_head
+from .methods import resolve
+from .metrics import evaluate, evaluate_gzsl, harmonic_mean, log_report
 from .run_setup import check_setup, training_setup, write_setup
+from .run_data import cross_dataset_label_only, load_fewshot_dataset, prepare_features
 from .runtime import RunLock, StageMeter, atomic_write_json, resolve_device, seed_everything, setup_logger
-from .synthesis import synthesize_per_class
 from .text_encoder import TextEncoder
 
 logger = logging.getLogger("ship")
-
-
-def load_fewshot_dataset(cfg: CfgNode) -> DatasetSplits:
-    """``DATASET.NAME`` from the catalog (CoOp's layouts under ``DATASET.ROOT``) or ``ImageFolder``,
-    with CoOp's few-shot subsets of train and val."""
-    shots, seed = cfg.DATASET.NUM_SHOTS, cfg.SEED
-    if cfg.DATASET.NAME == "ImageFolder":
-        folder = read_image_folder(cfg.DATASET.ROOT, cfg.DATASET.SPLIT_FILE or None)
-        return few_shot_splits(folder, shots, seed)
-    if shots < 1:
-        raise ShipError(f"shots must be a positive number of images per class; got {shots}")
-    return load_dataset(cfg.DATASET.NAME, cfg.DATASET.ROOT, shots, seed)
-
-
-def cross_dataset_label_only(sources: list[str], root: str, known: list[str]) -> tuple[list[str], dict[str, int]]:
-    """The label-only classes of a cross-dataset run and every source class's column (``classes.merge_label_only``).
-
-    A source is a dataset of the catalog (read under ``root``) or a ``.txt`` file of class names, one per line.
-    """
-    named = []
-    for source in sources:
-        if source.endswith(".txt"):
-            named.append((source, source, read_names_file(source)))
-        else:
-            target = load_dataset(source, root)
-            named.append((source, target.name, target.classnames))
-    return merge_label_only(known, named)
-
-
-def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedClip, device: torch.device,
-                     with_train: bool = True, with_val: bool = False,
-                     label_only: tuple[list[str], dict[str, int]] | None = None) -> SplitFeatures:
-    """The class split and cached features of the test images, of the few-shot base images
-    (``with_train``; evaluation alone needs none) and of the base validation images (``with_val``).
-
-    Without ``label_only`` the classes split into base and new halves; with it (cross-dataset: the names
-    and the class index of :func:`cross_dataset_label_only`) every class is a base class.
-    """
-    if label_only is None:
-        base, new = base_new_split(dataset.num_classes, cfg.DATASET.NUM_BASE or dataset.num_base)
-    else:
-        base, new = list(range(dataset.num_classes)), []
-    num_base = len(base)
-    cache = FeatureCache(cfg.CACHE_DIR)
-
-    def extract(items, split: str, **kwargs) -> FeatureSet:
-        return cache.get_or_extract(clip_model, [i.path for i in items], [i.label for i in items], device,
-                                    dataset=dataset.name, split=split, batch_size=cfg.DATALOADER.BATCH_SIZE,
-                                    num_workers=cfg.DATALOADER.NUM_WORKERS, **kwargs)
-
-    train = val = None
-    if with_train:
-        train = extract([i for i in dataset.train if i.label < num_base], "train", shots=cfg.DATASET.NUM_SHOTS,
-                        seed=cfg.SEED, passes=cfg.TRAINER.SHIP.AUG_PASSES, augment=True,
-                        aug_scale=tuple(cfg.TRAINER.SHIP.AUG_SCALE))
-    if with_val and with_train:
-        val_items = [i for i in dataset.val if i.label < num_base]
-        if not val_items:
-            raise ShipError(f"{dataset.name} has no validation images of its base classes, but "
-                            f"{cfg.TRAINER.NAME} searches its settings on them; give the dataset a val split")
-        val = extract(val_items, "val", shots=cfg.DATASET.NUM_SHOTS, seed=cfg.SEED)
-    test = extract(dataset.test, "test")
-    is_base = test.labels < num_base
-    base_classes = Classes([dataset.classnames[c] for c in base], class_ids(dataset.name, base))
-    names, index = label_only if label_only is not None else (None, {})
-    return SplitFeatures(
-        base=base_classes,
-        new=Classes([dataset.classnames[c] for c in new], class_ids(dataset.name, new)),
-        train=train,
-        test_base=test.subset(is_base),
-        test_new=test.subset(~is_base, label_offset=num_base),
-        templates=dataset.templates,
-        val=val,
-        dataset=dataset.name,
-        label_only=names,
-        class_index={**{i: c for c, i in enumerate(base_classes.ids)}, **index} if label_only is not None else {},
-    )
-
-
-def evaluate_gzsl(data: SplitFeatures, joint: Scorer, device: torch.device) -> dict[str, float]:
-    """Generalized zero-shot: every test image against base + new classes; seen / unseen / H (per-class means)."""
-    n_base, n_all = len(data.base_names), len(data.base_names) + len(data.new_names)
-    features = torch.cat([data.test_base.features[0], data.test_new.features[0]])
-    labels = torch.cat([data.test_base.labels, data.test_new.labels + n_base])
-    logger.info(f"Evaluate GZSL: {len(labels)} test images, {n_base} seen + {n_all - n_base} unseen classes in one label space")
-    with torch.no_grad():
-        pred = joint(features.to(device)).argmax(-1)
-    log_report(logger, classification_report(pred, labels, n_all))
-    report = gzsl_report(pred, labels, n_base, n_all)
-    for key in ("seen", "unseen", "hm"):
-        logger.info(f"* {key}: {report[key]:.2f}%")
-    return {k: report[k] for k in ("seen", "unseen", "hm")}
-
-
-def evaluate(test: FeatureSet, scorer: Scorer, device: torch.device) -> dict[str, float]:
-    with torch.no_grad():
-        logits = scorer(test.features[0].to(device))
-    return classification_report(logits.argmax(-1), test.labels, logits.shape[1])
 
 
 PROTOCOLS = {"all": ("base2new", ("base", "new")), "base": ("base2new", ("base",)), "new": ("base2new", ("new",)),
@@ -233,23 +130,8 @@ def _run_locked(cfg, trainer, protocol, subsets, cross_dataset, device, out, dat
                        label_only_from=list(cfg.DATASET.LABEL_ONLY_FROM), num_label_only=len(data.label_only))
     atomic_write_json(results, out / "results.json")
     if cfg.TRAINER.SHIP.FEATURE_MAP and head.generator is not None:  # the generator this run trained or loaded
-        path = write_feature_map(cfg.TRAINER.SHIP.FEATURE_MAP, head.generator, data, out)
+        from .plots import draw_feature_map  # matplotlib only when a map is drawn
+
+        path = draw_feature_map(cfg.TRAINER.SHIP.FEATURE_MAP, head.generator, data, out)
         logger.info(f"Map of real and synthetic features: {path}")
     return results
-
-
-@torch.no_grad()
-def write_feature_map(classes: int, generator: ShipGenerator, data: SplitFeatures, out: Path, per_class: int = 30) -> Path:
-    """``feature_map.png``: PCA maps of real and synthetic features of up to ``classes`` base classes (real: few-shot
-    training images) and label-only classes (real: test images, shown, never used)."""
-    from .plots import feature_map  # matplotlib only when a map is drawn
-
-    def panel(title: str, names: list[str], real: FeatureSet):
-        keep = torch.cat([torch.nonzero(real.labels == c).flatten()[:per_class] for c in range(min(classes, len(names)))])
-        synthetic, labels = synthesize_per_class(generator, generator.class_prompts(names[:classes]), per_class)
-        return title, real.features[0][keep], real.labels[keep], synthetic.cpu(), labels.cpu(), names[:classes]
-
-    panels = [panel("base classes: real few-shot training features", data.base_names, data.train)]
-    if len(data.test_new) and data.label_only == data.new_names:
-        panels.append(panel("label-only classes: real test features (never trained on)", data.new_names, data.test_new))
-    return feature_map(panels, out / "feature_map.png", title=f"{data.dataset}: real (o) vs SHIP synthetic (x) features")

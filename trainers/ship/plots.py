@@ -1,9 +1,10 @@
-"""Figures (matplotlib, PNG): grouped bars of the summary table, and a 2-D map of real vs synthetic features."""
+"""Figures (matplotlib, PNG): grouped bars of the summary table, and a 2-D map of real vs synthetic features
+(``feature_map.png``, drawn with the generator a run hands on)."""
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import matplotlib
 
@@ -12,6 +13,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from .summary import column_label, dataset_columns  # noqa: E402
+from .synthesis import synthesize_per_class  # noqa: E402
+
+if TYPE_CHECKING:
+    from .features import FeatureSet
+    from .generator import ShipGenerator
+    from .heads import SplitFeatures
 
 PANELS = {"base2new": (("base", "Base"), ("new", "New"), ("hm", "H")),
           "gzsl": (("base", "Seen"), ("new", "Unseen"), ("hm", "H")),
@@ -99,3 +106,18 @@ def feature_map(panels: Sequence[tuple[str, torch.Tensor, torch.Tensor, torch.Te
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+@torch.no_grad()
+def draw_feature_map(classes: int, generator: ShipGenerator, data: SplitFeatures, out: Path, per_class: int = 30) -> Path:
+    """``feature_map.png``: PCA maps of real and synthetic features of up to ``classes`` base classes (real: few-shot
+    training images) and label-only classes (real: test images, shown, never used)."""
+    def panel(title: str, names: list[str], real: FeatureSet):
+        keep = torch.cat([torch.nonzero(real.labels == c).flatten()[:per_class] for c in range(min(classes, len(names)))])
+        synthetic, labels = synthesize_per_class(generator, generator.class_prompts(names[:classes]), per_class)
+        return title, real.features[0][keep], real.labels[keep], synthetic.cpu(), labels.cpu(), names[:classes]
+
+    panels = [panel("base classes: real few-shot training features", data.base_names, data.train)]
+    if len(data.test_new) and data.label_only == data.new_names:
+        panels.append(panel("label-only classes: real test features (never trained on)", data.new_names, data.test_new))
+    return feature_map(panels, out / "feature_map.png", title=f"{data.dataset}: real (o) vs SHIP synthetic (x) features")

@@ -1,0 +1,93 @@
+"""The data a run needs: the dataset with its few-shot subsets, the class split (base, new, label-only
+classes and their identities) and the cached CLIP features of each split."""
+from __future__ import annotations
+
+import torch
+from yacs.config import CfgNode
+
+from datasets.catalog import load_dataset
+from datasets.image_folder import read_image_folder
+from datasets.splits import DatasetSplits, base_new_split, few_shot_splits
+
+from .classes import Classes, class_ids, merge_label_only, read_names_file
+from .clip_loader import LoadedClip
+from .errors import ShipError
+from .features import FeatureCache, FeatureSet
+from .heads import SplitFeatures
+
+
+def load_fewshot_dataset(cfg: CfgNode) -> DatasetSplits:
+    """``DATASET.NAME`` from the catalog (CoOp's layouts under ``DATASET.ROOT``) or ``ImageFolder``,
+    with CoOp's few-shot subsets of train and val."""
+    shots, seed = cfg.DATASET.NUM_SHOTS, cfg.SEED
+    if cfg.DATASET.NAME == "ImageFolder":
+        folder = read_image_folder(cfg.DATASET.ROOT, cfg.DATASET.SPLIT_FILE or None)
+        return few_shot_splits(folder, shots, seed)
+    if shots < 1:
+        raise ShipError(f"shots must be a positive number of images per class; got {shots}")
+    return load_dataset(cfg.DATASET.NAME, cfg.DATASET.ROOT, shots, seed)
+
+
+def cross_dataset_label_only(sources: list[str], root: str, known: list[str]) -> tuple[list[str], dict[str, int]]:
+    """The label-only classes of a cross-dataset run and every source class's column (``classes.merge_label_only``).
+
+    A source is a dataset of the catalog (read under ``root``) or a ``.txt`` file of class names, one per line.
+    """
+    named = []
+    for source in sources:
+        if source.endswith(".txt"):
+            named.append((source, source, read_names_file(source)))
+        else:
+            target = load_dataset(source, root)
+            named.append((source, target.name, target.classnames))
+    return merge_label_only(known, named)
+
+
+def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedClip, device: torch.device,
+                     with_train: bool = True, with_val: bool = False,
+                     label_only: tuple[list[str], dict[str, int]] | None = None) -> SplitFeatures:
+    """The class split and cached features of the test images, of the few-shot base images
+    (``with_train``; evaluation alone needs none) and of the base validation images (``with_val``).
+
+    Without ``label_only`` the classes split into base and new halves; with it (cross-dataset: the names
+    and the class index of :func:`cross_dataset_label_only`) every class is a base class.
+    """
+    if label_only is None:
+        base, new = base_new_split(dataset.num_classes, cfg.DATASET.NUM_BASE or dataset.num_base)
+    else:
+        base, new = list(range(dataset.num_classes)), []
+    num_base = len(base)
+    cache = FeatureCache(cfg.CACHE_DIR)
+
+    def extract(items, split: str, **kwargs) -> FeatureSet:
+        return cache.get_or_extract(clip_model, [i.path for i in items], [i.label for i in items], device,
+                                    dataset=dataset.name, split=split, batch_size=cfg.DATALOADER.BATCH_SIZE,
+                                    num_workers=cfg.DATALOADER.NUM_WORKERS, **kwargs)
+
+    train = val = None
+    if with_train:
+        train = extract([i for i in dataset.train if i.label < num_base], "train", shots=cfg.DATASET.NUM_SHOTS,
+                        seed=cfg.SEED, passes=cfg.TRAINER.SHIP.AUG_PASSES, augment=True,
+                        aug_scale=tuple(cfg.TRAINER.SHIP.AUG_SCALE))
+    if with_val and with_train:
+        val_items = [i for i in dataset.val if i.label < num_base]
+        if not val_items:
+            raise ShipError(f"{dataset.name} has no validation images of its base classes, but "
+                            f"{cfg.TRAINER.NAME} searches its settings on them; give the dataset a val split")
+        val = extract(val_items, "val", shots=cfg.DATASET.NUM_SHOTS, seed=cfg.SEED)
+    test = extract(dataset.test, "test")
+    is_base = test.labels < num_base
+    base_classes = Classes([dataset.classnames[c] for c in base], class_ids(dataset.name, base))
+    names, index = label_only if label_only is not None else (None, {})
+    return SplitFeatures(
+        base=base_classes,
+        new=Classes([dataset.classnames[c] for c in new], class_ids(dataset.name, new)),
+        train=train,
+        test_base=test.subset(is_base),
+        test_new=test.subset(~is_base, label_offset=num_base),
+        templates=dataset.templates,
+        val=val,
+        dataset=dataset.name,
+        label_only=names,
+        class_index={**{i: c for c, i in enumerate(base_classes.ids)}, **index} if label_only is not None else {},
+    )
