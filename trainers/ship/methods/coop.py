@@ -33,9 +33,14 @@ class CoOp(FeatureMethod):
     checkpoint = "prompt_learner"
     config = "COOP"
 
+    extra_settings: dict = {}  # a CoOp variant's settings beside CoOp's (KgCoOp's LAMBDA, ProGrad's T)
+
     @classmethod
     def defaults(cls) -> CN:
-        return coop_defaults()
+        c = coop_defaults()
+        for key, value in cls.extra_settings.items():
+            c[key] = value
+        return c
 
     def __init__(self, cfg, text_encoder, templates):
         super().__init__(cfg, text_encoder, templates)

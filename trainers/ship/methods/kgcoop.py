@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ..classifiers import zero_shot_weights
 from .base import register
-from .coop import CoOp, coop_defaults
+from .coop import CoOp
 
 
 def knowledge_distance(learned, hand_crafted):
@@ -20,12 +20,7 @@ def knowledge_distance(learned, hand_crafted):
 class KgCoOp(CoOp):
     name = "KgCoOp"
     config = "KGCOOP"
-
-    @classmethod
-    def defaults(cls):
-        c = coop_defaults()
-        c.LAMBDA = 8.0  # weight of mean ||w - w_clip||^2, as published for base-to-new
-        return c
+    extra_settings = {"LAMBDA": 8.0}  # weight of mean ||w - w_clip||^2, as published for base-to-new
 
     def objective(self, names):
         hand_crafted = zero_shot_weights(self.text_encoder, names, self.templates)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ..classifiers import cosine_logits, zero_shot_weights
 from .base import register
-from .coop import CoOp, coop_defaults
+from .coop import CoOp
 
 
 def zero_shot_kl(logits, zero_shot_logits, temperature: float = 1.0):
@@ -21,12 +21,7 @@ def zero_shot_kl(logits, zero_shot_logits, temperature: float = 1.0):
 class ProGrad(CoOp):
     name = "ProGrad"
     config = "PROGRAD"
-
-    @classmethod
-    def defaults(cls):
-        c = coop_defaults()
-        c.T = 1.0  # temperature of the zero-shot KL whose gradient guides CoOp's
-        return c
+    extra_settings = {"T": 1.0}  # temperature of the zero-shot KL whose gradient guides CoOp's
 
     def objective(self, names):
         zero_shot = zero_shot_weights(self.text_encoder, names, self.templates)
