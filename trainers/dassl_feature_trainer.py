@@ -23,8 +23,10 @@ from trainers.ship.dassl_config import checkpoint_file
 from trainers.ship.errors import ShipError
 from trainers.ship.features import FeatureCache, FeatureSet
 from trainers.ship.metrics import gzsl_report
+from trainers.ship.quality import write_synthesis_report
 from trainers.ship.run_setup import check_setup, training_setup, write_setup
 from trainers.ship.runtime import RunLock
+from trainers.ship.stages import synthetic_stream
 from trainers.ship.known_datasets import ALIASES, templates_for
 from trainers.ship.text_encoder import TextEncoder
 
@@ -127,6 +129,15 @@ class FeatureTrainerX(TrainerX):
                             f"DATASET.LABEL_ONLY_FROM (cross-dataset), or set TRAINER.SHIP.SYNTHESIZE False")
         write_setup(Path(self.output_dir), self.setup)
         self.train_features = self.features(self.train_items, "train", augment=True)
+
+    def synthesise(self):
+        """The SHIP generator stage (trained, or loaded from OUTPUT_DIR) on the base features, its stream of
+        synthetic features of the label-only classes, and ``synthesis.json``."""
+        stream = synthetic_stream(self.cfg, self.text_encoder, self.clip, self.train_features, self.split.base.names,
+                                  self.split.label_only, Path(self.output_dir))
+        write_synthesis_report(Path(self.output_dir), stream.generator, self.split.label_only, self.text_encoder,
+                               self.templates)
+        return stream
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return math.ceil(len(self.train_items) / batch_size)

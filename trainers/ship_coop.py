@@ -17,7 +17,6 @@ from trainers.dassl_feature_trainer import FeatureTrainerX
 from trainers.ship.classifiers import PromptLearner
 from trainers.ship.dassl_config import checkpoint_file
 from trainers.ship.runtime import seed_everything, stage_seed
-from trainers.ship.stages import synthetic_stream
 from trainers.ship.training import build_prompt_optimizer, epoch_batches, prompt_learner_step
 
 
@@ -44,8 +43,7 @@ class SHIP_CoOp(FeatureTrainerX):
         super().before_train()  # resumes from OUTPUT_DIR (resume_model_if_exist below), extracts train features
         base, label_only = self.split.base.names, self.split.label_only
         if self.cfg.TRAINER.SHIP.SYNTHESIZE:  # the generator stage runs only when training, never for --eval-only
-            self.synthetic = synthetic_stream(self.cfg, self.text_encoder, self.clip, self.train_features, base,
-                                              label_only, Path(self.output_dir))
+            self.synthetic = self.synthesise()
         self.train_prompts = self.learner.class_prompts(base + (label_only if self.synthetic else []))
         seed_everything(stage_seed(self.cfg.SEED, "SHIP_CoOp"))
 

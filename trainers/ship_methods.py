@@ -16,7 +16,6 @@ import trainers.ship_coop  # noqa: F401  SHIP_CoOp first: it keeps its own train
 from trainers.dassl_feature_trainer import FeatureTrainerX
 from trainers.ship.methods import METHODS, FitInputs
 from trainers.ship.runtime import atomic_save, seed_everything, stage_seed
-from trainers.ship.stages import synthetic_stream
 
 
 class FitOnceTrainer(FeatureTrainerX):
@@ -40,8 +39,7 @@ class FitOnceTrainer(FeatureTrainerX):
         val = self.features([d for d in self.dm.dataset.val or [] if d.label < len(base)], "val") if self.method.uses_val else None
         synthetic = None
         if cfg.TRAINER.SHIP.SYNTHESIZE:
-            synthetic = synthetic_stream(cfg, self.text_encoder, self.clip, self.train_features, base, label_only,
-                                         Path(self.output_dir))
+            synthetic = self.synthesise()
         seed_everything(stage_seed(cfg.SEED, type(self).__name__))
         self.method = self.method_class(cfg, self.text_encoder, self.templates)  # built under the stage's seed
         self.method.fit(FitInputs(self.train_features, base, label_only, synthetic, val, cfg.DATASET.NAME,

@@ -23,9 +23,10 @@ from datasets.splits import DatasetSplits
 from .classes import Classes, log_duplicate_names
 from .clip_loader import load_clip
 from .errors import ShipError
-from .heads import build_head
+from .heads import build_head, templates_of
 from .methods import resolve
 from .metrics import evaluate, evaluate_gzsl, harmonic_mean, log_report
+from .quality import write_synthesis_report
 from .run_setup import check_setup, training_setup, write_setup
 from .run_data import cross_dataset_label_only, load_fewshot_dataset, prepare_features
 from .runtime import RunLock, StageMeter, atomic_write_json, resolve_device, seed_everything, setup_logger
@@ -129,7 +130,10 @@ def _run_locked(cfg, trainer, protocol, subsets, cross_dataset, device, out, dat
         results.update(source=trained.get("dataset", dataset.name) if model_dir else dataset.name,
                        label_only_from=list(cfg.DATASET.LABEL_ONLY_FROM), num_label_only=len(data.label_only))
     atomic_write_json(results, out / "results.json")
-    if cfg.TRAINER.SHIP.FEATURE_MAP and head.generator is not None:  # the generator this run trained or loaded
+    if head.generator is not None:  # the generator this run trained or loaded; the real features only reported
+        real = data.test_new if data.label_only == data.new_names and len(data.test_new) else None
+        write_synthesis_report(out, head.generator, data.label_only, text_encoder, templates_of(cfg, data), real)
+    if cfg.TRAINER.SHIP.FEATURE_MAP and head.generator is not None:
         from .plots import draw_feature_map  # matplotlib only when a map is drawn
 
         path = draw_feature_map(cfg.TRAINER.SHIP.FEATURE_MAP, head.generator, data, out)
