@@ -25,7 +25,8 @@ def training_setup(cfg: CfgNode, clip_model: LoadedClip, dataset: str, classes: 
     trainer = cfg.TRAINER.NAME
     stages = [trainer] + (["generator"] if trainer.startswith("SHIP_") else [])
     return {"trainer": trainer, "dataset": dataset, "shots": cfg.DATASET.NUM_SHOTS, "seed": cfg.SEED,
-            "clip": clip_model.identity, "classes": classes, "label_only_from": list(cfg.DATASET.LABEL_ONLY_FROM),
+            "clip": clip_model.identity, "classes": classes,
+            "clip_weights": str(Path(cfg.MODEL.BACKBONE.WEIGHTS).expanduser().resolve()) if cfg.MODEL.BACKBONE.WEIGHTS else "", "label_only_from": list(cfg.DATASET.LABEL_ONLY_FROM),
             "settings": {stage: stage_settings(cfg, stage) for stage in stages}}
 
 
