@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from trainers.ship.errors import ShipError
-from trainers.ship.generator import ShipGenerator, vae_loss
+from trainers.ship.generator import VARIANTS, ShipGenerator, vae_loss
 from trainers.ship.synthesis import SyntheticStream, synthesize_per_class
 from trainers.ship.training import train_generator
 
@@ -87,3 +87,24 @@ def test_stream_labels_follow_base_labels(text_encoder, world, pool):
     features, labels = stream.sample(200)
     assert features.shape == (200, 32)
     assert set(labels.tolist()) == set(range(6, 6 + len(world.new_names)))  # uniform draw hits every class
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_generator_variants_shapes_loss_and_synthesis(text_encoder, variant):
+    world = make_world(text_encoder, 0, shots=4)
+    torch.manual_seed(0)
+    generator = ShipGenerator(text_encoder, encoder_hidden=64, mlp_hidden=64, variant=variant)
+    assert hasattr(generator, "feature_decoder") == (variant == "feature") and hasattr(generator, "bias_mlp") == (variant != "feature")
+    assert generator.encoder.body[0].in_features == text_encoder.embed_dim * (2 if variant == "cvae" else 1)
+    history = train_generator(generator, generator.class_prompts(world.base_names), world.train, epochs=15, lr=1e-3)
+    assert history[-1]["rec"] < history[0]["rec"]
+    features, labels = synthesize_per_class(generator, generator.class_prompts(world.new_names), 5)
+    assert features.shape == (5 * len(world.new_names), text_encoder.embed_dim)
+    assert torch.allclose(features.norm(dim=-1), torch.ones(len(features)), atol=1e-4)
+    within = features.view(len(world.new_names), 5, -1)
+    assert (within.std(1).max() < 1e-5) == (variant == "global_only")  # global_only ignores z
+
+
+def test_unknown_generator_variant_is_one_line(text_encoder):
+    with pytest.raises(ShipError, match="unknown TRAINER.SHIP.GENERATOR 'gan'; expected one of prompt, feature"):
+        ShipGenerator(text_encoder, variant="gan")

@@ -198,3 +198,25 @@ def test_folder_script_runs_four_trainers_then_skips(tmp_path, tiny_clip_path):
     assert_png(tmp_path / "out/base2new/toy/summary/bars_base2new.png")
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and again.stdout.count("finished") == 4
+
+
+def test_ablation_script_runs_every_generator_variant_then_one_table(tmp_path, tiny_clip_path):
+    from .helpers import split_json_dataset
+
+    data = tmp_path / "DATA"
+    split_json_dataset(data, "eurosat", "2750", "split_zhou_EuroSAT.json", ["Forest", "River", "Highway", "Pasture"], (3, 1, 2))
+    env = {**os.environ, "DATA": str(data), "OUTPUT": str(tmp_path / "out"), "SHOTS": "2", "DOWNLOAD": "0",
+           "KL_WEIGHTS": "0.1", "SYN_POOLS": "4"}
+    fast = ["MODEL.BACKBONE.WEIGHTS", str(tiny_clip_path), "TRAINER.SHIP.GEN_EPOCHS", "2", "TRAINER.COOP.EPOCHS", "2",
+            "TRAINER.SHIP.AUG_PASSES", "1", "DATALOADER.NUM_WORKERS", "0", "CACHE_DIR", str(tmp_path / "cache")]
+    proc = subprocess.run(["bash", "scripts/ship/ablation.sh", "eurosat", "1", *fast], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    settings = ["gen-prompt", "gen-feature", "gen-global_only", "gen-local_only", "gen-cvae", "kl-0.1", "syn-4"]
+    runs = tmp_path / "out/ablation/eurosat/shots_2/SHIP_CoOp"
+    for setting in settings:
+        assert (runs / setting / "seed1" / "results.json").is_file(), setting
+    assert "GENERATOR: feature" in (runs / "gen-feature/seed1/log.txt").read_text()
+    table = (tmp_path / "out/ablation/summary/table.md").read_text()
+    assert all(f"| base2new | EuroSAT | SHIP_CoOp | {s} | 1 |" in table for s in settings)
+    assert_png(tmp_path / "out/ablation/summary/bars_base2new.png")

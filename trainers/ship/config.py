@@ -24,6 +24,7 @@ def ship_trainer_defaults() -> CN:
     s.AUG_PASSES = 10
     s.AUG_SCALE = (0.5, 1.0)  # RandomResizedCrop scale; ImageNet: (0.08, 1.0)
     # Generator (VAE): encoder, local-bias MLP, M global prompts.
+    s.GENERATOR = "prompt"  # prompt (SHIP), feature, global_only, local_only, cvae: the paper's ablations
     s.N_CTX = 4
     s.ENCODER_HIDDEN = 2048  # ImageNet: 4096
     s.MLP_HIDDEN = 4096

@@ -14,7 +14,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .errors import ShipError
 from .text_encoder import ClassPrompts, TextEncoder
+
+# TRAINER.SHIP.GENERATOR: SHIP's prompt generator and the paper's alternatives (see ShipGenerator.decode)
+VARIANTS = ("prompt", "feature", "global_only", "local_only", "cvae")
 
 
 def _init_normal(module: nn.Module) -> None:
@@ -68,32 +72,56 @@ class ShipGenerator(nn.Module):
         mlp_hidden: int = 4096,
         latent_dim: int | None = None,
         leaky_relu: bool = False,
+        variant: str = "prompt",
     ):
         super().__init__()
+        if variant not in VARIANTS:
+            raise ShipError(f"unknown TRAINER.SHIP.GENERATOR {variant!r}; expected one of {', '.join(VARIANTS)}")
         self.text_encoder = text_encoder  # frozen, and not a submodule (see TextEncoder)
+        self.variant = variant
         feat_dim, width = text_encoder.embed_dim, text_encoder.width
         self.n_ctx = n_ctx
         self.latent_dim = latent_dim or feat_dim
-        self.encoder = FeatureEncoder(feat_dim, encoder_hidden, self.latent_dim)
-        self.bias_mlp = LocalBiasMLP(self.latent_dim, mlp_hidden, width, leaky_relu)
+        conditional = variant == "cvae"  # the encoder also sees the class's text feature
+        self.encoder = FeatureEncoder(feat_dim * (2 if conditional else 1), encoder_hidden, self.latent_dim)
+        if variant == "feature":  # (z, the class's text feature) -> the image feature, no text encoder
+            act = nn.LeakyReLU(0.2) if leaky_relu else nn.ReLU()
+            self.feature_decoder = nn.Sequential(nn.Linear(self.latent_dim + feat_dim, mlp_hidden), act,
+                                                 nn.Linear(mlp_hidden, feat_dim))
+        else:
+            self.bias_mlp = LocalBiasMLP(self.latent_dim, mlp_hidden, width, leaky_relu)
         self.apply(_init_normal)
-        self.global_prompts = nn.Parameter(torch.randn(n_ctx, width) * 0.02)
+        self.global_prompts = nn.Parameter(torch.randn(n_ctx, width) * 0.02)  # unused by local_only and feature
         self.to(text_encoder.device)
 
     def class_prompts(self, classnames: list[str]) -> ClassPrompts:
         """Tokenised class names with slots for this generator's M prompt vectors."""
         return ClassPrompts(self.text_encoder, classnames, self.n_ctx)
 
+    def class_text(self, prompts: ClassPrompts, labels: torch.Tensor) -> torch.Tensor:
+        """The zero-shot text feature ("a photo of a <class>.") of each label's class (cvae, feature)."""
+        if getattr(prompts, "text_features", None) is None:
+            prompts.text_features = self.text_encoder.encode_text([f"a photo of a {n}." for n in prompts.classnames])
+        return prompts.text_features[labels.to(prompts.text_features.device)]
+
     def decode(self, z: torch.Tensor, prompts: ClassPrompts, labels: torch.Tensor) -> torch.Tensor:
-        """x̂: normalised text-encoder output of ``[SOS][p + G(z)]×M [name of label] . [EOT]``."""
-        bias = self.bias_mlp(z)  # [B, W]
-        ctx = self.global_prompts.unsqueeze(0) + bias.unsqueeze(1)  # [B, M, W]: one bias shared by all M
+        """x̂: normalised text-encoder output of ``[SOS][p + G(z)]×M [name of label] . [EOT]`` (``prompt``,
+        ``cvae``); of ``[p]×M`` (``global_only``: z is ignored) or ``[G(z)]×M`` (``local_only``); or, for
+        ``feature``, an MLP of (z, the class's text feature)."""
+        if self.variant == "feature":
+            return F.normalize(self.feature_decoder(torch.cat([z, self.class_text(prompts, labels).to(z.dtype)], -1)).float(), dim=-1)
+        if self.variant == "global_only":
+            ctx = self.global_prompts.unsqueeze(0).expand(len(labels), -1, -1)
+        else:
+            bias = self.bias_mlp(z).unsqueeze(1)  # [B, 1, W]: one bias shared by all M
+            ctx = bias.expand(-1, self.n_ctx, -1) if self.variant == "local_only" else self.global_prompts.unsqueeze(0) + bias
         embeddings, eot = prompts.assemble(ctx, labels)
         return F.normalize(self.text_encoder(embeddings, eot).float(), dim=-1)
 
     def forward(self, x: torch.Tensor, prompts: ClassPrompts, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(reconstruction loss, KL) of a batch of normalised image features ``x`` with their labels."""
-        mu, logvar = self.encoder(x)
+        inputs = torch.cat([x, self.class_text(prompts, labels).to(x.dtype)], -1) if self.variant == "cvae" else x
+        mu, logvar = self.encoder(inputs)
         mu, logvar = mu.float(), logvar.float()
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)  # reparameterisation
         return vae_loss(self.decode(z, prompts, labels), x, mu, logvar)

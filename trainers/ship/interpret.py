@@ -41,14 +41,18 @@ def learned_vectors(run: Path, samples: int, seed: int = 0) -> list[tuple[str, t
     found = []
     if (run / "generator").is_dir():
         state = read_checkpoint(checkpoint_file(run / "generator", None, prefer_best=False))["state_dict"]
-        found.append(("global prompt", state["global_prompts"]))
         setup = json.loads((run / "setup.json").read_text()) if (run / "setup.json").is_file() else {}
-        leaky = setup.get("settings", {}).get("generator", {}).get("TRAINER.SHIP.LEAKY_RELU", False)
-        w1, b1, w2, b2 = (state[f"bias_mlp.{i}.{p}"] for i in (0, 2) for p in ("weight", "bias"))
-        z = torch.randn(samples, w1.shape[1], generator=torch.Generator().manual_seed(seed))
-        hidden = z @ w1.t() + b1
-        hidden = torch.nn.functional.leaky_relu(hidden, 0.2) if leaky else torch.relu(hidden)
-        found.append(("local bias r(z), z ~ N(0, I)", hidden @ w2.t() + b2))
+        generator = setup.get("settings", {}).get("generator", {})
+        variant = generator.get("TRAINER.SHIP.GENERATOR", "prompt")
+        if variant in ("prompt", "cvae", "global_only"):
+            found.append(("global prompt", state["global_prompts"]))
+        if variant in ("prompt", "cvae", "local_only"):
+            w1, b1, w2, b2 = (state[f"bias_mlp.{i}.{p}"] for i in (0, 2) for p in ("weight", "bias"))
+            z = torch.randn(samples, w1.shape[1], generator=torch.Generator().manual_seed(seed))
+            hidden = z @ w1.t() + b1
+            leaky = generator.get("TRAINER.SHIP.LEAKY_RELU", False)
+            hidden = torch.nn.functional.leaky_relu(hidden, 0.2) if leaky else torch.relu(hidden)
+            found.append(("local bias r(z), z ~ N(0, I)", hidden @ w2.t() + b2))
     if (run / "prompt_learner").is_dir():
         found.append(("prompt learner context", read_checkpoint(checkpoint_file(run / "prompt_learner", None))["state_dict"]["ctx"]))
     if not found:

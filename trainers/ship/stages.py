@@ -33,7 +33,7 @@ logger = logging.getLogger("ship")
 # The config keys each stage reads: the generator's here, each method's added by methods.register.
 # Feature extraction (TRAINER.SHIP.AUG_*) enters through the data digests.
 STAGE_KEYS: dict[str, tuple[str, ...]] = {
-    "generator": tuple(f"TRAINER.SHIP.{k}" for k in ("N_CTX", "ENCODER_HIDDEN", "MLP_HIDDEN", "LATENT_DIM", "LEAKY_RELU",
+    "generator": tuple(f"TRAINER.SHIP.{k}" for k in ("GENERATOR", "N_CTX", "ENCODER_HIDDEN", "MLP_HIDDEN", "LATENT_DIM", "LEAKY_RELU",
                                                      "KL_WEIGHT", "GEN_EPOCHS", "GEN_LR", "GEN_BATCH_SIZE")),
 }
 
@@ -110,7 +110,7 @@ def trained_or_loaded(module, checkpoint: Path, fingerprint: str, epochs: int, t
 def build_generator(cfg: CfgNode, text_encoder: TextEncoder) -> ShipGenerator:
     s = cfg.TRAINER.SHIP
     return ShipGenerator(text_encoder, n_ctx=s.N_CTX, encoder_hidden=s.ENCODER_HIDDEN, mlp_hidden=s.MLP_HIDDEN,
-                         latent_dim=s.LATENT_DIM or None, leaky_relu=s.LEAKY_RELU)
+                         latent_dim=s.LATENT_DIM or None, leaky_relu=s.LEAKY_RELU, variant=s.GENERATOR)
 
 
 def synthetic_stream(cfg: CfgNode, text_encoder: TextEncoder, clip_model: LoadedClip, train: FeatureSet,
