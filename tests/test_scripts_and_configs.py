@@ -40,7 +40,7 @@ def test_summary_means_stds_and_average(tmp_path, capsys):
     write_run(tmp_path, "b", "SHIP_CoOp", 1, 90.0, 50.0)
     assert summary_main([str(tmp_path), "--csv", str(tmp_path / "t.csv")]) == 0
     out = capsys.readouterr().out
-    assert "| base2new | a | SHIP_CoOp |  | 2 | 75.00 ± 5.00 | 65.00 ± 5.00 |" in out
+    assert "| base2new | a | SHIP_CoOp |  | 16 | 2 | 75.00 ± 5.00 | 65.00 ± 5.00 |" in out
     rows = {r["dataset"]: r for r in csv.DictReader(open(tmp_path / "t.csv"))}
     assert float(rows["a"]["hm"]) == pytest.approx(2 * 75 * 65 / 140)  # H of the seed means (CoCoOp's tables)
     per_seed_h = [2 * 80 * 60 / 140, 70.0]
@@ -76,7 +76,7 @@ def test_summary_reads_coop_layout_logs(tmp_path, capsys):
     (orphan / "log.txt").write_text(DASSL_LOG.format(first=1, last=50))  # no test_new twin: left out
     assert summary_main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "| base2new | Caltech101 | CoOp | vit_b16 | 2 | 97.00 ± 1.00 | 93.00 ± 1.00 |" in out and "Textures" not in out
+    assert "| base2new | Caltech101 | CoOp | vit_b16 | 16 | 2 | 97.00 ± 1.00 | 93.00 ± 1.00 |" in out and "Textures" not in out
 
 
 def test_summary_cross_dataset_table_plots_and_csv(tmp_path, capsys):
@@ -194,7 +194,7 @@ def test_folder_script_runs_four_trainers_then_skips(tmp_path, tiny_clip_path):
     runs = sorted((tmp_path / "out").rglob("results.json"))
     assert [p.relative_to(tmp_path / "out").parts[3] for p in runs] == ["CoCoOp", "CoOp", "SHIP_CoOp", "ZeroshotCLIP"]
     assert str(runs[1].parent).endswith("base2new/toy/shots_2/CoOp/vit_b16/seed1")
-    assert "| base2new | toy | SHIP_CoOp | vit_b16 | 1 |" in first.stdout
+    assert "| base2new | toy | SHIP_CoOp | vit_b16 | 2 | 1 |" in first.stdout
     assert_png(tmp_path / "out/base2new/toy/summary/bars_base2new.png")
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and again.stdout.count("finished") == 4
@@ -218,5 +218,23 @@ def test_ablation_script_runs_every_generator_variant_then_one_table(tmp_path, t
         assert (runs / setting / "seed1" / "results.json").is_file(), setting
     assert "GENERATOR: feature" in (runs / "gen-feature/seed1/log.txt").read_text()
     table = (tmp_path / "out/ablation/summary/table.md").read_text()
-    assert all(f"| base2new | EuroSAT | SHIP_CoOp | {s} | 1 |" in table for s in settings)
+    assert all(f"| base2new | EuroSAT | SHIP_CoOp | {s} | 2 | 1 |" in table for s in settings)
     assert_png(tmp_path / "out/ablation/summary/bars_base2new.png")
+
+
+def test_shots_script_then_table_rows_per_shots_and_curves(tmp_path, tiny_clip_path):
+    """Runs of other shots are never averaged together: a row per shots, and the curves against shots."""
+    from .helpers import split_json_dataset
+
+    data = tmp_path / "DATA"
+    split_json_dataset(data, "eurosat", "2750", "split_zhou_EuroSAT.json", ["Forest", "River", "Highway", "Pasture"], (3, 1, 2))
+    env = {**os.environ, "DATA": str(data), "OUTPUT": str(tmp_path / "out"), "DOWNLOAD": "0", "SHOTS_LIST": "1 2",
+           "TRAINERS": "SHIP_CoOp", "SEEDS": "1 2"}
+    fast = ["--weights", str(tiny_clip_path), "--cache-dir", str(tmp_path / "cache"), "TRAINER.SHIP.GEN_EPOCHS", "2",
+            "TRAINER.COOP.EPOCHS", "2", "TRAINER.SHIP.AUG_PASSES", "1", "DATALOADER.NUM_WORKERS", "0"]
+    proc = subprocess.run(["bash", "scripts/ship/shots.sh", "eurosat", *fast], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = (tmp_path / "out/shots/summary/table.md").read_text()
+    assert "| base2new | EuroSAT | SHIP_CoOp | vit_b16 | 1 | 2 |" in table and "| base2new | EuroSAT | SHIP_CoOp | vit_b16 | 2 | 2 |" in table
+    assert_png(tmp_path / "out/shots/summary/curves_base2new.png")

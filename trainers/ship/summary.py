@@ -34,7 +34,7 @@ from .metrics import harmonic_mean
 METRICS = {"base2new": ("base", "new", "hm"), "gzsl": ("base", "new", "hm"), "xd": ("accuracy",)}
 LOG_LINE = r"^\* {}: ([\d.]+)%"  # Dassl's evaluator lines; the GZSL test adds seen, unseen and hm
 BASE2NEW_LAYOUT = {"train_base": "base", "test_new": "new"}
-Group = tuple[str, str, str, str]  # protocol, dataset, trainer, config
+Group = tuple[str, str, str, str, "int | None"]  # protocol, dataset, trainer, config, shots (None: cross-dataset)
 
 
 def last_value(log: Path, metric: str = "accuracy") -> float | None:
@@ -99,32 +99,35 @@ def collect(root: str | Path) -> tuple[dict[Group, list[dict[str, float]]], set[
             dataset, shots, trainer, cfg, seed = parts[i + 1 : i + 6]
             runs[("base2new", _dataset_name(dataset), trainer, cfg, seed, shots)][BASE2NEW_LAYOUT[marker]] = accuracy
     groups: dict[Group, list[dict[str, float]]] = defaultdict(list)
-    for (protocol, dataset, trainer, cfg, _seed, _shots), metrics in sorted(runs.items()):
-        if protocol == "xd":
-            groups[(protocol, dataset, trainer, cfg)].append(metrics)
-        elif "base" in metrics and "new" in metrics:
-            groups[(protocol, dataset, trainer, cfg)].append({**metrics, "hm": harmonic_mean(metrics["base"], metrics["new"])})
+    for (protocol, dataset, trainer, cfg, _seed, shots), metrics in sorted(runs.items()):
+        if protocol == "xd":  # the shots are in the config name of CoCoOp's layout
+            groups[(protocol, dataset, trainer, cfg, None)].append(metrics)
+        elif "base" in metrics and "new" in metrics:  # runs of other shots never mix
+            groups[(protocol, dataset, trainer, cfg, int(shots.split("_")[-1]))].append(
+                {**metrics, "hm": harmonic_mean(metrics["base"], metrics["new"])})
     return groups, sources - {""}
 
 
 def table_rows(groups: dict[Group, list[dict[str, float]]], sources: set[str] = frozenset()) -> list[dict]:
-    """One row per (protocol, dataset, trainer, config) with the mean and std of each metric, plus per method an
-    average row: over datasets (base-to-new, GZSL: H of the average base and new) or over targets (cross-dataset)."""
+    """One row per (protocol, dataset, trainer, config, shots) with the mean and std of each metric, plus per method
+    an average row: over datasets (base-to-new, GZSL: H of the average base and new) or over targets (cross-dataset)."""
     rows = []
-    for (protocol, dataset, trainer, cfg), runs in sorted(groups.items()):
-        row = {"protocol": protocol, "dataset": dataset, "trainer": trainer, "config": cfg, "seeds": len(runs)}
+    for (protocol, dataset, trainer, cfg, shots), runs in sorted(groups.items(), key=lambda g: (*g[0][:4], g[0][4] or 0)):
+        row = {"protocol": protocol, "dataset": dataset, "trainer": trainer, "config": cfg, "shots": shots,
+               "seeds": len(runs)}
         for m in METRICS[protocol]:
             values = [r[m] for r in runs]
             row[m], row[f"{m}_std"] = statistics.fmean(values), statistics.pstdev(values)
         if "hm" in row:  # H of the seed-averaged accuracies (CoCoOp's tables); its std stays that of the per-seed H
             row["hm"] = harmonic_mean(row["base"], row["new"])
         rows.append(row)
-    for protocol, trainer, cfg in sorted({(r["protocol"], r["trainer"], r["config"]) for r in rows}):
-        mine = [r for r in rows if (r["protocol"], r["trainer"], r["config"]) == (protocol, trainer, cfg)
+    methods = {(r["protocol"], r["trainer"], r["config"], r["shots"]) for r in rows}
+    for protocol, trainer, cfg, shots in sorted(methods, key=lambda m: (*m[:3], m[3] or 0)):
+        mine = [r for r in rows if (r["protocol"], r["trainer"], r["config"], r["shots"]) == (protocol, trainer, cfg, shots)
                 and r["dataset"] not in (sources if protocol == "xd" else ())]
         if len(mine) < 2:
             continue
-        average = {"protocol": protocol, "dataset": "average", "trainer": trainer, "config": cfg,
+        average = {"protocol": protocol, "dataset": "average", "trainer": trainer, "config": cfg, "shots": shots,
                    "seeds": min(r["seeds"] for r in mine)}
         for m in METRICS[protocol]:
             average[m], average[f"{m}_std"] = statistics.fmean(r[m] for r in mine), 0.0
@@ -159,10 +162,10 @@ def markdown(rows: list[dict], sources: set[str] = frozenset()) -> str:
     tables = []
     long_rows = [r for r in rows if r["protocol"] != "xd"]
     if long_rows:
-        lines = ["| protocol | dataset | trainer | config | seeds | base / seen | new / unseen | H |",
-                 "|---|---|---|---|---|---|---|---|"]
+        lines = ["| protocol | dataset | trainer | config | shots | seeds | base / seen | new / unseen | H |",
+                 "|---|---|---|---|---|---|---|---|---|"]
         for r in long_rows:
-            lines.append(f"| {r['protocol']} | {r['dataset']} | {r['trainer']} | {r['config']} | {r['seeds']} | "
+            lines.append(f"| {r['protocol']} | {r['dataset']} | {r['trainer']} | {r['config']} | {r['shots']} | {r['seeds']} | "
                          + " | ".join(_cell(r, m) for m in METRICS[r["protocol"]]) + " |")
         tables.append("\n".join(lines) + "\n\n" + CAPTION)
     xd = [r for r in rows if r["protocol"] == "xd"]
@@ -204,13 +207,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.csv:
         write_csv(rows, Path(args.csv))
     if args.out:
-        from .plots import bar_charts  # matplotlib only when plots are asked for
+        from .plots import bar_charts, shot_curves  # matplotlib only when plots are asked for
 
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "table.md").write_text(table + "\n")
         write_csv(rows, out / "table.csv")
-        for path in bar_charts(rows, out, sources):
+        for path in bar_charts(rows, out, sources) + shot_curves(rows, out):
             print(f"wrote {path}")
     return 0
 
