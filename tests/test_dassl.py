@@ -161,7 +161,7 @@ def test_dassl_gzsl_cross_dataset_and_best_val(tmp_path, tiny_clip_path):
     log = (target / "log.txt").read_text()
     assert "Cross-dataset evaluation" in log and len(accuracies(target / "log.txt")) == 1
     groups, sources = collect(tmp_path / "out")
-    assert ("xd", "DescribableTextures", "SHIP_CoOp", "vit_b16") in groups and sources == {"EuroSAT"}
+    assert ("xd", "DescribableTextures", "SHIP_CoOp", "vit_b16", None) in groups and sources == {"EuroSAT"}
 
 
 @pytest.mark.parametrize("trainer", ["SHIP_CLIPAdapter", "SHIP_ProGrad"])
