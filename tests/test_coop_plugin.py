@@ -140,12 +140,16 @@ def test_installed_modules_import_beside_coops_datasets_package(checkout):
     assert proc.stdout.strip() == "ok", proc.stderr[-2000:]
 
 
-def test_add_ship_cfg_keeps_keys_defined_already():
+def test_add_ship_cfg_keeps_keys_defined_already(capsys):
     cfg = CN()
     cfg.TRAINER, cfg.DATASET, cfg.MODEL = CN(), CN(), CN()
     cfg.MODEL.BACKBONE = CN()
     cfg.DATASET.SUBSAMPLE_CLASSES = "base"
+    cfg.TRAINER.COOP = CN()
+    cfg.TRAINER.COOP.N_CTX = 16  # CoOp's extend_cfg defines the node with its own defaults
     add_ship_cfg(cfg)
+    assert cfg.TRAINER.COOP.N_CTX == 16 and cfg.TRAINER.COOP.EPOCHS == 200  # CoOp's default kept, SHIP's keys added
+    assert "the checkout's defaults stay for TRAINER.COOP.N_CTX 16 (SHIP's default: 4)" in capsys.readouterr().out
     assert cfg.DATASET.SUBSAMPLE_CLASSES == "base" and cfg.PRECISION == "auto" and "SHIP" in cfg.TRAINER
     with pytest.raises(KeyError, match="TRAINER.SHIP.COOP_EPOCHS was renamed to TRAINER.COOP.EPOCHS"):
         cfg.merge_from_list(["TRAINER.SHIP.COOP_EPOCHS", "3"])  # what CoOp's train.py does with an old config

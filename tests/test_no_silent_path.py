@@ -238,3 +238,15 @@ def test_a_second_run_into_a_locked_folder_stops(tmp_path, folder, tiny_clip_pat
     finally:
         holder.release()
     RunLock(out_dir).release()  # free again once the holder is done
+
+
+def test_a_ship_trainer_never_trains_the_plain_method_without_a_word(tmp_path, folder, tiny_clip_path, capsys):
+    """Cross-dataset names that are all source classes leave nothing to synthesise: one line, not plain CoOp."""
+    names = tmp_path / "names.txt"
+    names.write_text("Cat\ndog\n")  # the folder's own classes
+    argv = ["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 2, "--output-dir", tmp_path / "run",
+            "--cache-dir", tmp_path / "cache", *FAST, "DATASET.LABEL_ONLY_FROM", f"['{names}']"]
+    code, out, err = run(argv, capsys)
+    one_error_line(code, err, "SHIP_CoOp has no label-only classes to synthesise", "TRAINER.SHIP.SYNTHESIZE False")
+    code, out, err = run(argv + ["TRAINER.SHIP.SYNTHESIZE", "False"], capsys)  # asked for: the plain method
+    assert code == 0, err

@@ -92,6 +92,7 @@ class FeatureTrainerX(TrainerX):
         print(f"Loaded CLIP {self.clip.name} on {self.device}, precision {self.clip.precision} (PRECISION {cfg.PRECISION})")
         self.text_encoder = TextEncoder(self.clip.model, self.clip.precision)
         self.cache = FeatureCache(cfg.CACHE_DIR)
+        self._feature_sets: dict[tuple[str, bool], FeatureSet] = {}
         dataset = self.dm.dataset
         log_duplicate_names(cfg.DATASET.NAME, dataset.classnames)
         self.split = dassl_class_split(cfg, dataset.classnames, self._build_all, getattr(dataset, "num_base", 0))
@@ -123,7 +124,7 @@ class FeatureTrainerX(TrainerX):
 
     def before_train(self):
         super().before_train()
-        if self.cfg.TRAINER.SHIP.SYNTHESIZE and type(self).__name__.startswith("SHIP_") and not self.split.label_only:
+        if self.cfg.TRAINER.SHIP.SYNTHESIZE and not self.split.label_only:
             raise ShipError(f"{self.cfg.DATASET.NAME} with SUBSAMPLE_CLASSES {self.cfg.DATASET.SUBSAMPLE_CLASSES} leaves "
                             f"no label-only classes to synthesise; train on base (base-to-new), gzsl, or set "
                             f"DATASET.LABEL_ONLY_FROM (cross-dataset), or set TRAINER.SHIP.SYNTHESIZE False")
@@ -143,14 +144,18 @@ class FeatureTrainerX(TrainerX):
         return math.ceil(len(self.train_items) / batch_size)
 
     def features(self, datums, split: str, augment: bool = False) -> FeatureSet:
+        """The cached features of a split's images, read from disk once per run (best_val tests val every epoch)."""
         cfg = self.cfg
-        return self.cache.get_or_extract(
+        if (split, augment) in self._feature_sets:
+            return self._feature_sets[(split, augment)]
+        self._feature_sets[(split, augment)] = self.cache.get_or_extract(
             self.clip, [d.impath for d in datums], [d.label for d in datums], self.device,
             dataset=cfg.DATASET.NAME, split=split,
             shots=cfg.DATASET.NUM_SHOTS if augment or split == "val" else None, seed=cfg.SEED,
             passes=cfg.TRAINER.SHIP.AUG_PASSES, augment=augment, aug_scale=tuple(cfg.TRAINER.SHIP.AUG_SCALE),
             batch_size=cfg.DATALOADER.TEST.BATCH_SIZE, num_workers=cfg.DATALOADER.NUM_WORKERS,
         )
+        return self._feature_sets[(split, augment)]
 
     def score(self, features: torch.Tensor, classes: Classes) -> torch.Tensor:
         """Logits of normalised image features over ``classes``."""

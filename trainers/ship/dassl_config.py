@@ -33,6 +33,7 @@ def add_ship_cfg(cfg: CfgNode) -> None:
         "PRECISION": "auto",  # auto (bf16 where native, else fp32), fp32, bf16, fp16
         "ALLOW_SETUP_MISMATCH": False,  # --eval-only of a run trained under another setup
     }
+    kept = []
     for key, value in added.items():
         *parents, leaf = key.split(".")
         node = cfg
@@ -42,6 +43,10 @@ def add_ship_cfg(cfg: CfgNode) -> None:
             node = node[part]
         if leaf not in node:
             node[leaf] = value
+        elif key.startswith("TRAINER.") and key != "TRAINER.SHIP" and node[leaf] != value:
+            kept.append(f"{key} {node[leaf]!r} (SHIP's default: {value!r})")
+    if kept:  # CoOp's own nodes: its defaults stay, and a SHIP config that omits these keys trains with them
+        print(f"SHIP: the checkout's defaults stay for {', '.join(kept)}; the SHIP configs set these keys")
     for old, new in MOVED.items():  # a config written before the method nodes: yacs names the new key
         if not cfg.key_is_renamed(old):
             cfg.register_renamed_key(old, new, message="each fine-tuner's settings moved to its own node")

@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -93,9 +93,18 @@ class FeatureSet:
 
     features: torch.Tensor
     labels: torch.Tensor
+    _digest: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return self.labels.shape[0]
+
+    def digest(self) -> str:
+        """SHA-256 of the values and labels, computed once (the stages that train on a set fingerprint it)."""
+        if self._digest is None:
+            h = hashlib.sha256(self.features.float().contiguous().numpy())
+            h.update(self.labels.contiguous().numpy())
+            self._digest = h.hexdigest()
+        return self._digest
 
     def subset(self, mask: torch.Tensor, label_offset: int = 0) -> "FeatureSet":
         """Images where ``mask`` holds, with ``label_offset`` subtracted from their labels."""

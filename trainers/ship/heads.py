@@ -14,6 +14,7 @@ from typing import Callable
 from yacs.config import CfgNode
 
 from .classes import Classes
+from .errors import ShipError
 from .clip_loader import LoadedClip
 from .features import FeatureSet
 from .generator import ShipGenerator
@@ -78,7 +79,11 @@ def build_head(cfg: CfgNode, trainer: str, text_encoder: TextEncoder, data: Spli
             load_finished(method, model_dir / method.checkpoint / f"model.pth.tar-{load_epoch or method.epochs()}")
         return TrainedHead(method.scorer)
     synthetic = None
-    if ship and cfg.TRAINER.SHIP.SYNTHESIZE and data.label_only:
+    if ship and cfg.TRAINER.SHIP.SYNTHESIZE:
+        if not data.label_only:  # never a plain method under a SHIP_ name without a word
+            raise ShipError(f"{trainer} has no label-only classes to synthesise (every name of DATASET.LABEL_ONLY_FROM "
+                            f"is a class of {data.dataset} already); set TRAINER.SHIP.SYNTHESIZE False to train the "
+                            f"plain method")
         synthetic = synthetic_stream(cfg, text_encoder, clip_model, data.train, data.base_names, data.label_only, out)
     seed_everything(stage_seed(cfg.SEED, trainer))
     method = method_class(cfg, text_encoder, templates)  # built under the stage's seed (a random context init)

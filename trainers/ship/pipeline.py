@@ -48,7 +48,7 @@ def run(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: str | Non
     evaluates the run trained there (``load_epoch``, default the last) instead of training.
     """
     trainer = cfg.TRAINER.NAME
-    resolve(trainer)  # an unknown trainer is one error line before anything runs
+    method_class, _ = resolve(trainer)  # an unknown trainer is one error line before anything runs
     if cfg.SEED < 0:
         raise ShipError(f"seed must be a non-negative integer; got {cfg.SEED}")
     if cfg.DATASET.SUBSAMPLE_CLASSES not in PROTOCOLS:
@@ -64,13 +64,13 @@ def run(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: str | Non
     out = Path(cfg.OUTPUT_DIR)
     lock = RunLock(out)
     try:
-        return _run_locked(cfg, trainer, protocol, subsets, cross_dataset, device, out, dataset,
+        return _run_locked(cfg, trainer, method_class.uses_val, protocol, subsets, cross_dataset, device, out, dataset,
                            Path(model_dir) if model_dir else None, load_epoch)
     finally:
         lock.release()
 
 
-def _run_locked(cfg, trainer, protocol, subsets, cross_dataset, device, out, dataset, model_dir, load_epoch) -> dict:
+def _run_locked(cfg, trainer, uses_val, protocol, subsets, cross_dataset, device, out, dataset, model_dir, load_epoch) -> dict:
     meter = StageMeter(device)
     setup_logger(out)
     if dataset is None:
@@ -93,7 +93,7 @@ def _run_locked(cfg, trainer, protocol, subsets, cross_dataset, device, out, dat
                                                                          cfg.DATASET.ROOT, dataset.classnames)
     meter.done("load")
     data = prepare_features(cfg, dataset, clip_model, device, with_train=model_dir is None,
-                            with_val=resolve(trainer)[0].uses_val, label_only=label_only)
+                            with_val=uses_val, label_only=label_only)
     meter.done("features")
     logger.info(f"base classes: {len(data.base_names)}, new classes: {len(data.new_names)}, "
                 f"label-only classes: {len(data.label_only)}, train images: {len(data.train) if data.train else 0}, "

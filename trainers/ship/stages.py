@@ -53,10 +53,7 @@ def stage_settings(cfg: CfgNode, stage: str) -> dict:
 
 def data_digest(features: FeatureSet | None, classnames: Iterable[str] = ()) -> str:
     """SHA-256 of a feature set's values and labels and of the class names they are trained over."""
-    h = hashlib.sha256()
-    if features is not None:
-        h.update(features.features.float().contiguous().numpy().tobytes())
-        h.update(features.labels.numpy().tobytes())
+    h = hashlib.sha256(features.digest().encode() if features is not None else b"")
     h.update("\n".join(classnames).encode())
     return h.hexdigest()
 
