@@ -1,16 +1,18 @@
 """Every benchmark, one after another: ``python -m benchmarks [--quick]``.
 
+Each one also runs alone: ``python -m benchmarks.<name> --help`` (text_encoder, generator, base2new_pipeline,
+vs_coop_image_loop).
+
 Full sizes (ViT-B/16, 100 classes, the paper's schedule) are meant for a GPU; ``--quick`` uses sizes
 a 2-core CPU finishes in minutes (the text tower and generator at ViT-B/16 size, the whole runs
 with 8 classes and short schedules). Each benchmark prints one JSON line per measurement.
 """
 from __future__ import annotations
 
-import sys
-
 from trainers.ship.methods import trainer_names
 
 from . import base2new_pipeline, generator, text_encoder, vs_coop_image_loop
+from .common import benchmark_parser
 
 SHIP_TRAINERS = ["SHIP_CoOp", "SHIP_TipAdapter", "SHIP_CLIPAdapter", "SHIP_KgCoOp", "SHIP_ProGrad"]
 
@@ -27,10 +29,13 @@ FULL = [(text_encoder, []), (generator, []), (base2new_pipeline, ["--trainers", 
         (vs_coop_image_loop, [])]
 
 
-def main(argv: list[str]) -> None:
-    for module, args in QUICK if "--quick" in argv else FULL:
-        module.main(args)
+def main(argv: list[str] | None = None) -> None:
+    p = benchmark_parser("benchmarks", __doc__)
+    p.add_argument("--quick", action="store_true", help="sizes a 2-core CPU finishes in minutes (default: full, GPU sizes)")
+    args = p.parse_args(argv)
+    for module, module_args in QUICK if args.quick else FULL:
+        module.main(module_args)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -21,7 +21,7 @@ from PIL import Image
 from trainers.ship.pipeline import run
 from trainers.ship.config import build_cfg
 
-from .common import save_random_clip
+from .common import benchmark_parser, save_random_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +37,7 @@ def write_folder(root: Path, classes: int, per_class: int) -> Path:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser()
+    p = benchmark_parser("benchmarks.base2new_pipeline", __doc__)
     p.add_argument("--classes", type=int, default=100)
     p.add_argument("--shots", type=int, default=16)
     p.add_argument("--test-per-class", type=int, default=25)

@@ -71,9 +71,15 @@ def text_tower_flops(width: int, layers: int, tokens: int, backward: bool) -> fl
     return forward * (2 if backward else 1)
 
 
-def tower_benchmark_setup(argv) -> tuple[argparse.Namespace, torch.device, LoadedClip]:
+def benchmark_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """The options parser of ``python -m <module>``, its docstring ``doc`` as the help text."""
+    return argparse.ArgumentParser(prog=f"python -m {module}", description=doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def tower_benchmark_setup(argv, module: str, doc: str) -> tuple[argparse.Namespace, torch.device, LoadedClip]:
     """The options of the text-tower benchmarks (--arch --batch --repeats --device) and a random CLIP."""
-    p = argparse.ArgumentParser()
+    p = benchmark_parser(module, doc)
     p.add_argument("--arch", default="ViT-B/16", choices=sorted(ARCHS))
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--repeats", type=int, default=5)

@@ -1,6 +1,6 @@
 """SHIP generator throughput: training steps (features/s, GFLOP/s vs the measured matmul peak) and synthesis.
 
-    python -m benchmarks.generator [--arch ViT-B/16] [--batch 256] [--classes 50] [--device auto]
+    python -m benchmarks.generator [--arch ViT-B/16] [--batch 256] [--repeats 5] [--device auto]
 
 Random-weight CLIP of the named size; 50 Caltech-like class names; prints one JSON line.
 """
@@ -25,7 +25,7 @@ NAMES = ("accordion airplane anchor ant barrel bass beaver binocular bonsai brai
 
 
 def main(argv=None):
-    args, device, clip_model = tower_benchmark_setup(argv)
+    args, device, clip_model = tower_benchmark_setup(argv, "benchmarks.generator", __doc__)
     encoder = TextEncoder(clip_model.model, clip_model.precision)
     torch.manual_seed(0)
     generator = ShipGenerator(encoder)

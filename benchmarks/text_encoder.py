@@ -1,6 +1,6 @@
 """Text encoder throughput: prompts/s forward+backward, 77 tokens vs cut after the last EOT.
 
-    python -m benchmarks.text_encoder [--arch ViT-B/16] [--batch 256] [--device auto]
+    python -m benchmarks.text_encoder [--arch ViT-B/16] [--batch 256] [--repeats 5] [--device auto]
 
 Prints one JSON line: both speeds, the speed-up, and the largest difference of the outputs.
 """
@@ -20,7 +20,7 @@ NAMES = ["golden retriever", "aircraft carrier", "joshua tree", "motorbike", "su
 
 
 def main(argv=None):
-    args, device, clip_model = tower_benchmark_setup(argv)
+    args, device, clip_model = tower_benchmark_setup(argv, "benchmarks.text_encoder", __doc__)
     encoder = TextEncoder(clip_model.model, clip_model.precision)
     prompts = ClassPrompts(encoder, NAMES, n_ctx=4)
     labels = torch.arange(args.batch, device=device) % len(NAMES)

@@ -33,7 +33,7 @@ from trainers.ship.text_encoder import TextEncoder
 from trainers.ship.training import build_prompt_optimizer
 
 from .base2new_pipeline import write_folder
-from .common import device_name, save_random_clip, synchronize
+from .common import benchmark_parser, device_name, save_random_clip, synchronize
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,7 +81,7 @@ class _Labelled(torch.utils.data.Dataset):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser()
+    p = benchmark_parser("benchmarks.vs_coop_image_loop", __doc__)
     p.add_argument("--classes", type=int, default=100)
     p.add_argument("--shots", type=int, default=16)
     p.add_argument("--test-per-class", type=int, default=25)
