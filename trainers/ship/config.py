@@ -14,6 +14,7 @@ import yaml
 from yacs.config import CfgNode as CN
 
 from .errors import ShipError
+from .run_log import usable_cpus
 
 
 def ship_trainer_defaults() -> CN:
@@ -79,7 +80,7 @@ def get_cfg_defaults() -> CN:
     cfg.DATASET.TEMPLATES = []  # zero-shot CLIP prompts; empty: the dataset's own ("a photo of a {}." for folders)
 
     cfg.DATALOADER = CN()
-    cfg.DATALOADER.NUM_WORKERS = 4
+    cfg.DATALOADER.NUM_WORKERS = min(4, usable_cpus())  # fewer on a machine with fewer cores (torch warns otherwise)
     cfg.DATALOADER.BATCH_SIZE = 128  # image encoding
 
     cfg.TRAINER = CN()

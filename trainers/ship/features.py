@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
-from tqdm import tqdm
 
 from .clip_loader import LoadedClip
 from .errors import ShipError
+from .progress import Progress
 from .runtime import atomic_save, autocast
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -122,14 +122,18 @@ def encode_images(
     desc: str = "encode",
     seed: int | None = None,
     augmentation_pass: int = 0,
+    progress: Progress | None = None,
 ) -> torch.Tensor:
-    """Normalised image features ``[N, D]`` (float32, on the CPU); ``seed``: see :class:`ImageFiles`."""
+    """Normalised image features ``[N, D]`` (float32, on the CPU); ``seed``: see :class:`ImageFiles`;
+    ``progress``: the bar to count the images on (default: its own, named ``desc``)."""
     loader = DataLoader(
         ImageFiles(paths, transform, seed, augmentation_pass), batch_size=batch_size, num_workers=num_workers,
         pin_memory=device.type == "cuda", persistent_workers=False,
     )
     chunks = [torch.empty(0, clip_model.model.visual.output_dim)]
-    for images in tqdm(loader, desc=desc, leave=False, disable=None):
+    batches = (progress.track(loader, len) if progress is not None
+               else Progress(desc, len(paths), "image").track(loader, len, close=True))
+    for images in batches:
         with autocast(clip_model.precision):
             chunks.append(F.normalize(clip_model.model.encode_image(images.to(device)).float(), dim=-1).cpu())
     return torch.cat(chunks)
@@ -155,11 +159,13 @@ def extract_features(
     come from the cache, and whatever the number of loader workers.
     """
     transform = feature_transform(clip_model, augment, aug_scale)
+    n = passes if augment else 1
+    progress = Progress(desc, n * len(paths), "image")
     with torch.random.fork_rng(devices=[]):  # the loader draws its workers' base seed from the global RNG
         features = torch.stack([
-            encode_images(clip_model, paths, transform, device, batch_size, num_workers, f"{desc} pass {k + 1}/{passes}",
-                          seed if augment else None, k)
-            for k in range(passes if augment else 1)
+            encode_images(clip_model, paths, transform, device, batch_size, num_workers, desc,
+                          seed if augment else None, k, progress)
+            for k in progress.over(range(n), lambda k: f"pass {k + 1}/{n}")
         ])
     return FeatureSet(features, torch.as_tensor(list(labels), dtype=torch.long))
 

@@ -29,6 +29,7 @@ from .metrics import evaluate, evaluate_gzsl, harmonic_mean, log_report
 from .quality import write_synthesis_report
 from .run_setup import check_setup, training_setup, write_setup
 from .run_data import cross_dataset_label_only, load_fewshot_dataset, prepare_features
+from .run_log import run_header
 from .runtime import RunLock, StageMeter, atomic_write_json, resolve_device, seed_everything, setup_logger
 from .text_encoder import TextEncoder
 
@@ -73,6 +74,7 @@ def run(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: str | Non
 def _run_locked(cfg, trainer, uses_val, protocol, subsets, cross_dataset, device, out, dataset, model_dir, load_epoch) -> dict:
     meter = StageMeter(device)
     setup_logger(out)
+    logger.info(run_header(device))  # a rerun appends to log.txt: the header's separator starts each run
     if dataset is None:
         dataset = load_fewshot_dataset(cfg)
     logger.info(f"** Config **\n{cfg.dump()}")

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .errors import ShipError
+from .run_log import TIMESTAMPED
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -147,7 +148,8 @@ def atomic_write_json(obj: Any, path: str | os.PathLike) -> None:
 
 
 def setup_logger(output_dir: str | os.PathLike) -> logging.Logger:
-    """The ``ship`` logger: plain lines to stdout and appended to ``<output_dir>/log.txt`` (Dassl's log)."""
+    """The ``ship`` logger: plain lines to stdout and, each with its time, appended to ``<output_dir>/log.txt``
+    (Dassl's log)."""
     logger = logging.getLogger("ship")
     logger.setLevel(logging.INFO)
     logger.propagate = False
@@ -156,7 +158,7 @@ def setup_logger(output_dir: str | os.PathLike) -> logging.Logger:
         handler.close()
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(Path(output_dir) / "log.txt")):
-        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.setFormatter(TIMESTAMPED if isinstance(handler, logging.FileHandler) else logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     return logger
 

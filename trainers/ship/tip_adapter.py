@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from .classifiers import cosine_logits
 from .errors import ShipError
 from .features import FeatureSet
+from .progress import Progress
 from .runtime import OptimizerStep, autocast
 from .training import check_finite, epoch_batches
 
@@ -147,9 +147,10 @@ def finetune_keys(adapter: TipAdapter, train: FeatureSet, zero_shot: torch.Tenso
     optimizer = torch.optim.AdamW([keys], lr=lr, eps=1e-4)
     step = OptimizerStep(optimizer, precision, device.type)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * math.ceil(len(train) / batch_size))
-    for epoch in tqdm(range(1, epochs + 1), desc="Tip-Adapter-F", disable=None):
+    progress = Progress("Tip-Adapter-F", epochs * math.ceil(len(train) / batch_size))
+    for epoch in progress.epochs(epochs):
         total = 0.0
-        for x, y in epoch_batches(train, batch_size, device):
+        for x, y in progress.track(epoch_batches(train, batch_size, device)):
             with autocast(precision):
                 loss = F.cross_entropy(tip_logits(x, zero_shot, keys, values, adapter.alpha, adapter.beta, logit_scale), y)
             check_finite(loss, "Tip-Adapter-F", epoch)

@@ -7,12 +7,11 @@ from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
-
 from .classifiers import PromptLearner
 from .errors import ShipError
 from .features import FeatureSet
 from .generator import ShipGenerator
+from .progress import Progress
 from .runtime import OptimizerStep, autocast
 from .synthesis import SyntheticStream
 from .text_encoder import ClassPrompts
@@ -52,9 +51,10 @@ def train_generator(
     step = OptimizerStep(torch.optim.AdamW(generator.parameters(), lr=lr), precision, device.type)
     generator.train()
     history = []
-    for epoch in tqdm(range(1, epochs + 1), desc="generator", disable=None):
+    progress = Progress("generator", epochs * math.ceil(len(train) / batch_size))
+    for epoch in progress.epochs(epochs):
         sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0}
-        for x, y in epoch_batches(train, batch_size, device):
+        for x, y in progress.track(epoch_batches(train, batch_size, device)):
             with autocast(precision):
                 rec, kl = generator(x, prompts, y)
             loss = rec + kl_weight * kl
@@ -154,9 +154,10 @@ def train_prompt_learner(
     _, step, schedule = build_prompt_optimizer(learner, epochs * steps_per_epoch, optimizer, lr, momentum, weight_decay,
                                                eps, warmup_epochs * steps_per_epoch, warmup_lr)
     history = []
-    for epoch in tqdm(range(1, epochs + 1), desc="prompt learner", disable=None):
+    progress = Progress("prompt learner", epochs * steps_per_epoch)
+    for epoch in progress.epochs(epochs):
         total = sum(prompt_learner_step(learner, prompts, x, y, step, schedule, synthetic, epoch, objective)
-                    for x, y in epoch_batches(train, batch_size, device))
+                    for x, y in progress.track(epoch_batches(train, batch_size, device)))
         history.append(total / steps_per_epoch)
         if epoch == 1 or epoch % 10 == 0 or epoch == epochs:
             logger.info(f"prompt learner epoch [{epoch}/{epochs}] loss {history[-1]:.4f} lr {schedule.get_last_lr()[0]:.2e}")
