@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import trainers.ship.progress as progress_mod
-from trainers.ship.classifiers import PromptLearner
+from trainers.ship.classifiers import ConditionalPromptLearner, PromptLearner
 from trainers.ship.config import get_cfg_defaults
 from trainers.ship.errors import ShipError
 from trainers.ship.features import FeatureSet, extract_features
@@ -97,6 +97,17 @@ def test_loops_report_progress_inside_epochs(ship_log, text_encoder, monkeypatch
     assert [m["note"] for m in steps] == ["epoch 1/2"] * 6 + ["epoch 2/2"] * 6
     gen = progress_lines(ship_log, "generator")
     assert [(int(m["done"]), m["note"]) for m in gen] == [(1, "epoch 1/2"), (2, "epoch 1/2"), (3, "epoch 2/2"), (4, "epoch 2/2")]
+
+
+def test_cocoop_scoring_a_test_set_reports_images(ship_log, text_encoder, monkeypatch):
+    monkeypatch.setenv("SHIP_PROGRESS_SECONDS", "1e-9")
+    learner = ConditionalPromptLearner(text_encoder, max_prompts=6)  # 3 classes: 2 images at a time
+    features = F.normalize(torch.randn(5, text_encoder.embed_dim), dim=-1)
+    with torch.no_grad():
+        logits = learner.logits(learner.class_prompts(["cat", "dog", "car"]), features)
+    assert logits.shape == (5, 3)
+    assert [line.split(",")[0] for line in ship_log if line.startswith("CoCoOp scoring")] == [
+        "CoCoOp scoring: 2/5 images (40%)", "CoCoOp scoring: 4/5 images (80%)", "CoCoOp scoring: 5/5 images (100%)"]
 
 
 def test_feature_extraction_reports_images_over_all_passes(ship_log, tiny_clip, tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .progress import Progress
 from .text_encoder import ClassPrompts, TextEncoder, tokenize
 
 
@@ -63,7 +64,10 @@ class ConditionalPromptLearner(PromptLearner):
 
     def logits(self, prompts: ClassPrompts, features: torch.Tensor) -> torch.Tensor:
         chunk = max(1, self.max_prompts // len(prompts))
-        return torch.cat([self._logits(prompts, part) for part in features.split(chunk)])
+        parts = features.split(chunk)
+        if len(parts) > 1:  # a test set: every image through the text encoder with every class, minutes long
+            parts = Progress("CoCoOp scoring", len(features), "image").track(parts, len, close=True)
+        return torch.cat([self._logits(prompts, part) for part in parts])
 
     def _logits(self, prompts: ClassPrompts, features: torch.Tensor) -> torch.Tensor:
         n_images, n_classes = len(features), len(prompts)
