@@ -108,5 +108,5 @@ def _save(path: Path, dataset_dir: Path, parts: dict[str, list[Item]]) -> None:
         atomic_write_json({k: [[str(Path(i.path).relative_to(dataset_dir)), i.label, i.classname] for i in v]
                            for k, v in parts.items()}, path)
         logger.info(f"Saved few-shot images to {path}")
-    except (OSError, ValueError) as exc:  # read-only folder, or an image outside it
+    except (OSError, ValueError, ShipError) as exc:  # read-only folder (ShipError of atomic writes), or an image outside it
         logger.info(f"few-shot images not cached ({path}: {exc})")

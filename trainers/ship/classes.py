@@ -11,11 +11,12 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence, TypeVar
 
 from .errors import ShipError
 
 logger = logging.getLogger("ship")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,43 @@ def log_duplicate_names(dataset: str, classnames: Sequence[str]) -> None:
 
 
 def read_names_file(source: str) -> list[str]:
-    """A ``.txt`` file of class names, one per line (a ``DATASET.LABEL_ONLY_FROM`` entry)."""
+    """A ``.txt`` file of class names, one per line (a ``DATASET.LABEL_ONLY_FROM`` entry): UTF-8, at least one name,
+    no name twice (ignoring case and ``_``, as names are matched)."""
     path = Path(source).expanduser()
     if not path.is_file():
         raise ShipError(f"class-name file not found: {path} (DATASET.LABEL_ONLY_FROM: dataset names or .txt files)")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    try:
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ShipError(f"cannot read class-name file {path}: {exc}") from None
+    if not names:
+        raise ShipError(f"class-name file {path} lists no class names (DATASET.LABEL_ONLY_FROM: one name per line)")
+    seen: dict[str, str] = {}
+    for name in names:
+        if normalised_name(name) in seen:
+            raise ShipError(f"class-name file {path} lists {name!r} twice (as {seen[normalised_name(name)]!r} before); "
+                            f"each label-only class once, please")
+        seen[normalised_name(name)] = name
+    return names
+
+
+def read_source_dataset(name: str, root: str, folder: str | None, read: Callable[[], T]) -> T:
+    """``read()`` a ``DATASET.LABEL_ONLY_FROM`` dataset with a reader that may write into its folder before it finds
+    the dataset incomplete (Dassl's make ``split_fewshot/`` first): one :class:`ShipError` if ``root/folder`` is
+    missing, without calling the reader; one if the reader finds a file missing, and the folders it made are removed."""
+    where = Path(root).expanduser() / folder if folder else None
+    if where is not None and not where.is_dir():
+        raise ShipError(f"{name} (DATASET.LABEL_ONLY_FROM) not found: {where} is not a folder; put the dataset under "
+                        f"DATASET.ROOT or name a .txt file of class names")
+    before = set(where.iterdir()) if where is not None else set()
+    try:
+        return read()
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        for made in (set(where.iterdir()) - before if where is not None else ()):
+            if made.is_dir() and not any(made.iterdir()):
+                made.rmdir()
+        raise ShipError(f"{name} (DATASET.LABEL_ONLY_FROM) is incomplete under {where or root}: "
+                        f"{exc.strerror or exc}: {exc.filename or ''}") from None
 
 
 def merge_label_only(known: Sequence[str], sources: Iterable[tuple[str, str, Sequence[str]]]

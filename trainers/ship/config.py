@@ -15,6 +15,8 @@ from yacs.config import CfgNode as CN
 
 from .errors import ShipError
 from .run_log import usable_cpus
+from .settings_check import (Choice, Flag, Int, Interval, Names, Num, Positive, Spec, Templates, Text,
+                             accept_ints_for_floats, check_settings, node_ranges)
 
 
 def ship_trainer_defaults() -> CN:
@@ -23,9 +25,9 @@ def ship_trainer_defaults() -> CN:
     s = CN()
     # Feature extraction: K augmented passes over the few-shot images.
     s.AUG_PASSES = 10
-    s.AUG_SCALE = (0.5, 1.0)  # RandomResizedCrop scale; ImageNet: (0.08, 1.0)
+    s.AUG_SCALE = (0.5, 1.0)  # RandomResizedCrop scale of the generator's features (a method: its CROP_SCALE); ImageNet: (0.08, 1.0)
     # Generator (VAE): encoder, local-bias MLP, M global prompts.
-    s.GENERATOR = "prompt"  # prompt (SHIP), feature, global_only, local_only, cvae: the paper's ablations
+    s.GENERATOR = "prompt"  # prompt (SHIP); feature, global_only, local_only, cvae: the paper's ablations; untrained: a control
     s.N_CTX = 4
     s.ENCODER_HIDDEN = 2048  # ImageNet: 4096
     s.MLP_HIDDEN = 4096
@@ -44,6 +46,40 @@ def ship_trainer_defaults() -> CN:
     # SHIP + Tip-Adapter: synthetic cache keys per label-only class; 0: as many as the shots
     s.TIP_SYN_PER_CLASS = 0
     return s
+
+
+def ship_trainer_ranges() -> dict[str, Spec]:
+    """The allowed values of each ``TRAINER.SHIP`` key (``settings_check``)."""
+    from .generator import VARIANTS
+
+    return dict(
+        AUG_PASSES=Int(1), AUG_SCALE=Interval(0, 1, low_open=True), GENERATOR=Choice(lambda: VARIANTS),
+        N_CTX=Int(1, 64), ENCODER_HIDDEN=Int(1), MLP_HIDDEN=Int(1), LATENT_DIM=Int(0), LEAKY_RELU=Flag(),
+        KL_WEIGHT=Num(0), GEN_EPOCHS=Int(1, hint="0 would synthesise from a random generator: for that control use "
+                                                 "TRAINER.SHIP.GENERATOR untrained"),
+        GEN_LR=Positive(), GEN_BATCH_SIZE=Int(1), SYNTHESIZE=Flag(), SYN_POOL_PER_CLASS=Int(0), FEATURE_MAP=Int(0),
+        TIP_SYN_PER_CLASS=Int(0),
+    )
+
+
+def core_ranges() -> dict[str, Spec]:
+    """The allowed values of every key outside the methods' nodes (run, model, dataset, loader, TRAINER.SHIP)."""
+    from .methods import trainer_names
+    from .runtime import PRECISIONS
+
+    return {
+        "OUTPUT_DIR": Text(nonempty=True), "SEED": Int(0), "DEVICE": Text(nonempty=True), "PRECISION": Choice(PRECISIONS),
+        "ALLOW_SETUP_MISMATCH": Flag(), "CACHE_DIR": Text(nonempty=True),
+        "MODEL.BACKBONE.NAME": Text(nonempty=True), "MODEL.BACKBONE.WEIGHTS": Text(), "MODEL.BACKBONE.DOWNLOAD_ROOT": Text(),
+        "DATASET.NAME": Text(nonempty=True), "DATASET.ROOT": Text(), "DATASET.SPLIT_FILE": Text(),
+        "DATASET.NUM_SHOTS": Int(1), "DATASET.NUM_BASE": Int(0),
+        "DATASET.SUBSAMPLE_CLASSES": Choice(("all", "base", "new", "gzsl")), "DATASET.LABEL_ONLY_FROM": Names(),
+        "DATASET.TEMPLATES": Templates(),
+        "DATALOADER.NUM_WORKERS": Int(0), "DATALOADER.BATCH_SIZE": Int(1),
+        "TEST.SELECTION": Choice(("honest", "paper")), "TEST.SNAPSHOT_EVERY": Int(1),
+        "TRAINER.NAME": Choice(trainer_names),
+        **node_ranges("TRAINER.SHIP", ship_trainer_ranges()),
+    }
 
 
 def get_cfg_defaults() -> CN:
@@ -83,6 +119,14 @@ def get_cfg_defaults() -> CN:
     cfg.DATALOADER.NUM_WORKERS = min(4, usable_cpus())  # fewer on a machine with fewer cores (torch warns otherwise)
     cfg.DATALOADER.BATCH_SIZE = 128  # image encoding
 
+    cfg.TEST = CN()
+    # honest: every stage runs its full schedule once, nothing is chosen on test data. paper: the official code's
+    # protocol, to check a setup against the published numbers: a SHIP run retrains its head on the generator of
+    # epochs SNAPSHOT_EVERY, 2·SNAPSHOT_EVERY, ..., GEN_EPOCHS and keeps the best test H; Tip-Adapter-F keeps its
+    # best test epoch. Such results say "selection: test (as the official code)".
+    cfg.TEST.SELECTION = "honest"
+    cfg.TEST.SNAPSHOT_EVERY = 10  # the official SHIP code retrains its head after every 10th generator epoch
+
     cfg.TRAINER = CN()
     cfg.TRAINER.NAME = "SHIP_CoOp"
     cfg.TRAINER.SHIP = ship_trainer_defaults()
@@ -90,7 +134,7 @@ def get_cfg_defaults() -> CN:
 
     for node, defaults in method_nodes().items():
         cfg.TRAINER[node] = defaults
-    return cfg
+    return accept_ints_for_floats(cfg)  # KL_WEIGHT 10 in a file or an override is 10.0
 
 
 # Keys of TRAINER.SHIP that moved into a method's own node
@@ -129,7 +173,8 @@ def set_key(cfg: CN, key: str, value: Any) -> None:
 
 def build_cfg(config_files: Sequence[str] = (), overrides: Mapping[str, Any] | None = None, opts: Sequence[str] = ()) -> CN:
     """Defaults, then each YAML file, then ``overrides`` (command-line flags, typed), then
-    ``KEY VALUE`` pairs (as CoOp's ``train.py``). Unknown keys are one-line errors."""
+    ``KEY VALUE`` pairs (as CoOp's ``train.py``). Unknown keys are one-line errors; an integer may be given for a
+    float key; every setting is checked against its declared range (``settings_check``)."""
     cfg = get_cfg_defaults()
     for path in config_files:
         if Path(path).is_file():
@@ -149,5 +194,6 @@ def build_cfg(config_files: Sequence[str] = (), overrides: Mapping[str, Any] | N
         cfg.merge_from_list(list(opts))
     except (KeyError, ValueError, AssertionError) as exc:
         raise ShipError(f"bad config override: {exc}") from None
+    check_settings(cfg)
     cfg.freeze()
     return cfg
