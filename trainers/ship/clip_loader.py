@@ -80,6 +80,41 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def file_digest(path: Path) -> str:
+# OpenAI's published CLIP architectures: the depths of each stack by its width (vision transformer, ResNet stem,
+# text transformer). ``build_model`` counts the blocks it finds, so a missing block would build a shallower model.
+PUBLISHED_VIT_LAYERS = {768: {(12,)}, 1024: {(24,)}}
+PUBLISHED_RESNET_BLOCKS = {64: {(3, 4, 6, 3), (3, 4, 23, 3)}, 80: {(4, 6, 10, 6)}, 96: {(6, 8, 18, 8)}, 128: {(3, 15, 36, 10)}}
+PUBLISHED_TEXT_LAYERS = {512: {(12,)}, 640: {(12,)}, 768: {(12,)}, 1024: {(12,)}}
+
+
+def _block_count(state: dict[str, torch.Tensor], prefix: str, path: Path) -> int:
+    """The number of blocks ``prefix``0.., ``prefix``1.. of the state dict; one error if one in between is missing."""
+    indices = {int(i) for i in (k[len(prefix):].split(".")[0] for k in state if k.startswith(prefix)) if i.isdigit()}
+    missing = sorted(set(range(max(indices, default=-1) + 1)) - indices)
+    if not indices or missing:
+        raise ShipError(f"CLIP weights file {path} lacks block {missing[0] if missing else 0} of {prefix.rstrip('.')}; "
+                        f"the file is incomplete")
+    return len(indices)
+
+
+def check_blocks(state: dict[str, torch.Tensor], path: Path) -> None:
+    """One :class:`ShipError` if a block of the state dict is missing: the blocks of each stack are numbered
+    without gaps, and a stack as wide as a published CLIP's is as deep as it (a dropped last block)."""
+    stem = state.get("visual.conv1.weight")
+    checks = [(("transformer.resblocks.",), state["text_projection"].shape[0], PUBLISHED_TEXT_LAYERS)]
+    if stem is not None and "visual.proj" in state:  # without a stem, build_model names what is missing
+        checks.append((("visual.transformer.resblocks.",), stem.shape[0], PUBLISHED_VIT_LAYERS))
+    elif stem is not None:
+        checks.append((tuple(f"visual.layer{stage}." for stage in range(1, 5)), stem.shape[0] * 2, PUBLISHED_RESNET_BLOCKS))
+    for prefixes, width, published in checks:
+        depth = tuple(_block_count(state, prefix, path) for prefix in prefixes)
+        if width in published and depth not in published[width]:
+            expected = " or ".join("/".join(map(str, d)) for d in sorted(published[width]))
+            raise ShipError(f"CLIP weights file {path} has {'/'.join(map(str, depth))} blocks in "
+                            f"{prefixes[0].rstrip('.')}{'..4' if len(prefixes) > 1 else ''}, but a published CLIP of "
+                            f"width {width} has {expected}; the file is incomplete")
+
+
     """SHA-256 of a file's bytes (CLIP's weights: about a second for ViT-L)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -115,6 +150,7 @@ def load_clip(
 
     state = _read_state_dict(path)
     try:
+    check_blocks(state, path)
         model = build_model(state)
     except (KeyError, RuntimeError, ValueError) as exc:
         raise ShipError(f"corrupt CLIP weights file {path}: cannot build a model ({type(exc).__name__}: {exc})") from None

@@ -16,6 +16,7 @@ from yacs.config import CfgNode
 from ..classes import Classes
 from ..errors import ShipError
 from ..features import FeatureSet
+from ..settings_check import Spec
 from ..stages import STAGE_KEYS
 from ..synthesis import SyntheticStream
 from ..text_encoder import TextEncoder
@@ -54,6 +55,11 @@ class FeatureMethod:
     def defaults(cls) -> CfgNode:
         """The node ``TRAINER.<config>`` with the method's published settings."""
         return CfgNode()
+
+    @classmethod
+    def ranges(cls) -> dict[str, Spec]:
+        """The allowed values of each key of :meth:`defaults` (``settings_check``; every key declares one)."""
+        return {}
 
     def epochs(self) -> int:
         """The number in the checkpoint's name (``model.pth.tar-<epochs>``)."""
