@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The paper's generator analyses, base-to-new with $TRAINER (SHIP_CoOp), one run per setting:
 #   bash scripts/ship/ablation.sh DATASET SEED [KEY VALUE ...]
-# - every generator variant (TRAINER.SHIP.GENERATOR): prompt (SHIP), feature, global_only, local_only, cvae;
+# - every generator variant (TRAINER.SHIP.GENERATOR): prompt (SHIP), then untrained (a control the paper lacks:
+#   SHIP's generator with its initial weights, saved and fingerprinted like a trained one), feature, global_only,
+#   local_only, cvae;
 # - the KL weight over KL_WEIGHTS (default "0.1 10", beside the default 1 of gen-prompt);
 # - the synthetic features per class over SYN_POOLS (default "16 64": a fixed pool of N per label-only class,
 #   beside gen-prompt's fresh stream).
 # Output: $OUTPUT/ablation/DATASET/shots_$SHOTS/$TRAINER/<setting>/seedSEED (finished runs are skipped), then one
-# table (a row per setting) and its bar chart in $OUTPUT/ablation/summary. Always the core (python -m trainers.ship).
+# table (a row per setting: SHIP first, then the control, then the others) and its bar chart in
+# $OUTPUT/ablation/summary. Always the core (python -m trainers.ship).
 set -euo pipefail
 DATASET=${1:?usage: ablation.sh DATASET SEED [KEY VALUE ...]}
 SEED=${2:?usage: ablation.sh DATASET SEED [KEY VALUE ...]}
@@ -31,7 +34,7 @@ one() {
         run "${DATASET}" "${SEED}" "${dir}" all "$@"
     fi
 }
-for variant in prompt feature global_only local_only cvae; do
+for variant in prompt untrained feature global_only local_only cvae; do
     one "gen-${variant}" TRAINER.SHIP.GENERATOR "${variant}" "${EXTRA[@]}"
 done
 for kl in ${KL_WEIGHTS}; do
@@ -40,4 +43,4 @@ done
 for pool in ${SYN_POOLS}; do
     one "syn-${pool}" TRAINER.SHIP.SYN_POOL_PER_CLASS "${pool}" "${EXTRA[@]}"
 done
-python3 -m trainers.ship.summary "${OUTPUT}/ablation" --out "${OUTPUT}/ablation/summary"
+python3 -m trainers.ship.summary "${OUTPUT}/ablation" --out "${OUTPUT}/ablation/summary" --first gen-prompt gen-untrained

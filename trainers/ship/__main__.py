@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         if not cfg.DATASET.ROOT:
             raise ShipError("no data given: pass --root DATA (with --dataset NAME) or --data-dir DIR (a folder of class sub-folders)")
         if args.download and cfg.DATASET.NAME != "ImageFolder":
-            from datasets.download import download
+            from .data import download
 
             download(cfg.DATASET.NAME, cfg.DATASET.ROOT)
         if args.eval_only and not args.model_dir:

@@ -21,6 +21,7 @@ with warnings.catch_warnings():  # clip-anytorch imports the deprecated pkg_reso
     from clip.model import CLIP, build_model
 
 from .errors import ShipError
+from .options import option
 from .runtime import resolve_precision
 
 DEFAULT_DOWNLOAD_ROOT = os.path.expanduser("~/.cache/clip")
@@ -56,7 +57,7 @@ def _weights_file_for(backbone: str, download_root: str) -> Path:
         raise ShipError(
             f"CLIP weights for {backbone} not found at {target} and the download from {url} failed "
             f"({type(exc).__name__}: {exc}); put the file there, set the cache folder with "
-            f"--clip-cache-dir, or pass a local checkpoint with --weights PATH"
+            f"{option('clip_cache_dir')}, or pass a local checkpoint with {option('weights')}"
         ) from None
 
 
@@ -143,10 +144,10 @@ def load_clip(
             raise ShipError(f"CLIP weights file not found: {path} (expected an OpenAI CLIP .pt file or state dict)")
         name = path.stem
     elif backbone in available_backbones():
-        path = _weights_file_for(backbone, download_root or DEFAULT_DOWNLOAD_ROOT)
+        path = _weights_file_for(backbone, os.path.expanduser(download_root or DEFAULT_DOWNLOAD_ROOT))
         name = backbone
     else:
-        raise ShipError(f"unknown backbone {backbone!r}; expected one of {available_backbones()} or --weights PATH")
+        raise ShipError(f"unknown backbone {backbone!r}; expected one of {available_backbones()} or {option('weights')}")
 
     state = _read_state_dict(path)
     try:

@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from .errors import ShipError
 from .text_encoder import ClassPrompts, TextEncoder
 
-# TRAINER.SHIP.GENERATOR: SHIP's prompt generator and the paper's alternatives (see ShipGenerator.decode)
-VARIANTS = ("prompt", "feature", "global_only", "local_only", "cvae")
+# TRAINER.SHIP.GENERATOR: SHIP's prompt generator, the paper's alternatives (see ShipGenerator.decode) and a
+# control the paper lacks: "untrained", SHIP's prompt generator with its initial weights (never trained)
+VARIANTS = ("prompt", "feature", "global_only", "local_only", "cvae", "untrained")
 
 
 def _init_normal(module: nn.Module) -> None:
@@ -106,7 +107,7 @@ class ShipGenerator(nn.Module):
 
     def decode(self, z: torch.Tensor, prompts: ClassPrompts, labels: torch.Tensor) -> torch.Tensor:
         """x̂: normalised text-encoder output of ``[SOS][p + G(z)]×M [name of label] . [EOT]`` (``prompt``,
-        ``cvae``); of ``[p]×M`` (``global_only``: z is ignored) or ``[G(z)]×M`` (``local_only``); or, for
+        ``cvae``, ``untrained``); of ``[p]×M`` (``global_only``: z is ignored) or ``[G(z)]×M`` (``local_only``); or, for
         ``feature``, an MLP of (z, the class's text feature)."""
         if self.variant == "feature":
             return F.normalize(self.feature_decoder(torch.cat([z, self.class_text(prompts, labels).to(z.dtype)], -1)).float(), dim=-1)

@@ -18,14 +18,13 @@ from pathlib import Path
 
 from yacs.config import CfgNode
 
-from datasets.splits import DatasetSplits
-
 from .classes import Classes, log_duplicate_names
 from .clip_loader import load_clip
 from .errors import ShipError
 from .heads import build_head, templates_of
 from .methods import resolve
 from .metrics import evaluate, evaluate_gzsl, harmonic_mean, log_report
+from .data import DatasetSplits
 from .quality import write_synthesis_report
 from .run_setup import check_setup, training_setup, write_setup
 from .run_data import cross_dataset_label_only, load_fewshot_dataset, prepare_features

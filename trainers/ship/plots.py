@@ -39,7 +39,7 @@ def bar_chart(rows: list[dict], protocol: str, path: Path, sources: set[str] = f
     rows = [r for r in rows if r["protocol"] == protocol]
     datasets = dataset_columns(rows, sources)
     several = len({r.get("shots") for r in rows}) > 1  # runs of several shots: one bar each
-    methods = sorted({_method(r, several) for r in rows})
+    methods = list(dict.fromkeys(_method(r, several) for r in rows))  # the table's order
     cell = {(r["dataset"], _method(r, several)): r for r in rows}
     panels = PANELS[protocol]
     width = 0.8 / len(methods)

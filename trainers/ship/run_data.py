@@ -5,14 +5,11 @@ from __future__ import annotations
 import torch
 from yacs.config import CfgNode
 
-from datasets.catalog import load_dataset
-from datasets.image_folder import read_image_folder
-from datasets.splits import DatasetSplits, base_new_split, few_shot_splits
-
 from .classes import Classes, class_ids, merge_label_only, read_names_file
 from .clip_loader import LoadedClip
 from .errors import ShipError
 from .features import FeatureCache, FeatureSet
+from .data import DatasetSplits, base_new_split, few_shot_splits, load_dataset, read_image_folder
 from .heads import SplitFeatures
 
 

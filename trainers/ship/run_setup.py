@@ -15,8 +15,8 @@ from .runtime import atomic_write_json
 from .stages import stage_settings
 
 logger = logging.getLogger("ship")
+from .options import option
 SETUP_FILE = "setup.json"
-ALLOW = "pass --allow-mismatch (config ALLOW_SETUP_MISMATCH True) to evaluate it anyway"
 
 
 def training_setup(cfg: CfgNode, clip_model: LoadedClip, dataset: str, classes: str) -> dict:
@@ -45,7 +45,7 @@ def check_setup(model_dir: Path, current: dict, allow_mismatch: bool = False) ->
     if not path.is_file():
         message = f"{model_dir} has no {SETUP_FILE}, so what it was trained with is unknown"
         if not allow_mismatch:
-            raise ShipError(f"{message} (trained by an older version?); {ALLOW}")
+            raise ShipError(f"{message} (trained by an older version?); pass {option('allow_mismatch')} to evaluate it anyway")
         logger.info(f"{message}; evaluating it anyway (ALLOW_SETUP_MISMATCH)")
         return {}
     trained = json.loads(path.read_text())
@@ -70,6 +70,6 @@ def check_setup(model_dir: Path, current: dict, allow_mismatch: bool = False) ->
     if differences:
         message = f"{model_dir} was trained with " + "; ".join(differences)
         if not allow_mismatch:
-            raise ShipError(f"{message}; {ALLOW}")
+            raise ShipError(f"{message}; pass {option('allow_mismatch')} to evaluate it anyway")
         logger.info(f"{message}; evaluating it anyway (ALLOW_SETUP_MISMATCH)")
     return trained

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -110,24 +111,92 @@ def build_generator(cfg: CfgNode, text_encoder: TextEncoder) -> ShipGenerator:
                          latent_dim=s.LATENT_DIM or None, leaky_relu=s.LEAKY_RELU, variant=s.GENERATOR)
 
 
-def synthetic_stream(cfg: CfgNode, text_encoder: TextEncoder, clip_model: LoadedClip, train: FeatureSet,
-                     base_names: list[str], label_only_names: list[str], out: Path) -> SyntheticStream:
-    """Fit the SHIP generator on the base features (or load the finished stage from ``out``) and return the
-    stream of synthetic features of the label-only classes, labelled after the base classes.
+def snapshot_epochs(epochs: int, every: int) -> list[int]:
+    """The generator epochs ``TEST.SELECTION paper`` retrains the head after: every ``every``-th, and the last."""
+    if every < 1:
+        raise ShipError(f"TEST.SNAPSHOT_EVERY must be a positive number of generator epochs; got {every}")
+    return sorted(set(range(every, epochs + 1, every)) | {epochs})
 
-    The stream's ``fingerprint`` identifies the generator for the stages that train on its output.
-    """
+
+def _matches(checkpoint: Path, fingerprint: str) -> bool:
+    return checkpoint.is_file() and read_checkpoint(checkpoint).get("fingerprint") == fingerprint
+
+
+@dataclass
+class GeneratorSnapshot:
+    """A generator after ``epoch`` epochs of training (0: the untrained control) and its fingerprint."""
+
+    epoch: int
+    generator: ShipGenerator
+    fingerprint: str
+
+
+def fit_generator(cfg: CfgNode, text_encoder: TextEncoder, clip_model: LoadedClip, train: FeatureSet,
+                  base_names: list[str], out: Path, snapshots: bool = False) -> list[GeneratorSnapshot]:
+    """Fit the SHIP generator on the base features (or load the finished stage from ``out``): the last epoch's,
+    or with ``snapshots`` also every ``TEST.SNAPSHOT_EVERY``-th epoch's (``TEST.SELECTION paper``), each saved as
+    ``generator/model.pth.tar-<epoch>`` with its own fingerprint. ``GENERATOR untrained`` saves the initial
+    weights as ``model.pth.tar-0``, fingerprinted like a trained generator."""
     s = cfg.TRAINER.SHIP
     seed_everything(stage_seed(cfg.SEED, "generator"))
     generator = build_generator(cfg, text_encoder)
     base_prompts = generator.class_prompts(base_names)
-    generator_fp = fingerprint(cfg, clip_model, "generator", train=data_digest(train, base_names))
-    trained_or_loaded(
-        generator, out / "generator" / f"model.pth.tar-{s.GEN_EPOCHS}", generator_fp, s.GEN_EPOCHS,
-        lambda: train_generator(generator, base_prompts, train, s.GEN_EPOCHS, s.GEN_LR, s.GEN_BATCH_SIZE, s.KL_WEIGHT),
-    )
-    generator.eval()
-    logger.info(f"SHIP synthesises features of {len(label_only_names)} label-only classes")
-    stream = SyntheticStream(generator, generator.class_prompts(label_only_names), len(base_names), s.SYN_POOL_PER_CLASS)
-    stream.fingerprint = generator_fp
+    final_fp = fingerprint(cfg, clip_model, "generator", train=data_digest(train, base_names))
+    untrained = s.GENERATOR == "untrained"
+    last = 0 if untrained else s.GEN_EPOCHS
+    epochs = snapshot_epochs(last, cfg.TEST.SNAPSHOT_EVERY) if snapshots and not untrained else [last]
+    fps = {e: final_fp if e == last else fingerprint(cfg, clip_model, "generator", train=data_digest(train, base_names),
+                                                    snapshot=e) for e in epochs}
+    paths = {e: out / "generator" / f"model.pth.tar-{e}" for e in epochs}
+    kept: dict[int, dict] = {}
+
+    def train_it() -> None:
+        if untrained:
+            logger.info("TRAINER.SHIP.GENERATOR untrained: the generator keeps its initial weights (a control)")
+            return
+        train_generator(generator, base_prompts, train, s.GEN_EPOCHS, s.GEN_LR, s.GEN_BATCH_SIZE, s.KL_WEIGHT, keep)
+
+    def keep(epoch: int) -> None:  # a snapshot of the weights after this epoch
+        if epoch in fps and epoch != last:
+            kept[epoch] = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
+
+    if all(_matches(paths[e], fps[e]) for e in epochs if e != last):
+        trained_or_loaded(generator, paths[last], final_fp, last, train_it)
+        kept = {e: read_checkpoint(paths[e])["state_dict"] for e in epochs if e != last}
+    else:  # a missing snapshot: the generator is trained again from its start
+        train_it()
+        for e in epochs:
+            atomic_save({"state_dict": kept[e] if e != last else generator.state_dict(), "epoch": e,
+                         "fingerprint": fps[e]}, paths[e])
+        logger.info(f"Generator snapshots of epochs {', '.join(map(str, epochs))} saved to {out / 'generator'}")
+        seed_everything(int(final_fp[:8], 16))
+    result = []
+    for e in epochs:
+        if e == last:
+            module = generator
+        else:
+            module = build_generator(cfg, text_encoder)
+            module.load_state_dict(kept[e])
+        module.eval()
+        result.append(GeneratorSnapshot(e, module, fps[e]))
+    return result
+
+
+def stream_of(cfg: CfgNode, snapshot: GeneratorSnapshot, label_only_names: list[str], num_base: int) -> SyntheticStream:
+    """The stream of synthetic features of the label-only classes from ``snapshot``, labelled after the base
+    classes; drawn from a seed of the generator's fingerprint. Its ``fingerprint`` identifies the generator for
+    the stages that train on its output."""
+    seed_everything(int(snapshot.fingerprint[:8], 16))
+    stream = SyntheticStream(snapshot.generator, snapshot.generator.class_prompts(label_only_names), num_base,
+                             cfg.TRAINER.SHIP.SYN_POOL_PER_CLASS)
+    stream.fingerprint = snapshot.fingerprint
     return stream
+
+
+def synthetic_stream(cfg: CfgNode, text_encoder: TextEncoder, clip_model: LoadedClip, train: FeatureSet,
+                     base_names: list[str], label_only_names: list[str], out: Path) -> SyntheticStream:
+    """Fit the SHIP generator on the base features (or load the finished stage from ``out``) and return the
+    stream of synthetic features of the label-only classes, labelled after the base classes."""
+    snapshot = fit_generator(cfg, text_encoder, clip_model, train, base_names, out)[-1]
+    logger.info(f"SHIP synthesises features of {len(label_only_names)} label-only classes")
+    return stream_of(cfg, snapshot, label_only_names, len(base_names))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -130,9 +131,11 @@ def search_alpha_beta(val: FeatureSet, zero_shot: torch.Tensor, keys: torch.Tens
 
 def finetune_keys(adapter: TipAdapter, train: FeatureSet, zero_shot: torch.Tensor, logit_scale: float,
                   epochs: int = 20, lr: float = 1e-3, batch_size: int = 256,
-                  synthetic: tuple[torch.Tensor, torch.Tensor] | None = None, precision: str = "fp32") -> None:
+                  synthetic: tuple[torch.Tensor, torch.Tensor] | None = None, precision: str = "fp32",
+                  after_epoch: Callable[[int, torch.Tensor], None] | None = None) -> None:
     """Tip-Adapter-F: fine-tune ``adapter``'s keys in place by AdamW (eps 1e-4), cosine schedule,
-    cross-entropy of the Tip-Adapter logits (at the adapter's α and β).
+    cross-entropy of the Tip-Adapter logits (at the adapter's α and β); ``after_epoch(epoch, keys)`` after
+    each epoch (``TEST.SELECTION paper``: the official code's test score of every epoch).
 
     The training set is the few-shot features (one augmented pass per image and epoch) plus, for
     SHIP, the synthetic features of the label-only classes.
@@ -159,4 +162,6 @@ def finetune_keys(adapter: TipAdapter, train: FeatureSet, zero_shot: torch.Tenso
             total += loss.item() * len(y)
         if epoch == 1 or epoch == epochs or epoch % 5 == 0:
             logger.info(f"Tip-Adapter-F epoch [{epoch}/{epochs}] loss {total / len(train):.4f}")
+        if after_epoch is not None:
+            after_epoch(epoch, keys.detach())
     adapter.keys = keys.detach()

@@ -42,10 +42,12 @@ def train_generator(
     lr: float = 1e-3,
     batch_size: int = 256,
     kl_weight: float = 1.0,
+    after_epoch: Callable[[int], None] | None = None,
 ) -> list[dict[str, float]]:
     """Fit E, G and the global prompts by AdamW on reconstruction + KL; returns per-epoch mean losses.
 
-    ``train.labels`` index ``prompts`` (the base classes).
+    ``train.labels`` index ``prompts`` (the base classes); ``after_epoch(epoch)`` is called after each epoch
+    (``TEST.SELECTION paper`` keeps snapshots of the generator).
     """
     device, precision = generator.global_prompts.device, generator.text_encoder.precision
     step = OptimizerStep(torch.optim.AdamW(generator.parameters(), lr=lr), precision, device.type)
@@ -64,6 +66,8 @@ def train_generator(
                 sums[name] += value.item() * len(y)
         history.append({k: v / len(train) for k, v in sums.items()})
         logger.info(f"generator epoch [{epoch}/{epochs}] " + " ".join(f"{k} {v:.4f}" for k, v in history[-1].items()))
+        if after_epoch is not None:
+            after_epoch(epoch)
     generator.eval()
     return history
 
