@@ -14,6 +14,9 @@ Reads, anywhere under OUTPUT_ROOT:
 Base-to-new and GZSL rows are per dataset plus an average; H is always the harmonic mean of the averaged
 accuracies (per dataset: of the seed means; average row: of the dataset means), as CoCoOp's tables give it;
 cross-dataset rows are per method, with a column per dataset and the average over the targets.
+Runs whose head was chosen on test data (``TEST.SELECTION paper``, as the official code chooses) are rows of
+their own, marked ``[selection: test]`` after the trainer. A second table puts the published figures
+(``published.json``, each with its source) beside the rows they are known for, with the difference.
 ``--out`` writes ``table.md``, ``table.csv`` and the bar charts (``bars_<protocol>.png``) into FOLDER.
 """
 from __future__ import annotations
@@ -35,6 +38,8 @@ METRICS = {"base2new": ("base", "new", "hm"), "gzsl": ("base", "new", "hm"), "xd
 LOG_LINE = r"^\* {}: ([\d.]+)%"  # Dassl's evaluator lines; the GZSL test adds seen, unseen and hm
 BASE2NEW_LAYOUT = {"train_base": "base", "test_new": "new"}
 Group = tuple[str, str, str, str, "int | None"]  # protocol, dataset, trainer, config, shots (None: cross-dataset)
+TEST_MARK = " [selection: test]"  # after the trainer of a run chosen on test data (TEST.SELECTION paper)
+PUBLISHED = Path(__file__).with_name("published.json")
 
 
 def last_value(log: Path, metric: str = "accuracy") -> float | None:
@@ -68,7 +73,8 @@ def collect(root: str | Path) -> tuple[dict[Group, list[dict[str, float]]], set[
         if (folder / "results.json").is_file():
             result = json.loads((folder / "results.json").read_text())
             protocol = result.get("protocol", "base2new")
-            key = (protocol, _dataset_name(result["dataset"]), result["trainer"], _config_of(parts, result["trainer"]),
+            trainer = result["trainer"] + (TEST_MARK if str(result.get("selection", "honest")).startswith("test") else "")
+            key = (protocol, _dataset_name(result["dataset"]), trainer, _config_of(parts, result["trainer"]),
                    f"seed{result['seed']}", f"shots_{result['shots']}")
             if protocol == "xd":
                 runs[key]["accuracy"] = result["accuracy"]
@@ -137,6 +143,13 @@ def table_rows(groups: dict[Group, list[dict[str, float]]], sources: set[str] = 
     return rows
 
 
+def first_configs(rows: list[dict], first: list[str]) -> list[dict]:
+    """``rows`` with those of the configs ``first`` leading each dataset's rows, in that order (the rest as they were)."""
+    rank = {c: i for i, c in enumerate(first)}
+    return sorted(rows, key=lambda r: (r["protocol"], r["dataset"] == "average", r["dataset"],
+                                       rank.get(r["config"], len(first)))) if first else rows
+
+
 def dataset_columns(rows: list[dict], sources: set[str] = frozenset()) -> list[str]:
     """The datasets of ``rows`` in table order: sources first, then the others, then the average."""
     datasets = sorted({r["dataset"] for r in rows} - {"average"}, key=lambda d: (d not in sources, d))
@@ -148,12 +161,48 @@ def column_label(dataset: str, sources: set[str], sep: str = " ") -> str:
 
 
 def _cell(row: dict, metric: str) -> str:
-    return f"{row[metric]:.2f} ± {row[metric + '_std']:.2f}"
+    """The mean ± the std over seeds; "n/a" for the std of one seed or of an average over datasets."""
+    std = "n/a" if row["seeds"] < 2 or row["dataset"] == "average" else f"{row[metric + '_std']:.2f}"
+    return f"{row[metric]:.2f} ± {std}"
 
 
 CAPTION = ("H is the harmonic mean of the seed-averaged base (seen) and new (unseen) accuracies, and in the average row "
            "of the dataset-averaged ones (CoCoOp's convention); ± is the standard deviation over seeds, for H that of "
-           "the per-seed H.")
+           "the per-seed H (n/a: one seed, or an average over datasets).")
+SELECTION_NOTE = (f"{TEST_MARK.strip()}: chosen on the test split as the official code chooses (TEST.SELECTION paper); "
+                  f"reproduces the published protocol, not a number to compare honestly.")
+
+
+def published_figures(path: Path = PUBLISHED) -> list[dict]:
+    """The published rows (``published.json``): protocol, dataset, trainer, shots, base / new / hm, source."""
+    return json.loads(path.read_text())["rows"]
+
+
+def add_published(rows: list[dict], published: list[dict]) -> list[dict]:
+    """Give each row a published figure is known for (same protocol, dataset, trainer and shots; a test-selected
+    row too) ``published_<metric>``, ``delta_<metric>`` (ours − published) and ``published_source``; returns them."""
+    known = {(p["protocol"], p["dataset"], p["trainer"], p["shots"]): p for p in published}
+    matched = []
+    for row in rows:
+        figure = known.get((row["protocol"], row["dataset"], row["trainer"].removesuffix(TEST_MARK), row["shots"]))
+        if figure is None:
+            continue
+        for m in METRICS[row["protocol"]]:
+            row[f"published_{m}"], row[f"delta_{m}"] = figure[m], row[m] - figure[m]
+        row["published_source"] = f"{figure['source']} ({figure['backbone']}, as {figure['published_as']})"
+        matched.append(row)
+    return matched
+
+
+def published_markdown(matched: list[dict]) -> str:
+    """The rows with a published figure: ours, the published figure and the difference per metric, and the source."""
+    lines = ["| published beside ours | dataset | trainer | config | shots | seeds | base: ours / published / Δ "
+             "| new: ours / published / Δ | H: ours / published / Δ | source |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in matched:
+        cells = [f"{r[m]:.2f} / {r[f'published_{m}']:.2f} / {r[f'delta_{m}']:+.2f}" for m in METRICS[r["protocol"]]]
+        lines.append(f"| {r['protocol']} | {r['dataset']} | {r['trainer']} | {r['config']} | {r['shots']} | {r['seeds']} | "
+                     + " | ".join(cells) + f" | {r['published_source']} |")
+    return "\n".join(lines) + "\n\nΔ = ours − published. The published figures are those of published.json, each with its source."
 
 
 def markdown(rows: list[dict], sources: set[str] = frozenset()) -> str:
@@ -167,7 +216,8 @@ def markdown(rows: list[dict], sources: set[str] = frozenset()) -> str:
         for r in long_rows:
             lines.append(f"| {r['protocol']} | {r['dataset']} | {r['trainer']} | {r['config']} | {r['shots']} | {r['seeds']} | "
                          + " | ".join(_cell(r, m) for m in METRICS[r["protocol"]]) + " |")
-        tables.append("\n".join(lines) + "\n\n" + CAPTION)
+        marked = any(r["trainer"].endswith(TEST_MARK) for r in long_rows)
+        tables.append("\n".join(lines) + "\n\n" + CAPTION + ("\n" + SELECTION_NOTE if marked else ""))
     xd = [r for r in rows if r["protocol"] == "xd"]
     if xd:
         datasets = dataset_columns(xd, sources)
@@ -178,7 +228,11 @@ def markdown(rows: list[dict], sources: set[str] = frozenset()) -> str:
             seeds = min(r["seeds"] for r in cells.values())
             lines.append(f"| {trainer} | {cfg} | {seeds} | "
                          + " | ".join(_cell(cells[d], "accuracy") if d in cells else "–" for d in datasets) + " |")
-        tables.append("\n".join(lines))
+        tables.append("\n".join(lines) + ("\n\n" + SELECTION_NOTE if any(t.endswith(TEST_MARK) for t, _ in
+                                                                        {(r["trainer"], r["config"]) for r in xd}) else ""))
+    matched = [r for r in rows if "published_source" in r]  # add_published marked them
+    if matched:
+        tables.append(published_markdown(matched))
     return "\n\n".join(tables)
 
 
@@ -195,9 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("root", help="folder searched recursively for finished runs")
     p.add_argument("--csv", help="also write the table as CSV to this file")
     p.add_argument("--out", help="write table.md, table.csv and bar charts (PNG) into this folder")
+    p.add_argument("--first", nargs="+", default=[], metavar="CONFIG",
+                   help="rows of these configs first within each dataset, in this order (ablation.sh: SHIP, then the control)")
     args = p.parse_args(argv)
     groups, sources = collect(args.root)
-    rows = table_rows(groups, sources)
+    rows = first_configs(table_rows(groups, sources), args.first)
+    add_published(rows, published_figures())
     if not rows:
         print(f"error: no finished run (results.json, or CoOp-layout log.txt with an accuracy) under {args.root}",
               file=sys.stderr)
