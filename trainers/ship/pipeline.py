@@ -8,21 +8,25 @@
   class and the label-only classes are the target datasets' class names; the trained run is then
   evaluated (``model_dir``) on each target's test set over all its classes.
 
-The label-only classes are what SHIP synthesises features for. Nothing is selected on test data:
-every stage runs its full schedule once.
+The label-only classes are what SHIP synthesises features for. Nothing is selected on test data: every stage
+runs its full schedule once, unless ``TEST.SELECTION paper`` asks for the official code's protocol (``heads``):
+a SHIP head kept at the generator snapshot of best test H (GZSL: the H of seen / unseen; cross-dataset, which the
+official code does not ship: the source's test accuracy), Tip-Adapter-F at its best test epoch. Those results
+say ``"selection": "test (as the official code)"``.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Callable
 
 from yacs.config import CfgNode
 
 from .classes import Classes, log_duplicate_names
 from .clip_loader import load_clip
 from .errors import ShipError
-from .heads import build_head, templates_of
-from .methods import resolve
+from .heads import SplitFeatures, TestMetric, build_head, templates_of
+from .methods import Scorer, resolve
 from .metrics import evaluate, evaluate_gzsl, harmonic_mean, log_report
 from .data import DatasetSplits
 from .quality import write_synthesis_report
@@ -37,6 +41,18 @@ logger = logging.getLogger("ship")
 
 PROTOCOLS = {"all": ("base2new", ("base", "new")), "base": ("base2new", ("base",)), "new": ("base2new", ("new",)),
              "gzsl": ("gzsl", ("gzsl",))}
+
+
+def selection_metric(data: SplitFeatures, protocol: str, device) -> TestMetric:
+    """``TEST.SELECTION paper``: what the official code maximises on the test split, for a head's score function:
+    H of base and new accuracy (GZSL: of seen and unseen), the source's accuracy for cross-dataset training."""
+    def metric(score: Callable[[Classes], Scorer]) -> float:
+        if protocol == "gzsl":
+            return evaluate_gzsl(data, score(Classes(data.base.names + data.new.names, data.base.ids + data.new.ids)),
+                                 device)["hm"]
+        base = evaluate(data.test_base, score(data.base), device)["accuracy"]
+        return base if protocol == "xd" else harmonic_mean(base, evaluate(data.test_new, score(data.new), device)["accuracy"])
+    return metric
 
 
 def run(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: str | None = None,
@@ -102,7 +118,9 @@ def _run_locked(cfg, trainer, uses_val, protocol, subsets, cross_dataset, device
 
     text_encoder = TextEncoder(clip_model.model, clip_model.precision)
     seed_everything(cfg.SEED)  # the training draws do not depend on whether features came from the cache
-    head = build_head(cfg, trainer, text_encoder, data, clip_model, out, model_dir, load_epoch)
+    selecting = cfg.TEST.SELECTION == "paper" and model_dir is None
+    head = build_head(cfg, trainer, text_encoder, data, clip_model, out, model_dir, load_epoch,
+                      selection_metric(data, protocol, device) if selecting else None)
     meter.done("train")
 
     reports = {}
@@ -125,8 +143,9 @@ def _run_locked(cfg, trainer, uses_val, protocol, subsets, cross_dataset, device
     results = {
         "protocol": protocol, "trainer": trainer, "dataset": dataset.name, "backbone": clip_model.name,
         "shots": cfg.DATASET.NUM_SHOTS, "seed": cfg.SEED, "num_base": len(data.base_names), "num_new": len(data.new_names),
-        "precision": clip_model.precision, **accuracy, "reports": reports, **meter.summary(),
+        "precision": clip_model.precision, **accuracy, "selection": head.selection, "reports": reports, **meter.summary(),
     }
+    logger.info(f"selection: {head.selection}")
     if cross_dataset:
         results.update(source=trained.get("dataset", dataset.name) if model_dir else dataset.name,
                        label_only_from=list(cfg.DATASET.LABEL_ONLY_FROM), num_label_only=len(data.label_only))

@@ -36,6 +36,8 @@ class FitInputs:
     dataset: str = ""
     shots: int = 16
     class_index: dict[str, int] = field(default_factory=dict)  # class identity -> column over base + label-only
+    # TEST.SELECTION paper: a head's score function -> its test metric, for a method whose official code picks on test
+    test_metric: Callable[[Callable[[Classes], Scorer]], float] | None = None
 
 
 class FeatureMethod:
@@ -67,6 +69,14 @@ class FeatureMethod:
 
     def fit(self, inputs: FitInputs) -> None:
         raise NotImplementedError
+
+    def selects_on_test(self) -> bool:
+        """Whether the official code picks this method's state on test data (``TEST.SELECTION paper`` does too)."""
+        return False
+
+    def selected_on_test(self) -> dict:
+        """What the last :meth:`fit` picked on test data (``selection.json``); {} when nothing."""
+        return {}
 
     def scorer(self, classes: Classes) -> Scorer:
         raise NotImplementedError

@@ -37,6 +37,7 @@ class TipAdapter(FeatureMethod):
     def __init__(self, cfg, text_encoder, templates):
         super().__init__(cfg, text_encoder, templates)
         self.cache = Cache(torch.empty(0), torch.empty(0))
+        self.selected: dict = {}  # what the last fit chose on test data (TEST.SELECTION paper)
 
     def epochs(self) -> int:
         return self.hp.EPOCHS if self.hp.FINETUNE else 0
@@ -58,17 +59,44 @@ class TipAdapter(FeatureMethod):
             synthetic = (features.cpu(), labels.cpu() + n_base)
         cache = Cache.build(inputs.train, len(names), synthetic, beta=h.INIT_BETA,
                             alpha=h.INIT_ALPHA or INIT_ALPHA.get(inputs.dataset, 1.0))
+        cache.class_index = dict(inputs.class_index)
+        on_test = inputs.test_metric if h.FINETUNE else None  # TEST.SELECTION paper: the official code's choices
+        best = [-1.0, 0, cache.keys]  # test metric, epoch, keys
+
+        def keep_best(epoch: int, keys: torch.Tensor) -> None:  # the official code keeps its best test epoch
+            value = self._test_score(cache, keys, cache.alpha, cache.beta, on_test)
+            if value > best[0]:
+                best[:] = [value, epoch, keys.cpu().clone()]
+
         if h.FINETUNE:
             classes = slice(None) if synthetic is not None else slice(0, n_base)  # plain: the base label space
             head = Cache(cache.keys, cache.values[:, classes], cache.alpha, cache.beta)
             finetune_keys(head, inputs.train, zero_shot[classes], scale, h.EPOCHS, h.LR, h.BATCH_SIZE,
-                          synthetic, self.text_encoder.precision)
-            cache.keys = head.keys.cpu()
+                          synthetic, self.text_encoder.precision, keep_best if on_test else None)
+            cache.keys = best[2] if on_test else head.keys.cpu()
         search_scale = tuple(h.SEARCH_SCALE) or SEARCH_SCALE.get(inputs.dataset, (7.0, 3.0))
-        cache.alpha, cache.beta, _ = search_alpha_beta(inputs.val, zero_shot[:n_base], cache.keys.to(zero_shot.device),
-                                                       cache.values[:, :n_base].to(zero_shot.device), scale, search_scale)
-        cache.class_index = dict(inputs.class_index)
+        alpha, beta, _ = search_alpha_beta(inputs.val, zero_shot[:n_base], cache.keys.to(zero_shot.device),
+                                           cache.values[:, :n_base].to(zero_shot.device), scale, search_scale)
+        self.selected = {}
+        if on_test:  # it reports max(best epoch's test accuracy at the initial alpha, beta; the searched ones')
+            searched = self._test_score(cache, cache.keys, alpha, beta, on_test)
+            self.selected = {"tip_adapter_f_epoch": best[1], "alpha_beta": "searched on val" if searched >= best[0]
+                             else "initial (better on test than the searched ones)"}
+            if searched < best[0]:
+                alpha, beta = cache.alpha, cache.beta
+        cache.alpha, cache.beta = alpha, beta
         self.cache = cache
+
+    def _test_score(self, cache: Cache, keys: torch.Tensor, alpha: float, beta: float, metric) -> float:
+        """The test metric of this head with ``keys``, ``alpha`` and ``beta`` (``TEST.SELECTION paper`` only)."""
+        self.cache = Cache(keys.cpu(), cache.values, alpha, beta, cache.class_index)
+        return metric(self.scorer)
+
+    def selects_on_test(self) -> bool:
+        return bool(self.hp.FINETUNE)
+
+    def selected_on_test(self) -> dict:
+        return dict(self.selected)
 
     def scorer(self, classes):
         zero_shot = zero_shot_weights(self.text_encoder, classes.names, self.templates)
