@@ -1,9 +1,8 @@
-"""CoCoOp on features: the meta-net shifts the context per image; training and its warm-up schedule."""
-import pytest
+"""CoCoOp on features: the meta-net shifts the context per image; training (its schedule: tests/test_recipes.py)."""
 import torch
 
 from trainers.ship.classifiers import ConditionalPromptLearner, PromptLearner
-from trainers.ship.training import build_prompt_optimizer, train_prompt_learner
+from trainers.ship.training import train_prompt_learner
 
 from .helpers import make_world
 
@@ -42,24 +41,11 @@ def test_each_image_gets_its_own_text_features_and_chunks_change_nothing(text_en
     assert (swapped - whole[0]).abs().max() > 1e-3
 
 
-def test_warm_up_then_cosine(text_encoder):
-    learner = PromptLearner(text_encoder)
-    opt, _, schedule = build_prompt_optimizer(learner, steps=10, lr=2e-3, warmup_steps=2, warmup_lr=1e-5)
-    lrs = []
-    for _ in range(10):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        schedule.step()
-    assert lrs[:2] == pytest.approx([1e-5, 1e-5])
-    assert lrs[2] == pytest.approx(2e-3 * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * 2 / 10)).item()))
-    assert all(a > b for a, b in zip(lrs[2:], lrs[3:]))
-
-
 def test_training_lowers_the_loss(text_encoder):
     world = make_world(text_encoder, 0, shots=4)
     torch.manual_seed(0)
     learner = ConditionalPromptLearner(text_encoder)
     history = train_prompt_learner(learner, learner.class_prompts(world.base_names), world.train, epochs=4, lr=2e-3,
-                                   batch_size=4, momentum=0.9, weight_decay=5e-4, warmup_epochs=1)
+                                   batch_size=4, momentum=0.9, weight_decay=5e-4, lr_scheduler="dassl", warmup_epochs=1)
     assert history[-1] < history[1]
     assert learner.meta_net[0].weight.grad is not None

@@ -21,7 +21,6 @@ from trainers.ship.features import FeatureSet
 from trainers.ship.generator import ShipGenerator
 from trainers.ship.known_datasets import templates_for
 from trainers.ship.methods.clip_adapter import ResidualAdapter
-from trainers.ship.methods.kgcoop import knowledge_distance
 from trainers.ship.methods.prograd import zero_shot_kl
 from trainers.ship.runtime import OptimizerStep
 from trainers.ship.tip_adapter import TipAdapter, search_alpha_beta
@@ -218,13 +217,6 @@ def test_clip_adapter_output_is_the_published_residual_adapter(text_encoder):
         adapted = 0.2 * torch.relu(torch.relu(x @ w1.t()) @ w2.t()) + 0.8 * x
         expected = 100.0 * F.normalize(adapted, dim=-1) @ weights.t()
         assert torch.allclose(adapter.logits(weights, x), expected, atol=1e-4)
-
-
-def test_kgcoop_regulariser_value():
-    learned, hand = torch.randn(5, 8), torch.randn(5, 8)
-    expected = sum(((learned[i] / learned[i].norm()) - (hand[i] / hand[i].norm())).pow(2).sum() for i in range(5)) / 5
-    assert knowledge_distance(learned, hand).item() == pytest.approx(expected.item(), rel=1e-5)
-    assert knowledge_distance(hand, hand).item() == pytest.approx(0.0, abs=1e-6)
 
 
 def test_prograd_projected_gradient_on_a_two_class_toy():

@@ -33,10 +33,10 @@ class SHIP_CoOp(FeatureTrainerX):
         self.learner = PromptLearner(self.text_encoder, c.N_CTX, c.CTX_INIT)
         self.max_epoch = c.EPOCHS
         steps = self.steps_per_epoch(c.BATCH_SIZE)
-        optim, self.optimizer_step, sched = build_prompt_optimizer(
-            self.learner, self.max_epoch * steps, c.OPTIM, c.LR, c.MOMENTUM, c.WEIGHT_DECAY, c.EPS,
-            c.WARMUP_EPOCHS * steps, c.WARMUP_LR)
-        self.register_model(self.stage, self.learner, optim, sched)
+        optim, self.optimizer_step, self.schedule = build_prompt_optimizer(
+            self.learner, self.max_epoch, steps, c.OPTIM, c.LR, c.MOMENTUM, c.WEIGHT_DECAY, c.EPS, c.LR_SCHEDULER,
+            c.WARMUP_EPOCHS, c.WARMUP_LR)
+        self.register_model(self.stage, self.learner, optim, self.schedule.scheduler)
         self.synthetic = None
 
     def before_train(self):
@@ -50,12 +50,13 @@ class SHIP_CoOp(FeatureTrainerX):
     def run_epoch(self):
         self.set_model_mode("train")
         start = time.perf_counter()
-        sched = self._scheds[self.stage]
-        losses = [prompt_learner_step(self.learner, self.train_prompts, x, y, self.optimizer_step, sched, self.synthetic,
-                                      self.epoch + 1)
+        lr = self.schedule.lr()
+        losses = [prompt_learner_step(self.learner, self.train_prompts, x, y, self.optimizer_step, self.schedule,
+                                      self.synthetic, self.epoch + 1)
                   for x, y in epoch_batches(self.train_features, self.cfg.TRAINER.COOP.BATCH_SIZE, self.device)]
+        self.schedule.after_epoch()
         print(f"epoch [{self.epoch + 1}/{self.max_epoch}] loss {sum(losses) / len(losses):.4f} "
-              f"lr {sched.get_last_lr()[0]:.4e} time {time.perf_counter() - start:.3f}s")
+              f"lr {lr:.4e} time {time.perf_counter() - start:.3f}s")
 
     @torch.no_grad()
     def score(self, features, classes):

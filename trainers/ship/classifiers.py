@@ -2,14 +2,18 @@
 CoCoOp's context conditioned on the image feature."""
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .errors import ShipError
 from .progress import Progress
 from .text_encoder import ClassPrompts, TextEncoder, tokenize
+
+logger = logging.getLogger("ship")
 
 
 def zero_shot_weights(text_encoder: TextEncoder, classnames: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
@@ -19,23 +23,56 @@ def zero_shot_weights(text_encoder: TextEncoder, classnames: Sequence[str], temp
     return F.normalize(per_template.mean(0), dim=-1)
 
 
-class PromptLearner(nn.Module):
-    """CoOp's unified context: M learnable vectors shared by every class, "[ctx] classname ."."""
+CTX_INIT_RULES = ("coop", "prograd")
 
-    def __init__(self, text_encoder: TextEncoder, n_ctx: int = 4, ctx_init: str = "a photo of a"):
+
+def init_context(text_encoder: TextEncoder, n_ctx: int, ctx_init: str, rule: str = "coop"
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The initial context vectors ``[M, W]`` and the phrase's token ids kept fixed after them (or None).
+
+    No phrase: ``n_ctx`` random vectors (std 0.02). ``coop`` (CoOp, CoCoOp, KgCoOp): M = the phrase's word
+    count, whatever ``n_ctx`` says (one log line when they differ), initialised from the phrase's first M
+    tokens. ``prograd``: M = ``n_ctx`` ≥ the word count W; the last W vectors from the phrase's first W tokens,
+    the others zero. In both, tokens of the phrase beyond its word count (a comma: "pet," is two tokens) stay
+    in the prompt as fixed tokens, as the official prompts keep them.
+    """
+    if not ctx_init:
+        return torch.randn(n_ctx, text_encoder.width, device=text_encoder.device) * 0.02, None
+    phrase = ctx_init.replace("_", " ")
+    n_words = len(phrase.split())
+    ids = tokenize([phrase])[0]
+    tokens = ids[1 : int(ids.argmax())]  # between SOS and EOT
+    vectors, fixed = text_encoder.embed_tokens(tokens[:n_words]), tokens[n_words:]
+    if rule == "coop":
+        if n_words != n_ctx:
+            logger.info(f"CTX_INIT {ctx_init!r} has {n_words} words, so the context has {n_words} vectors (CoOp's "
+                        f"rule), not N_CTX {n_ctx}")
+        return vectors, fixed
+    if rule == "prograd":
+        if n_words > n_ctx:
+            raise ShipError(f"N_CTX {n_ctx} is smaller than the {n_words} words of the init phrase {ctx_init!r}; "
+                            f"ProGrad needs N_CTX >= the phrase's word count")
+        ctx = torch.zeros(n_ctx, text_encoder.width, device=text_encoder.device)
+        ctx[n_ctx - n_words :] = vectors
+        logger.info(f"context: {n_ctx} vectors, the last {n_words} initialised from {ctx_init!r}, the others zero "
+                    f"(ProGrad's rule)")
+        return ctx, fixed
+    raise ShipError(f"unknown context init rule {rule!r}; expected one of {', '.join(CTX_INIT_RULES)}")
+
+
+class PromptLearner(nn.Module):
+    """CoOp's unified context: M learnable vectors shared by every class, "[ctx] classname ." (see
+    :func:`init_context` for M and the initial vectors)."""
+
+    def __init__(self, text_encoder: TextEncoder, n_ctx: int = 4, ctx_init: str = "a photo of a", rule: str = "coop"):
         super().__init__()
         self.text_encoder = text_encoder  # frozen, not a submodule
-        self.n_ctx = n_ctx
-        init_ids = tokenize([ctx_init])[0] if ctx_init else None
-        n_words = int(init_ids.argmax()) - 1 if ctx_init else 0  # tokens between SOS and EOT
-        if ctx_init and n_words == n_ctx:
-            ctx = text_encoder.embed_tokens(init_ids[1 : 1 + n_ctx])
-        else:  # no init phrase, or one of another length: CoOp's random init
-            ctx = torch.randn(n_ctx, text_encoder.width, device=text_encoder.device) * 0.02
+        ctx, self.fixed_ids = init_context(text_encoder, n_ctx, ctx_init, rule)
+        self.n_ctx = len(ctx)
         self.ctx = nn.Parameter(ctx.clone())
 
     def class_prompts(self, classnames: Sequence[str]) -> ClassPrompts:
-        return ClassPrompts(self.text_encoder, classnames, self.n_ctx)
+        return ClassPrompts(self.text_encoder, classnames, self.n_ctx, self.fixed_ids)
 
     def forward(self, prompts: ClassPrompts) -> torch.Tensor:
         """Normalised text features ``[C, D]`` of every class of ``prompts`` under the current context."""

@@ -47,6 +47,13 @@ class SplitFeatures:
     dataset: str = ""
     label_only: list[str] | None = None  # classes known by name only (SHIP synthesises them); default: the new ones
     class_index: dict[str, int] = field(default_factory=dict)  # identity -> column over base + label-only classes
+    generator_train: FeatureSet | None = None  # SHIP's generator's features at TRAINER.SHIP.AUG_SCALE, when the
+    # method's CROP_SCALE differs (None: ``train``)
+
+    @property
+    def generator_features(self) -> FeatureSet | None:
+        """The few-shot base features the SHIP generator trains on."""
+        return self.train if self.generator_train is None else self.generator_train
 
     def __post_init__(self) -> None:
         if self.label_only is None:
@@ -102,7 +109,7 @@ def build_head(cfg: CfgNode, trainer: str, text_encoder: TextEncoder, data: Spli
             raise ShipError(f"{trainer} has no label-only classes to synthesise (every name of DATASET.LABEL_ONLY_FROM "
                             f"is a class of {data.dataset} already); set TRAINER.SHIP.SYNTHESIZE False to train the "
                             f"plain method")
-        snapshots = fit_generator(cfg, text_encoder, clip_model, data.train, data.base_names, out,
+        snapshots = fit_generator(cfg, text_encoder, clip_model, data.generator_features, data.base_names, out,
                                   snapshots=test_metric is not None)
         logger.info(f"SHIP synthesises features of {len(data.label_only)} label-only classes")
     candidates = []

@@ -31,6 +31,31 @@ DATASET_TEMPLATES: dict[str, tuple[str, ...]] = {
     "CUB": ("a photo of a {}, a type of bird.",),
 }
 
+# The single hand-crafted prompt of each dataset that KgCoOp (its trainers/kgcoop.py CUSTOM_TEMPLATES: the
+# zero-shot text features its regulariser keeps the prompt near) and ProGrad (its trainers/prograd.py
+# CUSTOM_TEMPLATES: the zero-shot prediction that guides the gradient, and the context's init phrase) use.
+_SAME = {"EuroSAT": "a centered satellite photo of {}.", "StanfordCars": "a photo of a {}.", "SUN397": "a photo of a {}.",
+         "Caltech101": "a photo of a {}.", "UCF101": "a photo of a person doing {}.",
+         **{name: "a photo of a {}." for name in ("ImageNet", "ImageNetSketch", "ImageNetV2", "ImageNetA", "ImageNetR")}}
+METHOD_TEMPLATES: dict[str, dict[str, str]] = {
+    "KgCoOp": {**_SAME, "OxfordPets": "a photo of a {}, a type of pet.", "OxfordFlowers": "a photo of a {}, a type of flower.",
+               "FGVCAircraft": "a photo of a {}, a type of aircraft.",
+               "DescribableTextures": "a photo of a {}, a type of texture.", "Food101": "a photo of {}, a type of food."},
+    "ProGrad": {**_SAME, "OxfordPets": "a type of pet, a photo of a {}.", "OxfordFlowers": "a type of flower, a photo of a {}.",
+                "FGVCAircraft": "a type of aircraft, a photo of a {}.", "DescribableTextures": "a texture of {}.",
+                "Food101": "a type of food, a photo of {}."},
+}
+
+
+def method_templates(method: str, dataset: str, fallback: list[str]) -> list[str]:
+    """``method``'s own prompt for ``dataset`` (:data:`METHOD_TEMPLATES`); ``fallback`` (the dataset's templates)
+    for a dataset the method's code does not name, with one log line."""
+    template = METHOD_TEMPLATES[method].get(ALIASES.get(dataset, dataset))
+    if template is None:
+        logger.info(f"{method}'s code has no prompt for {dataset}; using the dataset's templates {fallback}")
+        return list(fallback)
+    return [template]
+
 
 def templates_for(dataset: str) -> list[str]:
     """The dataset's templates; a dataset without one gets "a photo of a {}." with one log line."""

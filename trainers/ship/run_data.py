@@ -2,15 +2,20 @@
 classes and their identities) and the cached CLIP features of each split."""
 from __future__ import annotations
 
+import logging
+
 import torch
 from yacs.config import CfgNode
 
 from .classes import Classes, class_ids, merge_label_only, read_names_file
 from .clip_loader import LoadedClip
+from .data import DatasetSplits, base_new_split, few_shot_splits, load_dataset, read_image_folder
 from .errors import ShipError
 from .features import FeatureCache, FeatureSet
-from .data import DatasetSplits, base_new_split, few_shot_splits, load_dataset, read_image_folder
 from .heads import SplitFeatures
+from .methods import resolve
+
+logger = logging.getLogger("ship")
 
 
 def load_fewshot_dataset(cfg: CfgNode) -> DatasetSplits:
@@ -38,6 +43,34 @@ def cross_dataset_label_only(sources: list[str], root: str, known: list[str]) ->
     return merge_label_only(known, named)
 
 
+def crop_scales(cfg: CfgNode) -> tuple[tuple[float, float], tuple[float, float] | None]:
+    """The random-resized-crop scale of the features ``TRAINER.NAME``'s method trains on (its recipe's CROP_SCALE;
+    TRAINER.SHIP.AUG_SCALE for a method without one), and for a SHIP trainer whose generator (at AUG_SCALE) needs
+    other features than its method, the generator's scale (else None)."""
+    method, ship = resolve(cfg.TRAINER.NAME)
+    generator_scale = tuple(cfg.TRAINER.SHIP.AUG_SCALE)
+    node = cfg.TRAINER.get(method.config) if method.config else None
+    head_scale = tuple(node.CROP_SCALE) if node is not None and "CROP_SCALE" in node else generator_scale
+    synthesises = ship and cfg.TRAINER.SHIP.SYNTHESIZE
+    return head_scale, generator_scale if synthesises and head_scale != generator_scale else None
+
+
+def whole_val(cfg: CfgNode, dataset: DatasetSplits) -> list | None:
+    """The dataset's whole validation split, which Tip-Adapter searches α and β on (not CoOp's few-shot val of
+    ≤ 4 images per class); None for a dataset whose val split is its test set (ImageNet), which keeps the few-shot
+    val drawn from its left-out training images (one log line)."""
+    if cfg.DATASET.NAME == "ImageFolder":
+        whole = read_image_folder(cfg.DATASET.ROOT, cfg.DATASET.SPLIT_FILE or None).val
+    else:
+        whole = load_dataset(cfg.DATASET.NAME, cfg.DATASET.ROOT).val
+    test = {i.path for i in dataset.test}
+    if any(i.path in test for i in whole):
+        logger.info(f"{dataset.name}'s val split is its test set; the search uses the {len(dataset.val)} validation "
+                    f"images drawn from its training images instead")
+        return None
+    return whole
+
+
 def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedClip, device: torch.device,
                      with_train: bool = True, with_val: bool = False,
                      label_only: tuple[list[str], dict[str, int]] | None = None) -> SplitFeatures:
@@ -59,17 +92,26 @@ def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedCli
                                     dataset=dataset.name, split=split, batch_size=cfg.DATALOADER.BATCH_SIZE,
                                     num_workers=cfg.DATALOADER.NUM_WORKERS, **kwargs)
 
-    train = val = None
+    train = val = generator_train = None
     if with_train:
-        train = extract([i for i in dataset.train if i.label < num_base], "train", shots=cfg.DATASET.NUM_SHOTS,
-                        seed=cfg.SEED, passes=cfg.TRAINER.SHIP.AUG_PASSES, augment=True,
-                        aug_scale=tuple(cfg.TRAINER.SHIP.AUG_SCALE))
+        head_scale, generator_scale = crop_scales(cfg)
+        train_items = [i for i in dataset.train if i.label < num_base]
+
+        def augmented(scale: tuple[float, float]) -> FeatureSet:
+            return extract(train_items, "train", shots=cfg.DATASET.NUM_SHOTS, seed=cfg.SEED,
+                           passes=cfg.TRAINER.SHIP.AUG_PASSES, augment=True, aug_scale=scale)
+
+        train = augmented(head_scale)
+        if generator_scale is not None:
+            generator_train = augmented(generator_scale)
     if with_val and with_train:
-        val_items = [i for i in dataset.val if i.label < num_base]
+        whole = whole_val(cfg, dataset)
+        val_items = [i for i in (whole if whole is not None else dataset.val) if i.label < num_base]
         if not val_items:
             raise ShipError(f"{dataset.name} has no validation images of its base classes, but "
                             f"{cfg.TRAINER.NAME} searches its settings on them; give the dataset a val split")
-        val = extract(val_items, "val", shots=cfg.DATASET.NUM_SHOTS, seed=cfg.SEED)
+        few_shot = dict(shots=cfg.DATASET.NUM_SHOTS, seed=cfg.SEED) if whole is None else {}
+        val = extract(val_items, "val", **few_shot)
     test = extract(dataset.test, "test")
     is_base = test.labels < num_base
     base_classes = Classes([dataset.classnames[c] for c in base], class_ids(dataset.name, base))
@@ -84,5 +126,6 @@ def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedCli
         val=val,
         dataset=dataset.name,
         label_only=names,
+        generator_train=generator_train,
         class_index={**{i: c for c, i in enumerate(base_classes.ids)}, **index} if label_only is not None else {},
     )

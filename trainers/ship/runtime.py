@@ -77,15 +77,15 @@ class OptimizerStep:
         self.optimizer = optimizer
         self.scaler = torch.amp.GradScaler(device_type) if precision == "fp16" else None
 
-    def __call__(self, loss: torch.Tensor, guide: torch.Tensor | None = None) -> None:
-        """One step on ``loss``; with ``guide`` (ProGrad), the loss's gradient loses its component that
-        conflicts with the guide's gradient (:func:`project_conflicting`) before the step."""
+    def __call__(self, loss: torch.Tensor, guide: torch.Tensor | None = None, guide_weight: float = 1.0) -> None:
+        """One step on ``loss``; with ``guide`` (ProGrad), the loss's gradient loses ``guide_weight`` (ProGrad's λ)
+        times its component that conflicts with the guide's gradient (:func:`project_conflicting`) before the step."""
         self.optimizer.zero_grad(set_to_none=True)
         params = [p for group in self.optimizer.param_groups for p in group["params"] if p.requires_grad]
         guide_grads = torch.autograd.grad(guide, params, retain_graph=True, allow_unused=True) if guide is not None else None
         (loss if self.scaler is None else self.scaler.scale(loss)).backward()
         if guide_grads is not None:  # linear in the loss's gradient, so the loss scale carries through
-            project_conflicting(params, guide_grads)
+            project_conflicting(params, guide_grads, guide_weight)
         if self.scaler is None:
             self.optimizer.step()
             return
@@ -93,16 +93,17 @@ class OptimizerStep:
         self.scaler.update()
 
 
-def project_conflicting(params: list[torch.Tensor], guide_grads) -> None:
+def project_conflicting(params: list[torch.Tensor], guide_grads, weight: float = 1.0) -> None:
     """ProGrad's gradient surgery, in place on ``params``' gradients g: where g · g_guide < 0 (taken over all
-    parameters at once), g becomes g − (g · g_guide / ‖g_guide‖²) g_guide, its projection orthogonal to
-    the guide; otherwise g is kept."""
+    parameters at once; ProGrad's code takes each parameter tensor apart, the same for a single context tensor),
+    g becomes g − λ (g · g_guide / ‖g_guide‖²) g_guide with λ = ``weight`` (λ = 1: its projection orthogonal to
+    the guide; ProGrad's ``LOSS.LAMBDA``); otherwise g is kept."""
     pairs = [(p.grad, g) for p, g in zip(params, guide_grads) if p.grad is not None and g is not None]
     dot = sum((g * h).sum() for g, h in pairs)
     norm = sum((h * h).sum() for _, h in pairs)
     if pairs and dot < 0 and norm > 0:
         for g, h in pairs:
-            g.sub_(dot / norm * h)
+            g.sub_(weight * dot / norm * h)
 
 
 def seed_everything(seed: int) -> None:

@@ -119,13 +119,19 @@ class ClassPrompts:
     :meth:`assemble` puts them there.
     """
 
-    def __init__(self, text_encoder: TextEncoder, classnames: Sequence[str], n_ctx: int):
+    def __init__(self, text_encoder: TextEncoder, classnames: Sequence[str], n_ctx: int,
+                 fixed_ids: torch.Tensor | None = None):
+        """``fixed_ids``: token ids kept fixed between the context and the class name (the tokens of an init
+        phrase beyond its word count, which CoOp's prompts keep as text)."""
         if not classnames:
             raise ShipError("a prompt needs at least one class name; got none")
         self.classnames = [name.replace("_", " ") for name in classnames]
         self.n_ctx = n_ctx
         placeholder = " ".join(["X"] * n_ctx)
         ids = tokenize([f"{placeholder} {name}." for name in self.classnames])
+        if fixed_ids is not None and len(fixed_ids):
+            fixed = fixed_ids.to(ids.dtype).unsqueeze(0).expand(len(ids), -1)
+            ids = torch.cat([ids[:, : 1 + n_ctx], fixed, ids[:, 1 + n_ctx :]], 1)[:, : ids.shape[1]]
         self.eot = ids.argmax(-1).to(text_encoder.device)
         embeddings = text_encoder.embed_tokens(ids[:, : int(self.eot.max()) + 1])
         self.prefix = embeddings[:, :1]  # [C, 1, W]  SOS

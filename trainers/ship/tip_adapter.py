@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from .classifiers import cosine_logits
 from .errors import ShipError
 from .features import FeatureSet
+from .known_datasets import ALIASES
 from .progress import Progress
 from .runtime import OptimizerStep, autocast
 from .training import check_finite, epoch_batches
@@ -37,6 +38,24 @@ INIT_ALPHA = {
     "Caltech101": 3.0, "DescribableTextures": 2.0, "EuroSAT": 2.0, "FGVCAircraft": 5.0, "Food101": 1.17,
     "ImageNet": 1.17, "OxfordFlowers": 10.0, "OxfordPets": 1.17, "StanfordCars": 3.0, "SUN397": 1.17, "UCF101": 3.0,
 }
+
+FINETUNE_EPOCHS = {"EuroSAT": 100}  # Tip-Adapter-F's train_epoch (configs/<dataset>.yaml); 20 for the others
+
+
+def finetune_epochs(epochs: int, dataset: str) -> int:
+    """``epochs``, or for 0 Tip-Adapter-F's epochs for ``dataset`` (:data:`FINETUNE_EPOCHS`, else 20), with one
+    log line."""
+    if epochs:
+        return epochs
+    name = ALIASES.get(dataset, dataset)
+    chosen = FINETUNE_EPOCHS.get(name, 20)
+    if (name, chosen) not in _EPOCHS_LOGGED:
+        _EPOCHS_LOGGED.add((name, chosen))
+        logger.info(f"Tip-Adapter-F: {chosen} epochs (Tip-Adapter's value for {name}; set TRAINER.TIPADAPTER.EPOCHS)")
+    return chosen
+
+
+_EPOCHS_LOGGED: set[tuple[str, int]] = set()
 
 
 @dataclass

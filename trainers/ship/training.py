@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
@@ -97,13 +98,14 @@ def prompt_learner_step(
     x: torch.Tensor,
     y: torch.Tensor,
     step: OptimizerStep,
-    schedule: torch.optim.lr_scheduler.LRScheduler,
+    schedule: "Schedule",
     synthetic: SyntheticStream | None = None,
     epoch: int = 0,
     objective: Objective | None = None,
+    guide_weight: float = 1.0,
 ) -> float:
     """One step of a prompt learner on a batch of real features; with ``synthetic``, as many synthetic
-    features join it (SHIP)."""
+    features join it (SHIP). ``guide_weight``: ProGrad's λ (:func:`runtime.project_conflicting`)."""
     if synthetic is not None:
         x_syn, y_syn = synthetic.sample(len(y))
         x, y = torch.cat([x, x_syn]), torch.cat([y, y_syn])
@@ -111,23 +113,67 @@ def prompt_learner_step(
         out = (objective or cross_entropy)(learner, prompts, x, y)
     loss, guide = out if isinstance(out, tuple) else (out, None)
     check_finite(loss, "prompt learner", epoch)
-    step(loss, guide)
-    schedule.step()
+    step(loss, guide, guide_weight)
+    schedule.after_step()
     return loss.item()
 
 
-def build_prompt_optimizer(learner: PromptLearner, steps: int, optimizer: str = "sgd", lr: float = 2e-3,
-                           momentum: float = 0.0, weight_decay: float = 0.0, eps: float = 1e-8,
-                           warmup_steps: int = 0, warmup_lr: float = 1e-5):
-    """The optimiser, its :class:`OptimizerStep` (loss scaling under fp16) and a cosine schedule over ``steps``
-    steps; the first ``warmup_steps`` run at the constant ``warmup_lr`` (Dassl's constant warm-up, which
-    CoCoOp uses) and the cosine goes on from there."""
+LR_SCHEDULERS = ("dassl", "cosine_iter")
+
+
+def dassl_lr(epoch: int, lr: float, epochs: int, warmup_epochs: int = 0, warmup_lr: float = 1e-5) -> float:
+    """The learning rate of epoch ``epoch`` (from 0) under Dassl's ``cosine`` scheduler with a constant warm-up
+    (``WARMUP_RECOUNT True``, Dassl's default): ``warmup_lr`` for the first ``warmup_epochs`` epochs, then
+    lr · (1 + cos(π (epoch − warmup_epochs) / epochs)) / 2: the cosine counts from the end of the warm-up but
+    keeps ``epochs`` (MAX_EPOCH) as its period, so it ends above zero."""
+    if epoch < warmup_epochs:
+        return warmup_lr
+    return lr * 0.5 * (1 + math.cos(math.pi * (epoch - warmup_epochs) / epochs))
+
+
+@dataclass
+class Schedule:
+    """A recipe's learning-rate schedule: ``dassl`` steps once per epoch (Dassl's trainers call ``update_lr``
+    after an epoch's last batch), ``cosine_iter`` once per iteration (the SHIP and Tip-Adapter code)."""
+
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    per_epoch: bool
+
+    def after_step(self) -> None:
+        if not self.per_epoch:
+            self.scheduler.step()
+
+    def after_epoch(self) -> None:
+        if self.per_epoch:
+            self.scheduler.step()
+
+    def lr(self) -> float:
+        return self.scheduler.get_last_lr()[0]
+
+
+def build_schedule(opt: torch.optim.Optimizer, lr_scheduler: str, epochs: int, steps_per_epoch: int,
+                   warmup_epochs: int = 0, warmup_lr: float = 1e-5) -> Schedule:
+    """``dassl``: :func:`dassl_lr` per epoch; ``cosine_iter``: torch's cosine over every iteration from the first,
+    with no warm-up."""
+    if lr_scheduler == "dassl":
+        lr = opt.param_groups[0]["lr"]
+        factor = lambda e: dassl_lr(e, lr, epochs, warmup_epochs, warmup_lr) / lr  # noqa: E731
+        return Schedule(torch.optim.lr_scheduler.LambdaLR(opt, factor), per_epoch=True)
+    if lr_scheduler == "cosine_iter":
+        if warmup_epochs:
+            raise ShipError(f"LR_SCHEDULER cosine_iter (the SHIP code's per-iteration cosine) has no warm-up, but "
+                            f"WARMUP_EPOCHS is {warmup_epochs}; set WARMUP_EPOCHS 0 or LR_SCHEDULER dassl")
+        return Schedule(torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch), per_epoch=False)
+    raise ShipError(f"unknown LR_SCHEDULER {lr_scheduler!r}; expected one of {', '.join(LR_SCHEDULERS)}")
+
+
+def build_prompt_optimizer(learner: PromptLearner, epochs: int, steps_per_epoch: int, optimizer: str = "sgd",
+                           lr: float = 2e-3, momentum: float = 0.0, weight_decay: float = 0.0, eps: float = 1e-8,
+                           lr_scheduler: str = "cosine_iter", warmup_epochs: int = 0, warmup_lr: float = 1e-5):
+    """The optimiser, its :class:`OptimizerStep` (loss scaling under fp16) and its :class:`Schedule`."""
     opt = make_optimizer(learner.parameters(), optimizer, lr, momentum, weight_decay, eps)
     step = OptimizerStep(opt, learner.text_encoder.precision, next(learner.parameters()).device.type)
-    if not warmup_steps:
-        return opt, step, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    factor = lambda i: warmup_lr / lr if i < warmup_steps else 0.5 * (1 + math.cos(math.pi * i / steps))  # noqa: E731
-    return opt, step, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    return opt, step, build_schedule(opt, lr_scheduler, epochs, steps_per_epoch, warmup_epochs, warmup_lr)
 
 
 def train_prompt_learner(
@@ -142,27 +188,31 @@ def train_prompt_learner(
     momentum: float = 0.0,
     weight_decay: float = 0.0,
     eps: float = 1e-8,
+    lr_scheduler: str = "cosine_iter",
     warmup_epochs: int = 0,
     warmup_lr: float = 1e-5,
     objective: Objective | None = None,
+    guide_weight: float = 1.0,
 ) -> list[float]:
     """CoOp (or CoCoOp) on features: cross-entropy of scale·cos(feature, class text feature) over
     ``prompts``' classes (or ``objective``: KgCoOp, ProGrad).
 
     With ``synthetic``, every batch of real features is joined by as many
-    synthetic features of label-only classes (SHIP). Cosine LR schedule over
-    all steps after ``warmup_epochs`` at ``warmup_lr``. Returns per-epoch mean losses.
+    synthetic features of label-only classes (SHIP). The learning rate follows ``lr_scheduler``
+    (:func:`build_schedule`). Returns per-epoch mean losses.
     """
     device = next(learner.parameters()).device
     steps_per_epoch = math.ceil(len(train) / batch_size)
-    _, step, schedule = build_prompt_optimizer(learner, epochs * steps_per_epoch, optimizer, lr, momentum, weight_decay,
-                                               eps, warmup_epochs * steps_per_epoch, warmup_lr)
+    _, step, schedule = build_prompt_optimizer(learner, epochs, steps_per_epoch, optimizer, lr, momentum, weight_decay,
+                                               eps, lr_scheduler, warmup_epochs, warmup_lr)
     history = []
     progress = Progress("prompt learner", epochs * steps_per_epoch)
     for epoch in progress.epochs(epochs):
-        total = sum(prompt_learner_step(learner, prompts, x, y, step, schedule, synthetic, epoch, objective)
+        epoch_lr = schedule.lr()
+        total = sum(prompt_learner_step(learner, prompts, x, y, step, schedule, synthetic, epoch, objective, guide_weight)
                     for x, y in progress.track(epoch_batches(train, batch_size, device)))
+        schedule.after_epoch()
         history.append(total / steps_per_epoch)
         if epoch == 1 or epoch % 10 == 0 or epoch == epochs:
-            logger.info(f"prompt learner epoch [{epoch}/{epochs}] loss {history[-1]:.4f} lr {schedule.get_last_lr()[0]:.2e}")
+            logger.info(f"prompt learner epoch [{epoch}/{epochs}] loss {history[-1]:.4f} lr {epoch_lr:.2e}")
     return history

@@ -10,7 +10,8 @@ import torch.nn as nn
 from yacs.config import CfgNode as CN
 
 from ..classifiers import cosine_logits, zero_shot_weights
-from ..training import train_prompt_learner
+from ..training import LR_SCHEDULERS, train_prompt_learner
+from ..settings_check import Choice, Int, Interval, Num, Positive
 from .base import FeatureMethod, register
 
 
@@ -50,7 +51,17 @@ class CLIPAdapter(FeatureMethod):
         c.BATCH_SIZE = 32
         c.MOMENTUM = 0.9
         c.WEIGHT_DECAY = 5e-4
+        c.LR_SCHEDULER = "dassl"  # CoOp's command: one constant warm-up epoch, then Dassl's per-epoch cosine
+        c.WARMUP_EPOCHS = 1
+        c.WARMUP_LR = 1e-5
+        c.CROP_SCALE = (0.08, 1.0)  # Dassl's random_resized_crop
         return c
+
+    @classmethod
+    def ranges(cls):
+        return dict(REDUCTION=Int(1), RATIO=Num(0, 1), EPOCHS=Int(1), LR=Positive(), BATCH_SIZE=Int(1), MOMENTUM=Num(0, 1),
+                    WEIGHT_DECAY=Num(0), LR_SCHEDULER=Choice(LR_SCHEDULERS), WARMUP_EPOCHS=Int(0), WARMUP_LR=Num(0),
+                    CROP_SCALE=Interval(0, 1, low_open=True))
 
     def __init__(self, cfg, text_encoder, templates):
         super().__init__(cfg, text_encoder, templates)
@@ -60,12 +71,14 @@ class CLIPAdapter(FeatureMethod):
         return self.hp.EPOCHS
 
     def fit(self, inputs) -> None:
-        """SGD with a cosine schedule (CLIP-Adapter's recipe in CoOp's code base) on cross-entropy."""
+        """SGD, one constant warm-up epoch, then Dassl's per-epoch cosine (CLIP-Adapter's trainer run by CoOp's
+        command and ``rn50``-style config) on cross-entropy."""
         h = self.hp
         names = inputs.base_names + (inputs.label_only if inputs.synthetic is not None else [])
         weights = zero_shot_weights(self.text_encoder, names, self.templates)
         train_prompt_learner(self.adapter, weights, inputs.train, inputs.synthetic, epochs=h.EPOCHS, lr=h.LR,
-                             batch_size=h.BATCH_SIZE, momentum=h.MOMENTUM, weight_decay=h.WEIGHT_DECAY)
+                             batch_size=h.BATCH_SIZE, momentum=h.MOMENTUM, weight_decay=h.WEIGHT_DECAY,
+                             lr_scheduler=h.LR_SCHEDULER, warmup_epochs=h.WARMUP_EPOCHS, warmup_lr=h.WARMUP_LR)
         self.adapter.eval()
 
     def scorer(self, classes):

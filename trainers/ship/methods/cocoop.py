@@ -1,12 +1,13 @@
 """CoCoOp (Zhou et al., CVPR 2022): CoOp's context shifted per image by a meta-net of the image feature
-(D → D/16 → W); CoCoOp's recipe (batch 1, 10 epochs, SGD 2e-3, one constant warm-up epoch at 1e-5)."""
+(D → D/16 → W); CoCoOp's recipe (batch 1, 10 epochs, SGD 2e-3, one constant warm-up epoch at 1e-5, then Dassl's
+cosine stepped once per epoch, crop 0.08–1)."""
 from __future__ import annotations
 
 from yacs.config import CfgNode as CN
 
 from ..classifiers import ConditionalPromptLearner
 from .base import register
-from .coop import CoOp
+from .coop import CoOp, coop_ranges
 
 
 @register
@@ -25,9 +26,15 @@ class CoCoOp(CoOp):
         c.BATCH_SIZE = 1
         c.MOMENTUM = 0.9  # Dassl's SGD defaults
         c.WEIGHT_DECAY = 5e-4
-        c.WARMUP_EPOCHS = 1  # constant warm-up
+        c.LR_SCHEDULER = "dassl"  # constant warm-up, then Dassl's cosine stepped once per epoch
+        c.WARMUP_EPOCHS = 1
         c.WARMUP_LR = 1e-5
+        c.CROP_SCALE = (0.08, 1.0)  # Dassl's random_resized_crop
         return c
+
+    @classmethod
+    def ranges(cls):
+        return {k: v for k, v in coop_ranges().items() if k in cls.defaults()}
 
     def build_learner(self) -> ConditionalPromptLearner:
         return ConditionalPromptLearner(self.text_encoder, self.hp.N_CTX, self.hp.CTX_INIT)
@@ -35,4 +42,5 @@ class CoCoOp(CoOp):
     def recipe(self) -> dict:
         h = self.hp
         return dict(epochs=h.EPOCHS, lr=h.LR, batch_size=h.BATCH_SIZE, optimizer="sgd", momentum=h.MOMENTUM,
-                    weight_decay=h.WEIGHT_DECAY, warmup_epochs=h.WARMUP_EPOCHS, warmup_lr=h.WARMUP_LR)
+                    weight_decay=h.WEIGHT_DECAY, lr_scheduler=h.LR_SCHEDULER, warmup_epochs=h.WARMUP_EPOCHS,
+                    warmup_lr=h.WARMUP_LR)

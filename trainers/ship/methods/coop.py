@@ -1,17 +1,23 @@
 """CoOp (Zhou et al., IJCV 2022): a unified context of M learnable vectors, "[ctx] classname .", trained by
 cross-entropy of 100 · cos(image feature, class text feature). Under SHIP the classes are base + label-only,
-and every batch of real features is joined by as many synthetic ones (the SHIP code's recipe)."""
+and every batch of real features is joined by as many synthetic ones (the SHIP code's recipe).
+
+Defaults: the SHIP code's CoOp head; CoOp's own recipe, as the CoCoOp paper ran it for its CoOp rows, is the config
+``vit_b16_ctxv1`` (ImageNet: ``vit_b16_ep50_ctxv1``), i.e. :func:`dassl_recipe` with 200 (50) epochs, batch 32."""
 from __future__ import annotations
 
 from yacs.config import CfgNode as CN
 
 from ..classifiers import PromptLearner
-from ..training import train_prompt_learner
+from ..known_datasets import method_templates
+from ..training import LR_SCHEDULERS, train_prompt_learner
+from ..settings_check import Choice, Int, Interval, Num, Positive, Spec, Text
 from .base import FeatureMethod, register
 
 
 def coop_defaults() -> CN:
-    """The SHIP code's CoOp recipe (``configs/trainers/SHIP/coop_vit_b16_c16_ep50.yaml``: CoOp's own)."""
+    """The SHIP code's CoOp head (its main_coop_vae.py: SGD 2e-3 without momentum or weight decay, batch 256, 200
+    epochs, torch's cosine stepped every iteration, crop 0.5–1)."""
     c = CN()
     c.N_CTX = 4
     c.CTX_INIT = "a photo of a"
@@ -22,9 +28,30 @@ def coop_defaults() -> CN:
     c.MOMENTUM = 0.0
     c.WEIGHT_DECAY = 0.0
     c.EPS = 1e-8  # AdamW epsilon; ImageNet: 1e-4
+    c.LR_SCHEDULER = "cosine_iter"  # "dassl": constant warm-up, then Dassl's cosine stepped once per epoch
     c.WARMUP_EPOCHS = 0  # CoOp's own recipe: 1 epoch at a constant WARMUP_LR
     c.WARMUP_LR = 1e-5
+    c.CROP_SCALE = (0.5, 1.0)  # RandomResizedCrop scale of the features the method trains on
     return c
+
+
+def dassl_recipe(epochs: int, batch_size: int, n_ctx: int = 4, ctx_init: str = "a photo of a") -> CN:
+    """A CoOp-family recipe as Dassl runs it (CoOp's ``*_ctxv1`` configs, CoCoOp, KgCoOp, ProGrad): SGD 2e-3 with
+    Dassl's momentum 0.9 and weight decay 5e-4, one constant warm-up epoch at 1e-5, Dassl's cosine stepped once
+    per epoch, Dassl's random-resized-crop scale 0.08–1."""
+    c = coop_defaults()
+    c.N_CTX, c.CTX_INIT, c.EPOCHS, c.BATCH_SIZE = n_ctx, ctx_init, epochs, batch_size
+    c.MOMENTUM, c.WEIGHT_DECAY = 0.9, 5e-4
+    c.LR_SCHEDULER, c.WARMUP_EPOCHS, c.WARMUP_LR = "dassl", 1, 1e-5
+    c.CROP_SCALE = (0.08, 1.0)
+    return c
+
+
+def coop_ranges() -> dict[str, Spec]:
+    """The allowed values of :func:`coop_defaults`."""
+    return dict(N_CTX=Int(1, 64), CTX_INIT=Text(), EPOCHS=Int(1), LR=Positive(), BATCH_SIZE=Int(1), OPTIM=Choice(("sgd", "adamw")),
+                MOMENTUM=Num(0, 1), WEIGHT_DECAY=Num(0), EPS=Positive(), WARMUP_EPOCHS=Int(0), WARMUP_LR=Num(0),
+                LR_SCHEDULER=Choice(LR_SCHEDULERS), CROP_SCALE=Interval(0, 1, low_open=True))
 
 
 @register
@@ -34,13 +61,23 @@ class CoOp(FeatureMethod):
     config = "COOP"
 
     extra_settings: dict = {}  # a CoOp variant's settings beside CoOp's (KgCoOp's LAMBDA, ProGrad's T)
+    extra_ranges: dict = {}  # and their allowed values
+
+    @classmethod
+    def recipe_defaults(cls) -> CN:
+        """The method's published recipe of :func:`coop_defaults`' keys."""
+        return coop_defaults()
 
     @classmethod
     def defaults(cls) -> CN:
-        c = coop_defaults()
+        c = cls.recipe_defaults()
         for key, value in cls.extra_settings.items():
             c[key] = value
         return c
+
+    @classmethod
+    def ranges(cls) -> dict[str, Spec]:
+        return {**coop_ranges(), **cls.extra_ranges}
 
     def __init__(self, cfg, text_encoder, templates):
         super().__init__(cfg, text_encoder, templates)
@@ -52,7 +89,8 @@ class CoOp(FeatureMethod):
     def recipe(self) -> dict:
         h = self.hp
         return dict(epochs=h.EPOCHS, lr=h.LR, batch_size=h.BATCH_SIZE, optimizer=h.OPTIM, momentum=h.MOMENTUM,
-                    weight_decay=h.WEIGHT_DECAY, eps=h.EPS, warmup_epochs=h.WARMUP_EPOCHS, warmup_lr=h.WARMUP_LR)
+                    weight_decay=h.WEIGHT_DECAY, eps=h.EPS, lr_scheduler=h.LR_SCHEDULER, warmup_epochs=h.WARMUP_EPOCHS,
+                    warmup_lr=h.WARMUP_LR)
 
     def epochs(self) -> int:
         return self.recipe()["epochs"]
@@ -62,6 +100,13 @@ class CoOp(FeatureMethod):
         train_prompt_learner(self.learner, self.learner.class_prompts(names), inputs.train, inputs.synthetic,
                              objective=self.objective(names), **self.recipe())
         self.learner.eval()
+
+    def own_templates(self) -> list[str]:
+        """The method's own hand-crafted prompt of the dataset (``known_datasets.METHOD_TEMPLATES``: KgCoOp,
+        ProGrad), unless ``DATASET.TEMPLATES`` is set."""
+        if self.cfg.DATASET.get("TEMPLATES"):
+            return self.templates
+        return method_templates(self.name, self.cfg.DATASET.NAME, self.templates)
 
     def objective(self, names: list[str]):
         """The training loss over the classes ``names`` (training.Objective); None: cross-entropy."""

@@ -1,29 +1,37 @@
 """KgCoOp (Yao, Zhang, Xu: Visual-Language Prompt Tuning with Knowledge-guided Context Optimization, CVPR 2023):
-CoOp plus λ · mean_i ‖w_i − w_i^clip‖² between the learned text features w_i and the hand-crafted (zero-shot)
-ones w_i^clip of the training classes, both normalised; λ = 8 as published (``TRAINER.KGCOOP.LAMBDA``). Under SHIP the
-training classes are base + label-only."""
+CoOp plus λ · (1 − mean_i cos(w_i, w_i^clip)) between the learned text features w_i and the hand-crafted ones
+w_i^clip of the training classes (KgCoOp's own prompt of the dataset, ``known_datasets.METHOD_TEMPLATES``); λ = 8
+(``TRAINER.KGCOOP.LAMBDA``, its code's ``TRAINER.COOP.W``) as its base-to-new script runs it. Its recipe is its
+``vit_b16_ep100_ctxv1`` config: 4 tokens from "a photo of a", 100 epochs, batch 128, the Dassl recipe
+(``coop.dassl_recipe``). Under SHIP the training classes are base + label-only."""
 from __future__ import annotations
 
 import torch.nn.functional as F
 
 from ..classifiers import zero_shot_weights
+from ..settings_check import Num
 from .base import register
-from .coop import CoOp
+from .coop import CoOp, dassl_recipe
 
 
 def knowledge_distance(learned, hand_crafted):
-    """mean_i ‖w_i − w_i^clip‖² of normalised class text features [C, D]."""
-    return (F.normalize(learned.float(), dim=-1) - F.normalize(hand_crafted.float(), dim=-1)).pow(2).sum(-1).mean()
+    """1 − mean_i cos(w_i, w_i^clip) of class text features [C, D] (KgCoOp's score: cosine with eps 1e-7)."""
+    return 1.0 - F.cosine_similarity(learned.float(), hand_crafted.float(), dim=-1, eps=1e-7).mean()
 
 
 @register
 class KgCoOp(CoOp):
     name = "KgCoOp"
     config = "KGCOOP"
-    extra_settings = {"LAMBDA": 8.0}  # weight of mean ||w - w_clip||^2, as published for base-to-new
+    extra_settings = {"LAMBDA": 8.0}  # weight of 1 - mean cos(w, w_clip), as its base-to-new script runs it
+    extra_ranges = {"LAMBDA": Num(0)}
+
+    @classmethod
+    def recipe_defaults(cls):
+        return dassl_recipe(epochs=100, batch_size=128)
 
     def objective(self, names):
-        hand_crafted = zero_shot_weights(self.text_encoder, names, self.templates)
+        hand_crafted = zero_shot_weights(self.text_encoder, names, self.own_templates())
         weight = self.hp.LAMBDA
 
         def loss(learner, prompts, x, y):

@@ -10,7 +10,8 @@ from yacs.config import CfgNode as CN
 from ..classifiers import zero_shot_weights
 from ..errors import ShipError
 from ..synthesis import synthesize_per_class
-from ..tip_adapter import INIT_ALPHA, SEARCH_SCALE, TipAdapter as Cache, finetune_keys, search_alpha_beta
+from ..tip_adapter import INIT_ALPHA, SEARCH_SCALE, finetune_epochs, TipAdapter as Cache, finetune_keys, search_alpha_beta
+from ..settings_check import Flag, Int, Num, Pair, Positive
 from .base import FeatureMethod, register
 
 
@@ -26,7 +27,7 @@ class TipAdapter(FeatureMethod):
     def defaults(cls):
         c = CN()
         c.FINETUNE = False  # True: Tip-Adapter-F (the keys are fine-tuned)
-        c.EPOCHS = 20
+        c.EPOCHS = 0  # Tip-Adapter-F's epochs; 0: Tip-Adapter's value for the dataset (100 on EuroSAT, 20 others)
         c.LR = 1e-3
         c.BATCH_SIZE = 256
         c.INIT_ALPHA = 0.0  # 0: Tip-Adapter's value for the dataset (1.0 for others)
@@ -34,13 +35,18 @@ class TipAdapter(FeatureMethod):
         c.SEARCH_SCALE = ()  # (S_beta, S_alpha); empty: Tip-Adapter's range for the dataset ((7, 3) for others)
         return c
 
+    @classmethod
+    def ranges(cls):
+        return dict(FINETUNE=Flag(), EPOCHS=Int(0), LR=Positive(), BATCH_SIZE=Int(1), INIT_ALPHA=Num(0), INIT_BETA=Positive(),
+                    SEARCH_SCALE=Pair(Positive()))
+
     def __init__(self, cfg, text_encoder, templates):
         super().__init__(cfg, text_encoder, templates)
         self.cache = Cache(torch.empty(0), torch.empty(0))
         self.selected: dict = {}  # what the last fit chose on test data (TEST.SELECTION paper)
 
     def epochs(self) -> int:
-        return self.hp.EPOCHS if self.hp.FINETUNE else 0
+        return finetune_epochs(self.hp.EPOCHS, self.cfg.DATASET.NAME) if self.hp.FINETUNE else 0
 
     def fit(self, inputs) -> None:
         """The cache over base + label-only classes (columns in that order); the label-only classes have keys
@@ -71,7 +77,7 @@ class TipAdapter(FeatureMethod):
         if h.FINETUNE:
             classes = slice(None) if synthetic is not None else slice(0, n_base)  # plain: the base label space
             head = Cache(cache.keys, cache.values[:, classes], cache.alpha, cache.beta)
-            finetune_keys(head, inputs.train, zero_shot[classes], scale, h.EPOCHS, h.LR, h.BATCH_SIZE,
+            finetune_keys(head, inputs.train, zero_shot[classes], scale, self.epochs(), h.LR, h.BATCH_SIZE,
                           synthetic, self.text_encoder.precision, keep_best if on_test else None)
             cache.keys = best[2] if on_test else head.keys.cpu()
         search_scale = tuple(h.SEARCH_SCALE) or SEARCH_SCALE.get(inputs.dataset, (7.0, 3.0))
