@@ -10,7 +10,7 @@ on the tiny CLIP and tiny image folders of ``tests/helpers.py`` and classifies w
 - ``lost-file``: a finished file of an earlier run changed or vanished.
 
 Groups: images, class folders, settings (every declared range of every config node: ``settings_check``),
-checkpoints, faults (no permission, disk full, Ctrl-C, kill -9 and rerun, a second run) and scripts
+checkpoints, results (tampered caches, a moved dataset, file modes, new classes without test images), faults (no permission, disk full, Ctrl-C, kill -9 and rerun, a second run) and scripts
 (``--help`` of every entry point, reruns of killed runs). A case of the command line runs ``trainers.ship``'s
 ``main`` in a process forked from a worker that imported it once (the same code as ``python -m trainers.ship``,
 without paying the imports per case); faults and scripts run as separate programs. Prints a table and the counts;
@@ -532,6 +532,79 @@ def checkpoint_cases() -> list[Case]:
     ]
 
 
+# --------------------------------------------------------------------------- results that must not change silently
+def same_results(first: Path, second: Path) -> str:
+    a, b = results_of(first), results_of(second)
+    if a is None or b is None:
+        return "a run wrote no results.json"
+    differing = [k for k in ("base", "new", "hm") if abs(a.get(k, -1) - b.get(k, -1)) > 1e-6]
+    return f"{', '.join(differing)} differ: {[a.get(k) for k in differing]} vs {[b.get(k) for k in differing]}" if differing else ""
+
+
+def results_cases() -> list[Case]:
+    def tampered_cache(how: str):
+        def run(world, case_dir):
+            first = cli(world.args(case_dir, out=case_dir / "first"), case_dir)
+            if first.code != 0:
+                return first
+            import torch
+
+            for path in (case_dir / "cache").rglob("*.pt"):
+                blob = torch.load(path, map_location="cpu", weights_only=True)
+                if how == "NaN values":
+                    blob["features"][0, 0, 0] = float("nan")
+                else:
+                    blob["labels"] = blob["labels"].flip(0)
+                torch.save(blob, path)
+            o = run_case(world, case_dir, world.args(case_dir, out=case_dir / "out"))
+            if o.code == 0:
+                o.wrong = same_results(case_dir / "first", case_dir / "out")
+            return o
+        return run
+
+    def moved_dataset(world, case_dir):
+        elsewhere = case_dir / "copy" / "deeper" / "toy"
+        shutil.copytree(world.folder, elsewhere)
+        first = cli(world.args(case_dir, out=case_dir / "first"), case_dir)
+        o = run_case(world, case_dir, world.args(case_dir, elsewhere, flags=["--cache-dir", case_dir / "cache2"]))
+        if first.code == 0 and o.code == 0:
+            o.wrong = same_results(case_dir / "first", case_dir / "out")
+        return o
+
+    def file_modes(world, case_dir):
+        previous = os.umask(0o022)
+        try:
+            o = run_case(world, case_dir, world.args(case_dir), expect_classes(2, 2))
+        finally:
+            os.umask(previous)
+        private = [str(p.relative_to(case_dir)) for p in case_dir.rglob("*") if p.is_file() and not p.name.startswith(".")
+                   and p.stat().st_mode & 0o044 != 0o044]
+        if o.code == 0 and private:
+            o.wrong = f"files unreadable by group/others under umask 022: {private[:4]}"
+        return o
+
+    def new_without_test_images(world, case_dir):
+        folder = case_dir / "toy"
+        shutil.copytree(world.folder, folder)
+        for name in CLASSES[2:]:  # the new half: one image each, which the split puts in train
+            for path in sorted((folder / name).glob("*.jpg"))[1:]:
+                path.unlink()
+        o = run_case(world, case_dir, world.args(case_dir, folder))
+        r = results_of(case_dir / "out")
+        if o.code == 0 and r is not None and r.get("new") == 0.0 and "new" in (o.out + o.err).lower() and \
+                not any(w in (o.out + o.err).lower() for w in ("no test images", "n/a", "no images")):
+            o.wrong = "new 0.0 without a word about the missing test images"
+        return o
+
+    return [
+        Case("results", "feature cache with NaN values", "ok", tampered_cache("NaN values"), "safety"),
+        Case("results", "feature cache with permuted labels", "ok", tampered_cache("permuted labels"), "safety"),
+        Case("results", "dataset copied to another folder gives the same results", "ok", moved_dataset, "safety"),
+        Case("results", "file modes follow the umask", "ok", file_modes, "safety"),
+        Case("results", "new classes without test images", "either", new_without_test_images, "lead (quality.py)"),
+    ]
+
+
 # --------------------------------------------------------------------------- faults
 def wait_for(path: Path, text: str, proc: subprocess.Popen, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
@@ -714,7 +787,7 @@ def all_cases() -> list[Case]:
                  "class with one image", "nested sub-folder"):
         make, expect, check = class_folders(kind)
         cases.append(Case("class folders", kind, expect, folder_case(make, "0", check), "safety"))
-    return cases + settings_cases() + checkpoint_cases() + fault_cases() + script_cases()
+    return cases + settings_cases() + checkpoint_cases() + results_cases() + fault_cases() + script_cases()
 
 
 CASES: list[Case] = []

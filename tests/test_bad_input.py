@@ -26,7 +26,7 @@ def test_outcomes_are_classified_as_the_issue_defines(case, outcome, kind):
 def test_the_matrix_covers_every_group_with_100_cases_or_more():
     cases = all_cases()
     groups = {c.group for c in cases}
-    assert len(cases) >= 100 and groups == {"images", "class folders", "settings", "checkpoints", "faults", "scripts"}
+    assert len(cases) >= 100 and groups == {"images", "class folders", "settings", "checkpoints", "results", "faults", "scripts"}
     names = {f"{c.group}: {c.name}" for c in cases}
     for key in ("TRAINER.SHIP.GEN_EPOCHS", "TRAINER.COOP.LR", "TRAINER.TIPADAPTER.EPOCHS", "DATALOADER.BATCH_SIZE",
                 "DATASET.TEMPLATES", "TRAINER.CLIPADAPTER.RATIO", "TRAINER.COCOOP.WARMUP_EPOCHS"):
