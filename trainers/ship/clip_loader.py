@@ -80,7 +80,6 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def file_digest(path: Path) -> str:
 # OpenAI's published CLIP architectures: the depths of each stack by its width (vision transformer, ResNet stem,
 # text transformer). ``build_model`` counts the blocks it finds, so a missing block would build a shallower model.
 PUBLISHED_VIT_LAYERS = {768: {(12,)}, 1024: {(24,)}}
@@ -116,6 +115,7 @@ def check_blocks(state: dict[str, torch.Tensor], path: Path) -> None:
                             f"width {width} has {expected}; the file is incomplete")
 
 
+def file_digest(path: Path) -> str:
     """SHA-256 of a file's bytes (CLIP's weights: about a second for ViT-L)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -150,8 +150,8 @@ def load_clip(
         raise ShipError(f"unknown backbone {backbone!r}; expected one of {available_backbones()} or {option('weights')}")
 
     state = _read_state_dict(path)
-    try:
     check_blocks(state, path)
+    try:
         model = build_model(state)
     except (KeyError, RuntimeError, ValueError) as exc:
         raise ShipError(f"corrupt CLIP weights file {path}: cannot build a model ({type(exc).__name__}: {exc})") from None
