@@ -9,29 +9,35 @@ import argparse
 import sys
 
 from trainers.ship.config import set_key
-from trainers.ship.dassl_config import add_ship_cfg
+from trainers.ship.dassl_config import add_ship_cfg, config_for_dataset, ship_trainer_names
 from trainers.ship.errors import report_errors
+from trainers.ship.run_log import run_header
 
 DASSL_MISSING = (
-    "error: this entry point needs Dassl, which is not installed: "
-    "pip install git+https://github.com/KaiyangZhou/Dassl.pytorch "
-    "(or run the same experiment without Dassl: python -m trainers.ship --help)"
+    "error: this entry point needs Dassl, which is not installed: git clone "
+    "https://github.com/KaiyangZhou/Dassl.pytorch && cd Dassl.pytorch && pip install -r requirements.txt && "
+    "pip install --no-build-isolation -e . (README; or run the same experiment without Dassl: python -m trainers.ship --help)"
 )
 
 
-def extend_cfg(cfg) -> None:
+def extend_cfg(cfg, trainer: str = "") -> None:
     """Keys SHIP adds to Dassl's config (yacs rejects unknown keys in config files)."""
-    add_ship_cfg(cfg)
+    add_ship_cfg(cfg, trainer or None)
 
 
 def setup_cfg(args):
+    """The run's config; ``args.config_file`` becomes the config actually read (SHIP's ImageNet recipe for ImageNet)."""
     from dassl.config import get_cfg_default
 
     cfg = get_cfg_default()
-    extend_cfg(cfg)
-    for path in (args.dataset_config_file, args.config_file):
-        if path:
-            cfg.merge_from_file(path)
+    extend_cfg(cfg, args.trainer)
+    if args.dataset_config_file:
+        cfg.merge_from_file(args.dataset_config_file)
+    if args.config_file:
+        args.config_file, note = config_for_dataset(args.config_file, cfg.DATASET.NAME)
+        if note:
+            print(note)
+        cfg.merge_from_file(args.config_file)
     for key, value in (("DATASET.ROOT", args.root), ("OUTPUT_DIR", args.output_dir), ("RESUME", args.resume),
                        ("SEED", args.seed), ("TRAINER.NAME", args.trainer), ("MODEL.BACKBONE.NAME", args.backbone)):
         if value not in ("", None, -1):
@@ -60,7 +66,9 @@ def main(args) -> int:
         return 2
     if cfg.SEED >= 0:
         set_random_seed(cfg.SEED)
-    setup_logger(cfg.OUTPUT_DIR)  # Dassl tees stdout into OUTPUT_DIR/log.txt
+    setup_logger(cfg.OUTPUT_DIR)  # Dassl tees stdout into OUTPUT_DIR/log.txt (log.txt-<time> when one exists)
+    print(run_header())
+    print(f"config file: {args.config_file or '(none)'}; dataset config file: {args.dataset_config_file or '(none)'}")
     print(f"** Config **\n{cfg}")
     def run() -> None:
         trainer = build_trainer(cfg)
@@ -81,7 +89,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=-1, help="only positive values set a fixed seed")
     p.add_argument("--config-file", default="", help="trainer config, e.g. configs/trainers/SHIP/vit_b16.yaml")
     p.add_argument("--dataset-config-file", default="", help="dataset config, e.g. configs/datasets/caltech101.yaml")
-    p.add_argument("--trainer", default="", help="name of trainer (SHIP_CoOp or SHIP_TipAdapter)")
+    p.add_argument("--trainer", default="", help=f"name of trainer: {', '.join(ship_trainer_names())}")
     p.add_argument("--backbone", default="", help="CLIP backbone name")
     p.add_argument("--eval-only", action="store_true", help="evaluation only")
     p.add_argument("--model-dir", default="", help="load the model from this directory for --eval-only")

@@ -3,11 +3,13 @@
 Each wraps :func:`datasets.catalog.load_dataset` and CoCoOp's ``SUBSAMPLE_CLASSES``, and exposes the dataset's
 zero-shot ``templates`` and its own number of base classes (``num_base``: CUB's 150 seen classes). A name that
 is registered already (CoOp's own readers, imported first by CoOp's ``train.py``) is left to that reader, with
-one line saying so; so this module imports safely beside CoOp's ``datasets/``.
+one line saying so when a SHIP trainer runs; so this module imports safely beside CoOp's ``datasets/``.
 """
 from __future__ import annotations
 
 from dassl.data.datasets import DATASET_REGISTRY, DatasetBase, Datum
+
+from trainers.ship.dassl_config import DASSL_NOTES
 
 from .catalog import SPECS, load_dataset
 from .splits import Item, subsample_classes
@@ -42,9 +44,9 @@ def register_missing() -> list[str]:
         if name not in taken:
             DATASET_REGISTRY.register(type(name, (CoOpDataset,), {"spec_name": name, "__doc__": f"{name} ({CoOpDataset.__doc__})"}))
     kept = sorted(taken & set(SPECS))
-    if kept:
-        print(f"SHIP datasets: {', '.join(kept)} keep the reader registered already; SHIP registers "
-              f"{', '.join(n for n in SPECS if n not in taken) or 'nothing'}")
+    if kept:  # printed by the SHIP trainers when they run, never by CoOp's own
+        DASSL_NOTES.append(f"SHIP datasets: {', '.join(kept)} keep the reader registered already; SHIP registers "
+                           f"{', '.join(n for n in SPECS if n not in taken) or 'nothing'}")
     return kept
 
 

@@ -1,6 +1,9 @@
 """SHIP inside a CoOp checkout, without Dassl: the installer on a fake checkout, the label-only classes of any
 Dassl-shaped dataset, the registry guard, and the text encoder under CoOp's ``clip`` (a fixed 77-token mask)."""
 import ast
+import json
+import os
+import re
 import subprocess
 import sys
 import types
@@ -102,11 +105,12 @@ def test_installer_adds_its_files_and_two_marked_edits(checkout, capsys):
     capsys.readouterr()
     assert install(checkout) == [] and "nothing to change" in capsys.readouterr().out  # idempotent
 
-    # an install by an older version: another marked line and a file it no longer ships; an update replaces both
+    # an install by an older version (a list of paths): another marked line and a file it no longer ships; an
+    # update replaces both
     (checkout / "train.py").write_text(text.replace("import ship_datasets.dassl_datasets  # SHIP plug-in",
                                                     "import trainers.ship_old  # SHIP plug-in"))
     (checkout / "trainers" / "ship_old.py").write_text("# shipped by an older version\n")
-    (checkout / MANIFEST).write_text((checkout / MANIFEST).read_text().replace("[", '["trainers/ship_old.py",', 1))
+    (checkout / MANIFEST).write_text(json.dumps(["trainers/ship_old.py", "trainers/ship", "ship_datasets"]))
     changes = install(checkout)
     assert "remove trainers/ship_old.py (no longer part of SHIP)" in changes and (checkout / "train.py").read_text() == text
     assert not (checkout / "trainers" / "ship_old.py").exists()
@@ -120,7 +124,8 @@ def test_installer_dry_run_link_and_refusals(checkout, tmp_path):
     assert install(checkout, dry_run=True) and not (checkout / "trainers" / "ship").exists()
     assert "SHIP plug-in" not in (checkout / "train.py").read_text()
     install(checkout, link=True)
-    assert (checkout / "trainers" / "ship").is_symlink() and (checkout / "trainers" / "ship").resolve() == ROOT / "trainers" / "ship"
+    linked = checkout / "trainers" / "ship" / "stages.py"
+    assert linked.is_symlink() and linked.resolve() == ROOT / "trainers" / "ship" / "stages.py"
     uninstall(checkout)
     (checkout / "trainers" / "ship_coop.py").write_text("# someone else's file\n")
     with pytest.raises(ShipError, match="ship_coop.py exists and was not installed by SHIP"):
@@ -217,7 +222,11 @@ def test_dataset_wrappers_register_only_free_names(monkeypatch, capsys):
 
     assert registry.names["Caltech101"] == "CoOp's reader" and registry.names["EuroSAT"] == "CoOp's reader"
     assert "CUB" in registry.names and "DescribableTextures" in registry.names
-    assert "Caltech101, EuroSAT keep the reader registered already" in capsys.readouterr().out
+    assert capsys.readouterr().out == ""  # CoOp's own runs import it too: their log stays CoOp's
+    from trainers.ship.dassl_config import DASSL_NOTES
+
+    assert any("Caltech101, EuroSAT keep the reader registered already" in line for line in DASSL_NOTES)  # SHIP runs print it
+    DASSL_NOTES.clear()
     monkeypatch.delitem(sys.modules, "datasets.dassl_datasets")
 
 
@@ -239,3 +248,134 @@ def test_text_encoder_under_a_clip_whose_blocks_hold_a_fixed_77_token_mask(text_
         assert torch.allclose(text_encoder(text_encoder.embed_tokens(ids), ids.argmax(-1)), expected, atol=1e-5)
         prompts = ClassPrompts(text_encoder, ["dog"], 4)
         assert prompts.suffix.shape[1] < 77 and text_encoder(*prompts.assemble(torch.zeros(4, text_encoder.width))).isfinite().all()
+
+
+# ----------------------------------------------------------------------------- issue 17: inside a real checkout
+def test_installer_never_overwrites_or_deletes_a_file_it_did_not_write(checkout, capsys):
+    install(checkout)
+    manifest = json.loads((checkout / MANIFEST).read_text())["files"]
+    assert len(manifest["trainers/ship/stages.py"]) == 64  # a SHA-256 per file written
+    mine = checkout / "configs" / "trainers" / "SHIP" / "my_cfg.yaml"  # a user's own config beside SHIP's
+    mine.write_text("TRAINER:\n  COOP:\n    EPOCHS: 3\n")
+    assert install(checkout) == [] and mine.is_file()  # a rerun leaves it alone
+    edited = checkout / "trainers" / "ship" / "stages.py"
+    edited.write_text(edited.read_text() + "# my local edit\n")
+    with pytest.raises(ShipError, match="trainers/ship/stages.py was changed since SHIP installed it"):
+        install(checkout)
+    with pytest.raises(ShipError, match="trainers/ship/stages.py was changed since SHIP installed it"):
+        uninstall(checkout)
+    assert edited.read_text().endswith("# my local edit\n") and mine.is_file()  # nothing changed by either refusal
+    edited.write_text((ROOT / "trainers" / "ship" / "stages.py").read_text())  # restored: both go through
+    uninstall(checkout)
+    assert mine.read_text() == "TRAINER:\n  COOP:\n    EPOCHS: 3\n" and not (checkout / "trainers" / "ship").exists()
+
+
+def test_configs_reachable_under_every_ship_trainer_name(checkout):
+    """CoOp's scripts read configs/trainers/${TRAINER}/${CFG}.yaml."""
+    from trainers.ship.dassl_config import ship_trainer_names
+
+    install(checkout)
+    names = ship_trainer_names()
+    assert {"SHIP_CoOp", "SHIP_CoCoOp", "SHIP_TipAdapter", "SHIP_KgCoOp", "SHIP_ProGrad", "SHIP_CLIPAdapter"} <= set(names)
+    for name in names:
+        assert (checkout / "configs" / "trainers" / name / "vit_b16.yaml").read_text() == \
+            (ROOT / "configs" / "trainers" / "SHIP" / "vit_b16.yaml").read_text()
+
+
+def test_installer_reports_a_torch_that_breaks_coops_own_trainers(checkout, monkeypatch, capsys):
+    from trainers.ship import install_into
+
+    class Scheduler:  # a torch whose LR schedulers no longer take `verbose`
+        def __init__(self, optimizer, last_epoch=-1):
+            pass
+
+    monkeypatch.setattr(torch.optim.lr_scheduler, "LRScheduler", Scheduler)
+    install_into.install(checkout, dry_run=True)
+    assert f"for those use {install_into.TORCH_PIN}" in capsys.readouterr().out
+
+
+def test_core_cli_inside_a_checkout_whose_datasets_package_is_coops(checkout):
+    """``python -m trainers.ship`` in a checkout imports the installer's ship_datasets, never CoOp's datasets."""
+    install(checkout)
+    env = {"PATH": os.environ["PATH"], "HOME": str(checkout)}
+    proc = subprocess.run([sys.executable, "-m", "trainers.ship", "--help"], cwd=checkout, capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert proc.returncode == 0 and "--data-dir" in proc.stdout, proc.stderr[-2000:]
+    code = "import trainers.ship.data as d; print(d.PACKAGE)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=checkout, capture_output=True, text=True,
+                          env=env, timeout=120).stdout.strip() == "ship_datasets"
+
+
+def test_plain_coop_run_gets_no_ship_keys_and_one_line(capsys):
+    from trainers.ship.dassl_config import trainer_from_argv
+
+    cfg = CN()
+    cfg.TRAINER, cfg.DATASET, cfg.MODEL = CN(), CN(), CN()
+    cfg.TRAINER.COOP = CN()
+    cfg.TRAINER.COOP.N_CTX = 16
+    before = cfg.dump()
+    add_ship_cfg(cfg, trainer_from_argv(["--root", "x", "--trainer", "CoOp", "--seed", "1"]))
+    assert cfg.dump() == before  # CoOp's printed config is CoOp's
+    assert capsys.readouterr().out.count("\n") == 1
+    add_ship_cfg(cfg, trainer_from_argv(["--trainer=SHIP_CoOp"]))
+    assert "SHIP" in cfg.TRAINER and cfg.TRAINER.COOP.EPOCHS == 200
+
+
+@pytest.mark.parametrize("key, value, named", [
+    ("TRAINER.COOP.CSC", True, "TRAINER.COOP.CSC True"),
+    ("TRAINER.COOP.CLASS_TOKEN_POSITION", "middle", "TRAINER.COOP.CLASS_TOKEN_POSITION 'middle'"),
+    ("OPTIM.MAX_EPOCH", 50, "OPTIM.MAX_EPOCH 50 is not read by SHIP_CoOp: it trains for TRAINER.COOP.EPOCHS (200)"),
+])
+def test_coops_keys_that_ship_coop_would_ignore_are_one_error(key, value, named):
+    from trainers.ship.dassl_config import check_coop_keys
+
+    cfg = CN()
+    cfg.TRAINER, cfg.DATASET, cfg.MODEL, cfg.OPTIM = CN(), CN(), CN(), CN()
+    cfg.TRAINER.COOP = CN()
+    cfg.TRAINER.COOP.CSC, cfg.TRAINER.COOP.CLASS_TOKEN_POSITION = False, "end"  # CoOp's extend_cfg
+    cfg.OPTIM.MAX_EPOCH, cfg.TRAINER.NAME = 10, "SHIP_CoOp"
+    add_ship_cfg(cfg, "SHIP_CoOp")
+    check_coop_keys(cfg, 10)  # CoOp's defaults: what SHIP_CoOp does anyway
+    cfg.merge_from_list([key, value])
+    with pytest.raises(ShipError, match=re.escape(named)):
+        check_coop_keys(cfg, 10)
+    cfg.TRAINER.NAME = "SHIP_TipAdapter"
+    if key == "OPTIM.MAX_EPOCH":  # Tip-Adapter's epochs are its own key
+        with pytest.raises(ShipError, match="TRAINER.TIPADAPTER.EPOCHS"):
+            check_coop_keys(cfg, 10)
+
+
+def test_errors_under_dassl_name_config_keys_and_download_root_expands_tilde(tmp_path, monkeypatch, tiny_clip_path):
+    from trainers.ship import clip_loader, options
+
+    monkeypatch.setattr(options, "_current", dict(options.FLAGS))
+    with pytest.raises(ShipError, match="or --weights PATH"):
+        clip_loader.load_clip("ViT-X/99")
+    options.use_config_keys()
+    with pytest.raises(ShipError, match="or MODEL.BACKBONE.WEIGHTS PATH"):
+        clip_loader.load_clip("ViT-X/99")
+    monkeypatch.setenv("HOME", str(tmp_path))  # "~/.cache/clip/ViT-B-16.pt" holds a CLIP: it is found, not downloaded
+    (tmp_path / ".cache" / "clip").mkdir(parents=True)
+    (tmp_path / ".cache" / "clip" / "ViT-B-16.pt").write_bytes(Path(tiny_clip_path).read_bytes())
+    monkeypatch.chdir(tmp_path)
+    assert clip_loader.load_clip("ViT-B/16", download_root="~/.cache/clip").name == "ViT-B/16"
+    assert not (tmp_path / "~").exists()
+
+
+def test_checkpoint_of_a_missing_epoch_names_loadep(tmp_path):
+    from trainers.ship.dassl_config import checkpoint_file
+
+    (tmp_path / "model.pth.tar-200").write_bytes(b"x")
+    with pytest.raises(ShipError, match=r"--load-epoch 10, LOADEP in CoOp's scripts; this run saved epoch 200"):
+        checkpoint_file(tmp_path, 10)
+    assert checkpoint_file(tmp_path, 200).name == "model.pth.tar-200"
+
+
+def test_imagenet_runs_read_ships_imagenet_recipe():
+    from trainers.ship.dassl_config import config_for_dataset
+
+    ship = str(ROOT / "configs" / "trainers" / "SHIP" / "vit_b16.yaml")
+    path, note = config_for_dataset(ship, "ImageNet")
+    assert path.endswith("SHIP/vit_b16_imagenet.yaml") and "config: " in note and "ImageNet recipe" in note
+    assert config_for_dataset(ship, "Caltech101") == (ship, "")
+    assert config_for_dataset("my/vit_b16.yaml", "ImageNet") == ("my/vit_b16.yaml", "")  # a user's config is theirs

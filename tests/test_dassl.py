@@ -18,7 +18,7 @@ def test_train_py_without_dassl_says_how_to_install():
     proc = subprocess.run([sys.executable, "train.py", "--trainer", "SHIP_CoOp"], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 2
-    assert "pip install git+https://github.com/KaiyangZhou/Dassl.pytorch" in proc.stderr
+    assert "pip install --no-build-isolation -e ." in proc.stderr  # the command that builds Dassl under numpy 2
     assert "python -m trainers.ship" in proc.stderr and proc.stderr.count("\n") == 1
 
 
@@ -59,6 +59,7 @@ def test_dassl_base_to_new_train_eval_and_resume(tmp_path, eurosat_root, tiny_cl
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     log = (train_dir / "log.txt").read_text()
     assert "generator epoch [2/2]" in log and "epoch [3/3]" in log
+    assert "config file: configs/trainers/SHIP/vit_b16.yaml; dataset config file: configs/datasets/eurosat.yaml" in log
     assert (train_dir / "prompt_learner" / "model.pth.tar-3").is_file() and (train_dir / "generator").is_dir()
     assert len(accuracies(train_dir / "log.txt")) == 1 and "* total: 4" in log  # 2 base classes x 2 test images
 
@@ -76,6 +77,11 @@ def test_dassl_base_to_new_train_eval_and_resume(tmp_path, eurosat_root, tiny_cl
 
     bad = train_py(common + ["--output-dir", tmp_path / "x"] + fast + ["TRAINER.SHIP.GEN_EPOCS", 1])
     assert bad.returncode == 2 and "GEN_EPOCS" in bad.stderr
+
+    # training on the new classes (no --eval-only) would train images of one class under another's name: refused
+    bad = train_py(common + ["--output-dir", tmp_path / "new"] + fast + ["DATASET.SUBSAMPLE_CLASSES", "new"])
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: DATASET.SUBSAMPLE_CLASSES new is for evaluation")
+    assert bad.stderr.count("\n") == 1 and not (tmp_path / "new" / "setup.json").exists()
 
 
 def test_scripts_with_the_dassl_backend(tmp_path, eurosat_root, tiny_clip_path):
@@ -184,3 +190,34 @@ def test_dassl_registers_ship_for_every_registered_method(tmp_path, eurosat_root
                     + fast + ["DATASET.SUBSAMPLE_CLASSES", "new"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(accuracies(test_dir / "log.txt")) == 1
+
+
+def test_a_failed_run_under_coops_train_py_does_not_look_finished(tmp_path, capsys):
+    """CoOp's scripts skip any existing output folder: the excepthook (CoOp's train.py has no handler) moves the
+    folder of a run that failed to <folder>.unfinished, in one line, and the same command takes its files back."""
+    pytest.importorskip("dassl")
+    from trainers import dassl_feature_trainer as dft
+    from trainers.ship.errors import ShipError
+
+    out = tmp_path / "seed1"
+    out.mkdir()
+    (out / "log.txt").write_text("Dassl's log\n")
+    assert dft.take_back_unfinished(out)  # a fresh folder: a failure may move it
+    (out / "generator").mkdir()  # the run got as far as its generator stage
+    dft._run.update(dir=out, movable=True)
+    with pytest.raises(SystemExit) as exit_:
+        dft._report_ship_errors(ShipError, ShipError("bad value"), None)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and err.startswith("error: bad value (the unfinished run was moved to")
+    assert not out.exists() and (tmp_path / "seed1.unfinished" / "generator").is_dir()
+    with pytest.raises(SystemExit) as exit_:  # Ctrl-C: one line, 130
+        dft._run.update(dir=tmp_path / "gone", movable=True)
+        dft._report_ship_errors(KeyboardInterrupt, KeyboardInterrupt(), None)
+    assert exit_.value.code == 130 and capsys.readouterr().err.startswith("interrupted")
+
+    out.mkdir()  # the rerun: Dassl's logger opened a new log.txt
+    (out / "log.txt").write_text("the rerun's log\n")
+    assert dft.take_back_unfinished(out) and (out / "generator").is_dir() and not (tmp_path / "seed1.unfinished").exists()
+    assert (out / "log.txt-unfinished").read_text() == "Dassl's log\n"
+    assert not dft.take_back_unfinished(out)  # it holds work now: a later failure leaves it in place
+    dft._run.update(dir=None, movable=False)

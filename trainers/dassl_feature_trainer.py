@@ -14,20 +14,23 @@ from pathlib import Path
 import torch
 import yaml
 from dassl.data.datasets import DATASET_REGISTRY
+from dassl.config import get_cfg_default
 from dassl.engine import TrainerX
 
-from trainers.ship.classes import Classes, log_duplicate_names
+from trainers.ship.classes import Classes, log_duplicate_names, read_source_dataset
 from trainers.ship.clip_loader import load_clip
 from trainers.ship.dassl_classes import dassl_class_split
-from trainers.ship.dassl_config import checkpoint_file
-from trainers.ship.errors import ShipError
+from trainers.ship.dassl_config import DASSL_NOTES, check_coop_keys, checkpoint_file
+from trainers.ship.errors import ShipError, one_line
 from trainers.ship.features import FeatureCache, FeatureSet
 from trainers.ship.metrics import gzsl_report
 from trainers.ship.quality import write_synthesis_report
 from trainers.ship.run_setup import check_setup, training_setup, write_setup
 from trainers.ship.runtime import RunLock
+from trainers.ship.settings_check import check_settings
 from trainers.ship.stages import synthetic_stream
 from trainers.ship.known_datasets import ALIASES, templates_for
+from trainers.ship.options import use_config_keys
 from trainers.ship.text_encoder import TextEncoder
 
 
@@ -41,17 +44,70 @@ def _with(cfg, **keys):
     return cfg
 
 
+UNFINISHED = ".unfinished"
+_run = {"dir": None, "movable": False}  # this process's output folder, and whether a failure moves it aside
+
+
+def _set_aside(out: Path) -> Path:
+    """Move an unfinished run's folder to ``<folder>.unfinished`` (CoOp's scripts skip any existing folder)."""
+    target = out.with_name(out.name + UNFINISHED)
+    n = 2
+    while target.exists():
+        target, n = out.with_name(f"{out.name}{UNFINISHED}-{n}"), n + 1
+    out.rename(target)
+    return target
+
+
+def _only_logs(out: Path) -> bool:
+    """True when ``out`` holds nothing but Dassl's log files and the run lock: no finished or resumable work."""
+    return all(p.name.startswith("log.txt") or p.name == ".lock" for p in out.iterdir()) if out.is_dir() else True
+
+
+def take_back_unfinished(out: Path) -> bool:
+    """Put the files of this folder's unfinished run (moved to ``<folder>.unfinished`` by a failure) back, so this
+    run resumes from its last finished stage; its log is kept as ``log.txt-unfinished``. True when ``out`` may be
+    moved aside again on failure (it held no finished work of another run)."""
+    aside = out.with_name(out.name + UNFINISHED)
+    if not _only_logs(out):
+        return False
+    if aside.is_dir():
+        for entry in aside.iterdir():
+            target = out / entry.name
+            if target.exists():
+                target = out / f"{entry.name}-unfinished"
+            entry.rename(target)
+        aside.rmdir()
+        print(f"Resuming the unfinished run moved to {aside} (its files are back in {out})")
+    return True
+
+
 def _report_ship_errors(kind, error, trace) -> None:
-    """Under any ``train.py`` (CoOp's has no handler): a ShipError is one ``error:`` line and exit status 2."""
-    if issubclass(kind, ShipError):
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    sys.__excepthook__(kind, error, trace)
+    """Under any ``train.py`` (CoOp's has no handler): a ShipError, Ctrl-C or a failed read/write is one line
+    (exit status 2, or 130 for Ctrl-C), a bug its traceback; and the folder of a run that did not finish is moved
+    to ``<folder>.unfinished``, so that CoOp's scripts, which skip an existing folder, run it again."""
+    out = _run["dir"]
+    moved = ""
+    if _run["movable"] and out is not None and out.is_dir():
+        try:
+            moved = f" (the unfinished run was moved to {_set_aside(out)}; the same command resumes it)"
+        except OSError:
+            pass
+    reported = one_line(error) if isinstance(error, BaseException) else None
+    if reported is None:
+        sys.__excepthook__(kind, error, trace)
+        if moved:
+            print(moved.strip(" ()"), file=sys.stderr)
+        return
+    line, status = reported
+    print(line.replace("\n", " ") + moved, file=sys.stderr)
+    sys.exit(status)
 
 
 def route_ship_log() -> None:
     """The core's progress lines (generator epochs, label-only classes, caches) to stdout, which Dassl's
-    ``setup_logger`` tees into ``log.txt``; and bad input as one ``error:`` line."""
+    ``setup_logger`` tees into ``log.txt``; bad input as one ``error:`` line; error messages that name config
+    keys (``MODEL.BACKBONE.WEIGHTS``), not the core's flags."""
+    use_config_keys()
     ship_log = logging.getLogger("ship")
     ship_log.setLevel(logging.INFO)
     ship_log.propagate = False
@@ -68,6 +124,12 @@ class FeatureTrainerX(TrainerX):
 
     def __init__(self, cfg):
         route_ship_log()
+        out = Path(cfg.OUTPUT_DIR)
+        _run.update(dir=out, movable=take_back_unfinished(out))
+        for line in DASSL_NOTES:  # e.g. which dataset readers SHIP registered beside the checkout's
+            print(line)
+        check_coop_keys(cfg, get_cfg_default().OPTIM.MAX_EPOCH)
+        check_settings(cfg, dassl=True)  # every SHIP and method setting against its declared range
         self.run_lock = RunLock(cfg.OUTPUT_DIR)  # a second run into this folder stops here, with one line
         super().__init__(cfg)
 
@@ -119,11 +181,22 @@ class FeatureTrainerX(TrainerX):
                                 f"({', '.join(sorted(registered))}), a name with configs/datasets/<name>.yaml, or a .txt file")
             name = resolved
         shots = self.cfg.DATASET.NUM_SHOTS if name == self.cfg.DATASET.NAME else 0  # no few-shot files for a target
-        return name, list(DATASET_REGISTRY.get(name)(_with(self.cfg, NAME=name, SUBSAMPLE_CLASSES="all",
-                                                           NUM_SHOTS=shots)).classnames)
+        reader = DATASET_REGISTRY.get(name)
+
+        def read():
+            return reader(_with(self.cfg, NAME=name, SUBSAMPLE_CLASSES="all", NUM_SHOTS=shots))
+
+        if name != self.cfg.DATASET.NAME:  # a label-only source: Dassl's reader writes split_fewshot/ before it reads
+            folder = getattr(reader, "dataset_dir", None)
+            return name, list(read_source_dataset(name, self.cfg.DATASET.ROOT, folder if isinstance(folder, str) else None,
+                                                  read).classnames)
+        return name, list(read().classnames)
 
     def before_train(self):
         super().before_train()
+        if self.cfg.DATASET.SUBSAMPLE_CLASSES == "new":
+            raise ShipError("DATASET.SUBSAMPLE_CLASSES new is for evaluation (--eval-only --model-dir RUN): training "
+                            "in base-to-new uses base; to train on every class, use all")
         if self.cfg.TRAINER.SHIP.SYNTHESIZE and not self.split.label_only:
             raise ShipError(f"{self.cfg.DATASET.NAME} with SUBSAMPLE_CLASSES {self.cfg.DATASET.SUBSAMPLE_CLASSES} leaves "
                             f"no label-only classes to synthesise; train on base (base-to-new), gzsl, or set "

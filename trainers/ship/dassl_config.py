@@ -6,21 +6,42 @@ keys CoOp defines already (``DATASET.SUBSAMPLE_CLASSES``) keep CoOp's definition
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 from yacs.config import CfgNode
 
 from .config import MOVED, ship_trainer_defaults
 from .errors import ShipError
-from .methods import method_nodes
+from .settings_check import accept_ints_for_floats
+from .methods import METHODS, method_nodes
 
 BEST = "model-best.pth.tar"
+DASSL_NOTES: list[str] = []  # lines a SHIP trainer prints when it starts (not at import: CoOp's own runs stay quiet)
 
 
-def add_ship_cfg(cfg: CfgNode) -> None:
+def trainer_from_argv(argv: list[str] | None = None) -> str | None:
+    """The ``--trainer`` of a ``train.py`` command line (CoOp's extend_cfg runs before its arguments are applied)."""
+    argv = sys.argv[1:] if argv is None else argv
+    for i, arg in enumerate(argv):
+        if arg == "--trainer" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--trainer="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def add_ship_cfg(cfg: CfgNode, trainer: str | None = None) -> None:
     """Add ``TRAINER.SHIP``, every registered method's node and the few dataset, model and run keys the SHIP
     trainers read, where absent. A method node CoOp defines already (``TRAINER.COOP``, ``TRAINER.COCOOP``) keeps
-    CoOp's keys and defaults and gains the missing ones, so the SHIP configs set N_CTX and CTX_INIT explicitly."""
+    CoOp's keys and defaults and gains the missing ones, so the SHIP configs set N_CTX and CTX_INIT explicitly.
+
+    ``trainer`` (default: the command line's ``--trainer``) that is not a ``SHIP_`` trainer (CoOp's own run in a
+    checkout) gets nothing added: its config and log stay CoOp's, but for one line."""
+    trainer = trainer if trainer is not None else trainer_from_argv()
+    if trainer and not trainer.startswith("SHIP_"):
+        print(f"SHIP plug-in: installed; trainer {trainer} runs without it (SHIP's config keys are added for SHIP_ trainers)")
+        return
     added = {
         "TRAINER.SHIP": ship_trainer_defaults(),
         **{f"TRAINER.{node}.{key}": value for node, defaults in method_nodes().items() for key, value in defaults.items()},
@@ -50,6 +71,7 @@ def add_ship_cfg(cfg: CfgNode) -> None:
     for old, new in MOVED.items():  # a config written before the method nodes: yacs names the new key
         if not cfg.key_is_renamed(old):
             cfg.register_renamed_key(old, new, message="each fine-tuner's settings moved to its own node")
+    accept_ints_for_floats(cfg)  # train.py's later merges: TRAINER.SHIP.KL_WEIGHT 10 is 10.0, not a Type mismatch
 
 
 def checkpoint_file(folder: str | Path, epoch: int | None, prefer_best: bool = True) -> Path:
@@ -67,5 +89,48 @@ def checkpoint_file(folder: str | Path, epoch: int | None, prefer_best: bool = T
             raise ShipError(f"no checkpoint in {folder} (expected model.pth.tar-<epoch> or {BEST})")
         path = found[-1]
     if not path.is_file():
-        raise ShipError(f"checkpoint not found: {path}")
+        saved = sorted(int(p.name.rsplit("-", 1)[-1]) for p in folder.glob("model.pth.tar-*") if p.name.rsplit("-", 1)[-1].isdigit())
+        hint = (f" (--load-epoch {epoch}, LOADEP in CoOp's scripts; this run saved epoch "
+                f"{', '.join(map(str, saved)) or 'none'}: set LOADEP to it)") if epoch is not None else ""
+        raise ShipError(f"checkpoint not found: {path}{hint}")
     return path
+
+
+def ship_trainer_names() -> list[str]:
+    """The Dassl trainers SHIP registers: ``SHIP_<method>`` for every registered method that trains."""
+    return [f"SHIP_{name}" for name, method in METHODS.items() if method.checkpoint]
+
+
+IMAGENET_RECIPE = {"vit_b16.yaml": "vit_b16_imagenet.yaml"}  # SHIP's 10-dataset recipe -> its ImageNet recipe
+
+
+def config_for_dataset(config_file: str, dataset: str) -> tuple[str, str]:
+    """The config a SHIP run of ``dataset`` reads, and a line saying so when it is not ``config_file``: for ImageNet,
+    SHIP's ImageNet recipe in place of its 10-dataset recipe (``configs/trainers/SHIP*/vit_b16.yaml``)."""
+    path = Path(config_file)
+    swap = IMAGENET_RECIPE.get(path.name)
+    if dataset != "ImageNet" or not swap or not path.parent.name.startswith("SHIP") or not (path.parent / swap).is_file():
+        return config_file, ""
+    chosen = str(path.parent / swap)
+    return chosen, f"config: {chosen} (SHIP's ImageNet recipe, in place of {config_file}, the recipe of the other datasets)"
+
+
+def check_coop_keys(cfg: CfgNode, dassl_max_epoch: int) -> None:
+    """One error line for a CoOp key a SHIP trainer would otherwise ignore: ``TRAINER.COOP.CSC True`` (class-specific
+    contexts) and ``TRAINER.COOP.CLASS_TOKEN_POSITION`` middle/front (CoOp's ``scripts/coop/main.sh`` passes them;
+    SHIP trains one unified context before the class name, as the SHIP code does), and ``OPTIM.MAX_EPOCH`` set to
+    anything but Dassl's default ``dassl_max_epoch`` (SHIP's methods read their own ``TRAINER.<METHOD>.EPOCHS``)."""
+    coop = cfg.TRAINER.get("COOP", CfgNode())
+    trainer = cfg.TRAINER.NAME
+    if coop.get("CSC", False):
+        raise ShipError(f"TRAINER.COOP.CSC True (class-specific contexts) is not supported by {trainer}: it trains one "
+                        f"context shared by all classes (CSC False), as the SHIP code does; drop the key or set it False")
+    if coop.get("CLASS_TOKEN_POSITION", "end") != "end":
+        raise ShipError(f"TRAINER.COOP.CLASS_TOKEN_POSITION {coop.CLASS_TOKEN_POSITION!r} is not supported by {trainer}: "
+                        f"the class name follows the context (end), as the SHIP code does; set it to end")
+    method = METHODS.get(trainer.removeprefix("SHIP_")) if trainer.startswith("SHIP_") else None
+    node = method.config if method else ""
+    epochs = cfg.TRAINER[node].get("EPOCHS") if node and node in cfg.TRAINER else None
+    if epochs is not None and cfg.OPTIM.MAX_EPOCH not in (dassl_max_epoch, epochs):
+        raise ShipError(f"OPTIM.MAX_EPOCH {cfg.OPTIM.MAX_EPOCH} is not read by {trainer}: it trains for "
+                        f"TRAINER.{node}.EPOCHS ({epochs}); set TRAINER.{node}.EPOCHS {cfg.OPTIM.MAX_EPOCH} instead")
