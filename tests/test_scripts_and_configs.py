@@ -2,6 +2,7 @@ import csv
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -193,7 +194,7 @@ def test_folder_script_runs_four_trainers_then_skips(tmp_path, tiny_clip_path):
     assert first.returncode == 0, first.stderr
     runs = sorted((tmp_path / "out").rglob("results.json"))
     assert [p.relative_to(tmp_path / "out").parts[3] for p in runs] == ["CoCoOp", "CoOp", "SHIP_CoOp", "ZeroshotCLIP"]
-    assert str(runs[1].parent).endswith("base2new/toy/shots_2/CoOp/vit_b16/seed1")
+    assert str(runs[1].parent).endswith("base2new/toy/shots_2/CoOp/vit_b16_ctxv1/seed1")  # the CoCoOp paper's CoOp
     assert "| base2new | toy | SHIP_CoOp | vit_b16 | 2 | 1 |" in first.stdout
     assert_png(tmp_path / "out/base2new/toy/summary/bars_base2new.png")
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -238,3 +239,64 @@ def test_shots_script_then_table_rows_per_shots_and_curves(tmp_path, tiny_clip_p
     table = (tmp_path / "out/shots/summary/table.md").read_text()
     assert "| base2new | EuroSAT | SHIP_CoOp | vit_b16 | 1 | 2 |" in table and "| base2new | EuroSAT | SHIP_CoOp | vit_b16 | 2 | 2 |" in table
     assert_png(tmp_path / "out/shots/summary/curves_base2new.png")
+
+
+# ----------------------------------------------------------------------------- issues 16 and 17: scripts
+ENTRY_SCRIPTS = ["base2new_folder", "base2new_test", "base2new_train", "gzsl", "run_all", "shots", "xd_test", "xd_train"]
+
+
+@pytest.mark.parametrize("script", ENTRY_SCRIPTS)
+def test_every_script_answers_help_without_running_anything(tmp_path, script):
+    env = {**os.environ, "OUTPUT": str(tmp_path / "out"), "DATA": str(tmp_path / "DATA")}
+    proc = subprocess.run(["bash", f"scripts/ship/{script}.sh", "--help"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert f"{script}.sh" in proc.stdout or script == "base2new_folder"  # the usage line
+    assert not (tmp_path / "out").exists() and not (tmp_path / "DATA").exists()  # no work started
+
+
+def test_train_py_help_lists_every_ship_trainer():
+    from trainers.ship.dassl_config import ship_trainer_names
+
+    proc = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    listed = " ".join(proc.stdout.split())
+    assert all(name in listed for name in ship_trainer_names()) and len(ship_trainer_names()) >= 6
+
+
+@pytest.mark.parametrize("trainer, dataset, cfg, expected", [
+    ("SHIP_CoOp", "imagenet", "", "vit_b16_imagenet"), ("SHIP_CoOp", "caltech101", "", "vit_b16"),
+    ("CoOp", "caltech101", "", "vit_b16_ctxv1"), ("CoOp", "imagenet", "", "vit_b16_ep50_ctxv1"),
+    ("SHIP_CoOp", "imagenet", "mine", "mine"),
+])
+def test_scripts_pick_the_published_recipe_and_say_so(trainer, dataset, cfg, expected):
+    env = {k: v for k, v in os.environ.items() if k != "CFG"}
+    if cfg:
+        env["CFG"] = cfg
+    proc = subprocess.run(["bash", "-c", f'source scripts/ship/common.sh && pick_cfg {trainer} {dataset} && echo "=$CFG_USED"'],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == f"={expected}" and lines[0].startswith(f"config: configs/trainers/SHIP/{expected}.yaml")
+    assert cfg or (ROOT / "configs" / "trainers" / "SHIP" / f"{expected}.yaml").is_file()
+
+
+def test_scripts_count_a_run_finished_only_after_its_last_file(tmp_path):
+    """A core run writes results.json last (after setup.json, synthesis.json, the map); a Dassl run logs its accuracy
+    after its last file. A killed run is rerun, never skipped."""
+    def finished(folder):
+        return subprocess.run(["bash", "-c", f'source scripts/ship/common.sh && finished "{folder}"'], cwd=ROOT,
+                              timeout=60).returncode == 0
+
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    for name in ("setup.json", "synthesis.json", "log.txt"):
+        (killed / name).write_text("{}")
+    assert not finished(killed)
+    (killed / "results.json").write_text("{}")
+    assert finished(killed)
+    dassl = tmp_path / "dassl"
+    dassl.mkdir()
+    (dassl / "log.txt").write_text("epoch [3/3]\nCheckpoint saved to x\n")
+    assert not finished(dassl)
+    (dassl / "log.txt").write_text("Evaluate on the *test* set\n* accuracy: 50.0%\n")
+    assert finished(dassl)

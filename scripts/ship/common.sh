@@ -2,7 +2,8 @@
 DATA=${DATA:-data}               # the DATA root that holds CoOp's dataset folders (caltech-101/, eurosat/, ...)
 DOWNLOAD=${DOWNLOAD:-1}          # 1: fetch a missing dataset that torchvision hosts (datasets/download.py)
 TRAINER=${TRAINER:-SHIP_CoOp}    # SHIP_CoOp, SHIP_TipAdapter, or a baseline: CoOp, CoCoOp, ZeroshotCLIP, TipAdapter
-CFG=${CFG:-vit_b16}              # a config under configs/trainers/SHIP
+CFG_SETTING=${CFG:-}             # a config under configs/trainers/SHIP; unset: each run's published recipe (pick_cfg)
+CFG=${CFG:-vit_b16}
 SHOTS=${SHOTS:-16}
 OUTPUT=${OUTPUT:-output}
 BACKEND=${BACKEND:-auto}         # dassl (train.py), core (python -m trainers.ship), auto: dassl when importable
@@ -22,7 +23,26 @@ if [ "${BACKEND}" = auto ]; then
     if python3 -c "import dassl" 2>/dev/null; then BACKEND=dassl; else BACKEND=core; fi
 fi
 
-# finished DIR: true when DIR holds a test result (results.json of the core, or an accuracy line in Dassl's log)
+# pick_cfg TRAINER DATASET: CFG_USED, the config of a run: CFG when set, else the published recipe: CoOp as the
+# CoCoOp paper ran it (vit_b16_ctxv1; vit_b16_ep50_ctxv1 on ImageNet), SHIP's ImageNet recipe on ImageNet
+# (vit_b16_imagenet), SHIP's recipe elsewhere (vit_b16). One line names it.
+pick_cfg() {
+    local trainer=$1 dataset=$2 why="CFG"
+    if [ -n "${CFG_SETTING}" ]; then
+        CFG_USED=${CFG_SETTING}
+    elif [ "${trainer}" = CoOp ]; then
+        if [ "${dataset}" = imagenet ]; then CFG_USED=vit_b16_ep50_ctxv1; else CFG_USED=vit_b16_ctxv1; fi
+        why="CoOp's recipe in the CoCoOp paper"
+    elif [ "${dataset}" = imagenet ]; then
+        CFG_USED=vit_b16_imagenet why="the ImageNet recipe"
+    else
+        CFG_USED=vit_b16 why="the default recipe"
+    fi
+    echo "config: configs/trainers/SHIP/${CFG_USED}.yaml (${why}) for ${trainer} on ${dataset}"
+}
+
+# finished DIR: true when DIR holds a finished run: results.json, the last file a core run writes (after setup.json,
+# synthesis.json and the map), or the accuracy line Dassl's train.py logs after the run's last file
 finished() { [ -f "$1/results.json" ] || { [ -f "$1/log.txt" ] && grep -q '^\* accuracy' "$1/log.txt"; }; }
 
 # run DATASET SEED OUTDIR SUBSAMPLE [extra args...]: one train.py or trainers.ship call
@@ -32,11 +52,11 @@ run() {
     if [ "${BACKEND}" = dassl ]; then
         python3 "${REPO}/train.py" --root "${DATA}" --seed "${seed}" --trainer "${TRAINER}" \
             --dataset-config-file "${REPO}/configs/datasets/${dataset}.yaml" \
-            --config-file "${REPO}/configs/trainers/SHIP/${CFG}.yaml" --output-dir "${dir}" \
+            --config-file "${REPO}/configs/trainers/SHIP/${CFG_USED:-${CFG}}.yaml" --output-dir "${dir}" \
             "$@" DATASET.NUM_SHOTS "${SHOTS}" DATASET.SUBSAMPLE_CLASSES "${subsample}"
     else
         python3 -m trainers.ship --dataset "${dataset}" --root "${DATA}" --seed "${seed}" --trainer "${TRAINER}" \
-            --config-file "${REPO}/configs/trainers/SHIP/${CFG}.yaml" --output-dir "${dir}" --shots "${SHOTS}" \
+            --config-file "${REPO}/configs/trainers/SHIP/${CFG_USED:-${CFG}}.yaml" --output-dir "${dir}" --shots "${SHOTS}" \
             "$@" DATASET.SUBSAMPLE_CLASSES "${subsample}"
     fi
 }

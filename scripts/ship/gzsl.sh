@@ -6,12 +6,14 @@
 # (its base / new halves). Settings as in common.sh (SHIP trainers run through Dassl's train.py when it is installed).
 # Output: $OUTPUT/gzsl/DATASET/shots_$SHOTS/$TRAINER/$CFG/seedSEED (a finished run is skipped), then the table.
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,/^set /s/^# \{0,1\}//p' "$0"; exit 0 ;; esac  # the comment above
 DATASET=${1:?usage: gzsl.sh DATASET SEED [KEY VALUE ...]}
 SEED=${2:?usage: gzsl.sh DATASET SEED [KEY VALUE ...]}
 shift 2
 source "$(dirname "$0")/common.sh"
+pick_cfg "${TRAINER}" "${DATASET}"
 
-DIR=${OUTPUT}/gzsl/${DATASET}/shots_${SHOTS}/${TRAINER}/${CFG}/seed${SEED}
+DIR=${OUTPUT}/gzsl/${DATASET}/shots_${SHOTS}/${TRAINER}/${CFG_USED}/seed${SEED}
 if finished "${DIR}"; then
     echo "The results exist at ${DIR} (skip this job)"
 else

@@ -4,6 +4,7 @@
 # DATASETS and SEEDS (environment) choose the grid. With --slurm, nothing runs: an sbatch array
 # script (one task per dataset and seed) is written to $OUTPUT/slurm_base2new.sh and its path printed.
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,/^set /s/^# \{0,1\}//p' "$0"; exit 0 ;; esac  # the comment above
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "${HERE}/common.sh"
 DATASETS=${DATASETS:-"imagenet caltech101 oxford_pets stanford_cars oxford_flowers food101 fgvc_aircraft sun397 dtd eurosat ucf101"}
@@ -23,7 +24,7 @@ if [ "${1:-}" = --slurm ]; then
         echo "#SBATCH --output=${OUTPUT}/slurm-%A_%a.out"
         echo "DS=(${DS[*]}); SS=(${SS[*]})"
         echo 'D=${DS[$(( SLURM_ARRAY_TASK_ID / ${#SS[@]} ))]}; S=${SS[$(( SLURM_ARRAY_TASK_ID % ${#SS[@]} ))]}'
-        echo "export DATA='${DATA}' TRAINER='${TRAINER}' CFG='${CFG}' SHOTS='${SHOTS}' OUTPUT='${OUTPUT}' BACKEND='${BACKEND_SETTING}'"
+        echo "export DATA='${DATA}' TRAINER='${TRAINER}' CFG='${CFG_SETTING}' SHOTS='${SHOTS}' OUTPUT='${OUTPUT}' BACKEND='${BACKEND_SETTING}'"
         echo "bash '${HERE}/base2new_train.sh' \"\$D\" \"\$S\" $* && bash '${HERE}/base2new_test.sh' \"\$D\" \"\$S\" $*"
     } > "${JOB}"
     echo "${JOB}"

@@ -7,6 +7,7 @@
 # shots) and curves_base2new.png (accuracy against shots, ± std over seeds) in $OUTPUT/shots/summary.
 # Always the core (python -m trainers.ship).
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,/^set /s/^# \{0,1\}//p' "$0"; exit 0 ;; esac  # the comment above
 DATASET=${1:?usage: shots.sh DATASET [KEY VALUE ...]}
 shift
 source "$(dirname "$0")/common.sh"
@@ -21,7 +22,8 @@ fi
 for TRAINER in ${TRAINERS}; do
     for SHOTS in ${SHOTS_LIST}; do
         for SEED in ${SEEDS}; do
-            DIR=${OUTPUT}/shots/${DATASET}/shots_${SHOTS}/${TRAINER}/${CFG}/seed${SEED}
+            pick_cfg "${TRAINER}" "${DATASET}"
+            DIR=${OUTPUT}/shots/${DATASET}/shots_${SHOTS}/${TRAINER}/${CFG_USED}/seed${SEED}
             if finished "${DIR}"; then
                 echo "The results exist at ${DIR} (skip this job)"
             else

@@ -5,15 +5,16 @@
 # xd_test.sh evaluates the run. Their class names are the label-only classes of this run
 # (DATASET.LABEL_ONLY_FROM): SHIP synthesises features for them; the other trainers ignore them.
 # One run knows every target's names; for one run per target, give each its own TARGETS and OUTPUT (README).
-# SHIP trainers run through Dassl's train.py when it is installed (BACKEND). CFG defaults to vit_b16_imagenet.
+# SHIP trainers run through Dassl's train.py when it is installed (BACKEND). CFG defaults to the recipe for SOURCE (vit_b16_imagenet for ImageNet).
 # Output: $OUTPUT/xd/$SOURCE/$TRAINER/${CFG}_${SHOTS}shots/seedSEED (a finished run is skipped).
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,/^set /s/^# \{0,1\}//p' "$0"; exit 0 ;; esac  # the comment above
 SEED=${1:?usage: xd_train.sh SEED [KEY VALUE ...]}
 shift
-CFG=${CFG:-vit_b16_imagenet}
 source "$(dirname "$0")/common.sh"
+pick_cfg "${TRAINER}" "${SOURCE}"
 
-DIR=${OUTPUT}/xd/${SOURCE}/${TRAINER}/${CFG}_${SHOTS}shots/seed${SEED}
+DIR=${OUTPUT}/xd/${SOURCE}/${TRAINER}/${CFG_USED}_${SHOTS}shots/seed${SEED}
 if finished "${DIR}"; then
     echo "The results exist at ${DIR} (skip this job)"
     exit 0
