@@ -298,5 +298,6 @@ def test_scripts_count_a_run_finished_only_after_its_last_file(tmp_path):
     dassl.mkdir()
     (dassl / "log.txt").write_text("epoch [3/3]\nCheckpoint saved to x\n")
     assert not finished(dassl)
-    (dassl / "log.txt").write_text("Evaluate on the *test* set\n* accuracy: 50.0%\n")
+    (dassl / "log.txt-2026-12-02-01-30-00").write_text("Resumed from x\n* accuracy: 50.0%\n")  # a rerun's log
     assert finished(dassl)
+    assert not finished(tmp_path / "absent")

@@ -42,8 +42,9 @@ pick_cfg() {
 }
 
 # finished DIR: true when DIR holds a finished run: results.json, the last file a core run writes (after setup.json,
-# synthesis.json and the map), or the accuracy line Dassl's train.py logs after the run's last file
-finished() { [ -f "$1/results.json" ] || { [ -f "$1/log.txt" ] && grep -q '^\* accuracy' "$1/log.txt"; }; }
+# synthesis.json and the map), or the accuracy line Dassl's train.py logs after the run's last file, in log.txt or,
+# for a rerun, the log.txt-<time> Dassl opens beside it
+finished() { [ -f "$1/results.json" ] || grep -qs '^\* accuracy' "$1"/log.txt*; }
 
 # run DATASET SEED OUTDIR SUBSAMPLE [extra args...]: one train.py or trainers.ship call
 run() {
