@@ -7,6 +7,7 @@ the same on every machine.
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -70,6 +71,12 @@ def read_image_folder(root: str | Path, split_file: str | Path | None = None, na
     class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     if len(class_dirs) < 2:
         raise ShipError(f"{root} has {len(class_dirs)} class sub-folders; base-to-new needs at least 2")
+    for class_dir in class_dirs:
+        try:
+            class_dir.name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ShipError(f"class folder name {os.fsencode(class_dir.name)!r} in {root} is not valid UTF-8; rename "
+                            f"it (a class's folder name is its name in the text prompts)") from None
     rng = random.Random(0)
     train, val, test = [], [], []
     for label, class_dir in enumerate(class_dirs):

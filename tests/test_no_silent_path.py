@@ -5,13 +5,14 @@ import os
 
 import pytest
 import torch
+from torch.utils.data import DataLoader
 from yacs.config import CfgNode
 
 from trainers.ship.__main__ import main
 from trainers.ship.config import get_cfg_defaults
 from trainers.ship.dassl_config import checkpoint_file
 from trainers.ship.errors import ShipError
-from trainers.ship.features import FeatureCache, extract_features
+from trainers.ship.features import FeatureCache, ImageFiles, collate_images, extract_features, feature_transform
 from trainers.ship.runtime import OptimizerStep, RunLock, resolve_precision
 from trainers.ship.methods import trainer_names
 from trainers.ship.stages import STAGE_KEYS, fingerprint
@@ -112,15 +113,30 @@ def test_dassl_checkpoint_choice(tmp_path):
 
 
 # ---------------------------------------------------------------- 6. the feature cache key
-def test_zero_and_two_workers_give_identical_augmented_features(tiny_clip, folder):
+def test_every_image_gets_its_own_crop_whatever_the_workers_and_order(tiny_clip, folder):
+    """The guarantee: each image's augmented view depends on (seed, pass, image) alone. The transformed pixels
+    are compared exactly; the features only within a tolerance, since another batch layout may change float
+    results in the last bits, and a different crop of any image exceeds that tolerance by far."""
     paths = sorted(str(p) for p in folder.rglob("*.jpg"))[:10]
+    transform = feature_transform(tiny_clip, augment=True)
+    views = ImageFiles(paths, transform, seed=3, augmentation_pass=1, root=folder)
+    direct = torch.stack([views[i][0] for i in range(len(paths))])
+    loader = DataLoader(views, batch_size=3, num_workers=2, collate_fn=collate_images)
+    assert torch.equal(torch.cat([images for images, _ in loader]), direct)  # pixels: exactly, in workers too
+    backwards = ImageFiles(paths[::-1], transform, seed=3, augmentation_pass=1, root=folder)
+    assert torch.equal(torch.stack([backwards[i][0] for i in range(len(paths))]).flip(0), direct)
+
     labels = [0] * len(paths)
-    kwargs = dict(passes=2, augment=True, seed=3, batch_size=3)
-    serial = extract_features(tiny_clip, paths, labels, torch.device("cpu"), num_workers=0, **kwargs)
-    parallel = extract_features(tiny_clip, paths, labels, torch.device("cpu"), num_workers=2, **kwargs)
-    assert torch.equal(serial.features, parallel.features)
-    shuffled = extract_features(tiny_clip, paths[::-1], labels, torch.device("cpu"), num_workers=0, **kwargs)
-    assert torch.equal(shuffled.features.flip(1), serial.features)  # a crop belongs to its image, not its position
+    kwargs = dict(passes=2, augment=True, seed=3, root=folder)
+    serial = extract_features(tiny_clip, paths, labels, torch.device("cpu"), num_workers=0, batch_size=3, **kwargs)
+    parallel = extract_features(tiny_clip, paths, labels, torch.device("cpu"), num_workers=2, batch_size=4, **kwargs)
+    shuffled = extract_features(tiny_clip, paths[::-1], labels, torch.device("cpu"), num_workers=0, batch_size=10, **kwargs)
+    tolerance = 1e-5
+    assert (serial.features - parallel.features).abs().max() <= tolerance
+    assert (serial.features - shuffled.features.flip(1)).abs().max() <= tolerance  # a crop belongs to its image
+    other_crops = extract_features(tiny_clip, paths, labels, torch.device("cpu"), passes=2, augment=True, seed=4, root=folder)
+    per_image = (serial.features - other_crops.features).abs().amax(dim=-1)  # [pass, image]
+    assert per_image.min() > 100 * tolerance  # every other crop of every image is far outside the tolerance
 
 
 def test_precision_and_device_are_in_the_feature_key(tmp_path, tiny_clip, folder, monkeypatch):
@@ -209,7 +225,11 @@ def test_a_tip_adapter_setting_does_not_retrain_the_generator(tmp_path, folder, 
     common = ["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 2, "--trainer", "SHIP_TipAdapter",
               "--output-dir", tmp_path / "run", "--cache-dir", tmp_path / "cache", *FAST]
     assert run(common, capsys)[0] == 0
-    code, out, err = run(common + ["TRAINER.TIPADAPTER.SEARCH_SCALE", "(5.0, 2.0)", "TRAINER.COOP.LR", "0.5"], capsys)
+    changed = common + ["TRAINER.TIPADAPTER.SEARCH_SCALE", "(5.0, 2.0)", "TRAINER.COOP.LR", "0.5"]
+    one_error_line(*run(changed, capsys)[::2], "holds a finished run of another setup", "SEARCH_SCALE")  # kept
+    for name in ("results.json", "setup.json"):  # as a run killed after its stages, before it finished
+        (tmp_path / "run" / name).unlink()
+    code, out, err = run(changed, capsys)
     assert code == 0, err
     assert "generator epoch" not in out and f"Loaded finished stage from {tmp_path / 'run' / 'generator'}" in out
     assert "tip_adapter/model.pth.tar-0 was trained on other inputs or settings; retraining it" in out

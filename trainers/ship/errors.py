@@ -1,4 +1,5 @@
-"""The one exception type users see: a single line naming the bad value."""
+"""The one exception type users see: a single line naming the bad value; and what every entry point prints
+for it, for Ctrl-C and for a failed read or write."""
 from __future__ import annotations
 
 import sys
@@ -13,11 +14,30 @@ class ShipError(Exception):
     """
 
 
+INTERRUPTED = "interrupted; rerun the same command to resume from the last finished stage"
+
+
+def one_line(exc: BaseException) -> tuple[str, int] | None:
+    """The single line and exit status a user sees for ``exc``: a :class:`ShipError` (2), Ctrl-C (130), an
+    ``OSError`` such as a full disk or a folder without permission (2, naming the path). None for anything
+    else: a bug, whose traceback is the right report."""
+    if isinstance(exc, KeyboardInterrupt):
+        return INTERRUPTED, 130
+    if isinstance(exc, ShipError):
+        return f"error: {exc}", 2
+    if isinstance(exc, OSError):
+        paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return f"error: {reason}{': ' + paths if paths else ''}", 2
+    return None
+
+
 def report_errors(run: Callable[[], object]) -> int:
-    """Exit status of a command: 0, or 2 after printing a :class:`ShipError` as one ``error:`` line."""
+    """Exit status of a command: 0, or the status of :func:`one_line` after printing its line (no traceback)."""
     try:
         run()
-    except ShipError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (ShipError, KeyboardInterrupt, OSError) as exc:
+        line, status = one_line(exc)
+        print(line.replace("\n", " "), file=sys.stderr)
+        return status
     return 0

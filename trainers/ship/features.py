@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from .runtime import atomic_save, autocast
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 3: crops seeded by the path relative to the dataset root; stored digest
 
 logger = logging.getLogger("ship")
 
@@ -54,37 +55,66 @@ def test_transform(resolution: int) -> T.Compose:
     ])
 
 
-def augmentation_seed(seed: int, augmentation_pass: int, path: str) -> int:
-    """The seed of one image's random crop and flip in one pass: a function of (seed, pass, image) only."""
-    return int(hashlib.sha256(f"{seed}:{augmentation_pass}:{path}".encode()).hexdigest()[:15], 16)
+def augmentation_seed(seed: int, augmentation_pass: int, name: str) -> int:
+    """The seed of one image's random crop and flip in one pass: a function of (seed, pass, image) only;
+    ``name``: the image's path relative to the dataset root (any bytes a file name may hold)."""
+    return int(hashlib.sha256(f"{seed}:{augmentation_pass}:".encode() + os.fsencode(name)).hexdigest()[:15], 16)
+
+
+def crop_name(path: str, root: str | os.PathLike | None) -> str:
+    """What an image's crops are seeded from: its path relative to ``root`` (the dataset root), so a copy of the
+    dataset in another folder gives the same crops; the path as given without a root."""
+    if root is None:
+        return path
+    return os.path.relpath(os.path.abspath(os.path.expanduser(path)), os.path.abspath(os.path.expanduser(root)))
 
 
 class ImageFiles(Dataset):
     """Images read from disk (grayscale and RGBA converted to RGB), transformed.
 
     With ``seed`` (augmented passes) each image's transform draws from its own generator seeded by
-    :func:`augmentation_seed`, so the crops do not depend on the loader's workers or batch order.
+    :func:`augmentation_seed` of its path relative to ``root``, so the crops depend neither on the loader's
+    workers or batch order nor on where the dataset lies.
+
+    An item is ``(image, "")``, or ``(None, reason)`` for an image that cannot be read: a loader worker hands
+    the reason to the main process, which stops with it as one line (an exception raised in a worker would
+    reach the user as a traceback).
     """
 
-    def __init__(self, paths: Sequence[str], transform: T.Compose, seed: int | None = None, augmentation_pass: int = 0):
+    def __init__(self, paths: Sequence[str], transform: T.Compose, seed: int | None = None, augmentation_pass: int = 0,
+                 root: str | os.PathLike | None = None):
         self.paths, self.transform = list(paths), transform
-        self.seed, self.augmentation_pass = seed, augmentation_pass
+        self.seed, self.augmentation_pass, self.root = seed, augmentation_pass, root
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor | None, str]:
         path = self.paths[index]
         try:
             with Image.open(path) as image:
                 image = image.convert("RGB")
-        except OSError as exc:
-            raise ShipError(f"cannot read image {path}: {exc}") from None
+        except Exception as exc:  # not an image, truncated, a folder, a symlink loop, a decompression bomb, ...
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            return None, f"cannot read image {path}: {reason}"
         if self.seed is None:
-            return self.transform(image)
+            return self.transform(image), ""
         with torch.random.fork_rng(devices=[]):  # torchvision's random transforms draw from torch's global RNG
-            torch.manual_seed(augmentation_seed(self.seed, self.augmentation_pass, path))
-            return self.transform(image)
+            torch.manual_seed(augmentation_seed(self.seed, self.augmentation_pass, crop_name(path, self.root)))
+            return self.transform(image), ""
+
+
+def collate_images(items: list[tuple[torch.Tensor | None, str]]) -> tuple[torch.Tensor | None, str]:
+    """A batch of :class:`ImageFiles` items: the stacked images, or None and the first image's reason to stop."""
+    for _, reason in items:
+        if reason:
+            return None, reason
+    return torch.stack([image for image, _ in items]), ""
+
+
+def _batch_images(batch: tuple[torch.Tensor | None, str]) -> int:
+    """The number of images in a :func:`collate_images` batch (its progress units)."""
+    return 0 if batch[0] is None else len(batch[0])
 
 
 @dataclass
@@ -122,18 +152,22 @@ def encode_images(
     desc: str = "encode",
     seed: int | None = None,
     augmentation_pass: int = 0,
+    root: str | os.PathLike | None = None,
     progress: Progress | None = None,
 ) -> torch.Tensor:
-    """Normalised image features ``[N, D]`` (float32, on the CPU); ``seed``: see :class:`ImageFiles`;
-    ``progress``: the bar to count the images on (default: its own, named ``desc``)."""
+    """Normalised image features ``[N, D]`` (float32, on the CPU); ``seed``, ``root``: see :class:`ImageFiles`;
+    ``progress``: the bar to count the images on (default: its own, named ``desc``).
+    An image that cannot be read stops the run with one :class:`ShipError` line, whatever the loader's workers."""
     loader = DataLoader(
-        ImageFiles(paths, transform, seed, augmentation_pass), batch_size=batch_size, num_workers=num_workers,
-        pin_memory=device.type == "cuda", persistent_workers=False,
+        ImageFiles(paths, transform, seed, augmentation_pass, root), batch_size=batch_size, num_workers=num_workers,
+        pin_memory=device.type == "cuda", persistent_workers=False, collate_fn=collate_images,
     )
     chunks = [torch.empty(0, clip_model.model.visual.output_dim)]
-    batches = (progress.track(loader, len) if progress is not None
-               else Progress(desc, len(paths), "image").track(loader, len, close=True))
-    for images in batches:
+    batches = (progress.track(loader, _batch_images) if progress is not None
+               else Progress(desc, len(paths), "image").track(loader, _batch_images, close=True))
+    for images, reason in batches:
+        if reason:
+            raise ShipError(reason)
         with autocast(clip_model.precision):
             chunks.append(F.normalize(clip_model.model.encode_image(images.to(device)).float(), dim=-1).cpu())
     return torch.cat(chunks)
@@ -151,10 +185,11 @@ def extract_features(
     batch_size: int = 128,
     num_workers: int = 0,
     desc: str = "encode",
+    root: str | os.PathLike | None = None,
 ) -> FeatureSet:
     """Encode images ``passes`` times (augmented) or once (CLIP preprocessing).
 
-    Each augmented view is drawn from (``seed``, pass, image) alone, and the global random state is
+    Each augmented view is drawn from (``seed``, pass, image path relative to ``root``) alone, and the global random state is
     left untouched, so the features and every later draw of the run are the same whether or not they
     come from the cache, and whatever the number of loader workers.
     """
@@ -164,7 +199,7 @@ def extract_features(
     with torch.random.fork_rng(devices=[]):  # the loader draws its workers' base seed from the global RNG
         features = torch.stack([
             encode_images(clip_model, paths, transform, device, batch_size, num_workers, desc,
-                          seed if augment else None, k, progress)
+                          seed if augment else None, k, root, progress)
             for k in progress.over(range(n), lambda k: f"pass {k + 1}/{n}")
         ])
     return FeatureSet(features, torch.as_tensor(list(labels), dtype=torch.long))
@@ -180,12 +215,13 @@ def image_list_digest(paths: Sequence[str], labels: Sequence[int]) -> str:
     """SHA-256 of the ordered (path, label) list."""
     h = hashlib.sha256()
     for path, label in zip(paths, labels):
-        h.update(f"{path}\t{label}\n".encode())
+        h.update(f"{path}\t{label}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 
 class FeatureCache:
-    """Feature sets on disk, one file per key; written atomically, verified on read."""
+    """Feature sets on disk, one file per key; written atomically with the digest of their values and labels,
+    verified against it on read."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser()
@@ -196,7 +232,8 @@ class FeatureCache:
         return self.root / f"{re.sub(r'[^A-Za-z0-9.-]+', '-', readable).strip('-')}_{digest}.pt"
 
     def load(self, key: dict) -> FeatureSet | None:
-        """The cached set for ``key``; None (with a log line) if absent, corrupt or stale."""
+        """The cached set for ``key``; None (with a log line) if absent, corrupt, changed since it was written
+    (values or labels that no longer match the stored digest) or stale."""
         path = self.path_for(key)
         if not path.exists():
             return None
@@ -208,14 +245,18 @@ class FeatureCache:
             features, labels = blob["features"], blob["labels"]
             if features.dim() != 3 or features.shape[1] != labels.shape[0]:
                 raise ValueError(f"features {tuple(features.shape)} do not match labels {tuple(labels.shape)}")
-        except Exception as exc:  # truncated file, bad pickle, missing entry, wrong shapes
+            feature_set = FeatureSet(features, labels)
+            if feature_set.digest() != blob["digest"]:
+                raise ValueError("its values or labels do not match the digest stored with them")
+        except Exception as exc:  # truncated file, bad pickle, missing entry, wrong shapes, changed values
             logger.info(f"corrupt feature cache {path} ({type(exc).__name__}: {exc}); rebuilding")
             return None
-        return FeatureSet(features, labels)
+        return feature_set
 
     def save(self, key: dict, feature_set: FeatureSet) -> Path:
         path = self.path_for(key)
-        atomic_save({"key": key, "features": feature_set.features, "labels": feature_set.labels}, path)
+        atomic_save({"key": key, "features": feature_set.features, "labels": feature_set.labels,
+                     "digest": feature_set.digest()}, path)
         return path
 
     def get_or_extract(
@@ -234,8 +275,10 @@ class FeatureCache:
         aug_scale: tuple[float, float] = (0.5, 1.0),
         batch_size: int = 128,
         num_workers: int = 0,
+        root: str | os.PathLike | None = None,
     ) -> FeatureSet:
-        """Read the features from the cache, or extract and cache them.
+        """Read the features from the cache, or extract and cache them; ``root``: the dataset root that augmented
+        crops are seeded relative to (:func:`crop_name`).
 
         The key holds everything that changes them: the CLIP weights, the compute precision and device
         type, the transform (resolution, crop scale, interpolation), the image list, and for augmented
@@ -246,7 +289,7 @@ class FeatureCache:
             "precision": clip_model.precision, "device": device.type,
             "transform": repr(feature_transform(clip_model, augment, aug_scale)),
             "dataset": dataset, "split": split, "shots": shots, "images": image_list_digest(paths, labels),
-            "augment": augment, **({"seed": seed, "passes": passes} if augment else {}),
+            "augment": augment, **({"seed": seed, "passes": passes, "root": str(root)} if augment else {}),
         }
         cached = self.load(key)
         if cached is not None:
@@ -254,7 +297,7 @@ class FeatureCache:
             return cached
         feature_set = extract_features(
             clip_model, paths, labels, device, passes=passes, augment=augment, aug_scale=aug_scale,
-            seed=seed, batch_size=batch_size, num_workers=num_workers, desc=f"{dataset} {split}",
+            seed=seed, batch_size=batch_size, num_workers=num_workers, desc=f"{dataset} {split}", root=root,
         )
         path = self.save(key, feature_set)
         logger.info(f"{split} features: {len(feature_set)} images x {feature_set.features.shape[0]} passes saved to {path}")

@@ -97,7 +97,7 @@ def build_head(cfg: CfgNode, trainer: str, text_encoder: TextEncoder, data: Spli
     if not method_class.checkpoint or model_dir is not None:
         method = method_class(cfg, text_encoder, templates)
         if method.checkpoint:  # evaluation only: the fitted state is all that is needed
-            load_finished(method, model_dir / method.checkpoint / f"model.pth.tar-{load_epoch or method.epochs()}")
+            load_finished(method, model_dir / method.checkpoint / f"model.pth.tar-{method.epochs() if load_epoch is None else load_epoch}")
         if test_metric is not None:
             logger.info(f"TEST.SELECTION paper: {trainer} has nothing to choose on test data (honest)")
         selected = model_dir is not None and (model_dir / SELECTION_FILE).is_file() and \

@@ -30,7 +30,7 @@ from .methods import Scorer, resolve
 from .metrics import evaluate, evaluate_gzsl, harmonic_mean, log_report
 from .data import DatasetSplits
 from .quality import write_synthesis_report
-from .run_setup import check_setup, training_setup, write_setup
+from .run_setup import check_eval_folder, check_run_folder, check_setup, training_setup, write_setup
 from .run_data import cross_dataset_label_only, load_fewshot_dataset, prepare_features
 from .run_log import run_header
 from .runtime import RunLock, StageMeter, atomic_write_json, resolve_device, seed_everything, setup_logger
@@ -53,6 +53,16 @@ def selection_metric(data: SplitFeatures, protocol: str, device) -> TestMetric:
         base = evaluate(data.test_base, score(data.base), device)["accuracy"]
         return base if protocol == "xd" else harmonic_mean(base, evaluate(data.test_new, score(data.new), device)["accuracy"])
     return metric
+
+
+def require_test_images(data: SplitFeatures, subsets: tuple[str, ...]) -> None:
+    """Every split the protocol scores has test images: an accuracy of 0.0 over none is never reported."""
+    splits = {"base": ("base",), "new": ("new",), "gzsl": ("base", "new")}
+    for split in sorted({split for subset in subsets for split in splits[subset]}):
+        if len(data.test_base if split == "base" else data.test_new) == 0:
+            raise ShipError(f"{data.dataset} has no test images of its {split} classes, so their accuracy cannot be "
+                            f"measured; give those classes test images, or score only the other split "
+                            f"(DATASET.SUBSAMPLE_CLASSES base / new)")
 
 
 def run(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: str | None = None,
@@ -78,6 +88,8 @@ def run(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: str | Non
         protocol, subsets = "xd", ("base",)
     device = resolve_device(cfg.DEVICE)
     out = Path(cfg.OUTPUT_DIR)
+    if model_dir:
+        check_eval_folder(out, Path(model_dir))
     lock = RunLock(out)
     try:
         return _run_locked(cfg, trainer, method_class.uses_val, protocol, subsets, cross_dataset, device, out, dataset,
@@ -99,11 +111,11 @@ def _run_locked(cfg, trainer, uses_val, protocol, subsets, cross_dataset, device
     logger.info(f"Loaded CLIP {clip_model.name} on {device}, precision {clip_model.precision} "
                 f"(PRECISION {cfg.PRECISION}); dataset {dataset.name}: {dataset.num_classes} classes")
     log_duplicate_names(dataset.name, dataset.classnames)
-    setup = training_setup(cfg, clip_model, dataset.name, "all" if cross_dataset else "base")
+    setup = training_setup(cfg, clip_model, dataset.name, "all" if cross_dataset else "base", dataset.classnames)
     if model_dir is not None:
         trained = check_setup(model_dir, setup, cfg.ALLOW_SETUP_MISMATCH)
     else:
-        write_setup(out, setup)
+        check_run_folder(out, setup)  # setup.json is written when the run finishes, just before results.json
     label_only = None
     if cross_dataset:  # evaluation only needs no label-only classes: the trained run already has them
         label_only = ([], {}) if model_dir else cross_dataset_label_only(list(cfg.DATASET.LABEL_ONLY_FROM),
@@ -112,6 +124,7 @@ def _run_locked(cfg, trainer, uses_val, protocol, subsets, cross_dataset, device
     data = prepare_features(cfg, dataset, clip_model, device, with_train=model_dir is None,
                             with_val=uses_val, label_only=label_only)
     meter.done("features")
+    require_test_images(data, subsets)
     logger.info(f"base classes: {len(data.base_names)}, new classes: {len(data.new_names)}, "
                 f"label-only classes: {len(data.label_only)}, train images: {len(data.train) if data.train else 0}, "
                 f"test base: {len(data.test_base)}, test new: {len(data.test_new)}")
@@ -149,7 +162,6 @@ def _run_locked(cfg, trainer, uses_val, protocol, subsets, cross_dataset, device
     if cross_dataset:
         results.update(source=trained.get("dataset", dataset.name) if model_dir else dataset.name,
                        label_only_from=list(cfg.DATASET.LABEL_ONLY_FROM), num_label_only=len(data.label_only))
-    atomic_write_json(results, out / "results.json")
     if head.generator is not None:  # the generator this run trained or loaded; the real features only reported
         real = data.test_new if data.label_only == data.new_names and len(data.test_new) else None
         write_synthesis_report(out, head.generator, data.label_only, text_encoder, templates_of(cfg, data), real)
@@ -158,4 +170,7 @@ def _run_locked(cfg, trainer, uses_val, protocol, subsets, cross_dataset, device
 
         path = draw_feature_map(cfg.TRAINER.SHIP.FEATURE_MAP, head.generator, data, out)
         logger.info(f"Map of real and synthetic features: {path}")
+    if model_dir is None:
+        write_setup(out, setup)
+    atomic_write_json(results, out / "results.json")  # the last file: a run is finished when it has results.json
     return results

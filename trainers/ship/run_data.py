@@ -90,7 +90,7 @@ def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedCli
     def extract(items, split: str, **kwargs) -> FeatureSet:
         return cache.get_or_extract(clip_model, [i.path for i in items], [i.label for i in items], device,
                                     dataset=dataset.name, split=split, batch_size=cfg.DATALOADER.BATCH_SIZE,
-                                    num_workers=cfg.DATALOADER.NUM_WORKERS, **kwargs)
+                                    num_workers=cfg.DATALOADER.NUM_WORKERS, root=cfg.DATASET.ROOT, **kwargs)
 
     train = val = generator_train = None
     if with_train:

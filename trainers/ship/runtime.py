@@ -120,21 +120,33 @@ def stage_seed(seed: int, stage: str) -> int:
     return int(hashlib.sha256(f"{seed}:{stage}".encode()).hexdigest()[:8], 16)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
-    """Write to a temporary file beside ``path``, then rename: a killed process
-    never leaves a half-written file under the final name."""
+    """Write to a temporary file beside ``path``, then rename: a killed process never leaves a half-written
+    file under the final name. The file gets the mode ``open`` would give it (0644 under umask 022; mkstemp's
+    own is 0600). A failed write (disk full, no permission) is one :class:`ShipError` naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    except BaseException as exc:
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise ShipError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
 
 
@@ -192,28 +204,44 @@ class StageMeter:
                 "peak_memory_mib": {"kind": "gpu" if self.device.type == "cuda" else "process_max_rss", **self.peak_mib}}
 
 
+_LOCKED: set[str] = set()  # run folders this process holds (POSIX record locks never conflict within a process)
+
+
 class RunLock:
     """An exclusive lock on a run folder (``.lock``, holding the owner's process id), so two runs never
-    write one ``log.txt`` or checkpoint at once. Released when the process exits."""
+    write one ``log.txt`` or checkpoint at once.
+
+    A POSIX record lock (``fcntl.lockf``): it belongs to this process alone, so the loader's worker
+    processes (forked) never hold it, and the kernel drops it the moment the process dies: a killed run
+    can be rerun at once.
+    """
 
     def __init__(self, folder: str | os.PathLike):
         self.path = Path(folder) / ".lock"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._key = str(self.path.resolve())
+        if self._key in _LOCKED:
+            raise self._busy(str(os.getpid()))
         self._file = open(self.path, "a+")
         try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # EAGAIN or EACCES: held by a live process
             self._file.seek(0)
             holder = self._file.read().strip() or "unknown"
             self._file.close()
-            raise ShipError(f"another run (process {holder}) is writing to {self.path.parent}; wait for it to finish "
-                            f"or choose another output folder") from None
+            raise self._busy(holder) from None
+        _LOCKED.add(self._key)
         self._file.seek(0)
         self._file.truncate()
         self._file.write(str(os.getpid()))
         self._file.flush()
 
+    def _busy(self, holder: str) -> ShipError:
+        return ShipError(f"another run (process {holder}) is writing to {self.path.parent}; wait for it to finish "
+                         f"or choose another output folder")
+
     def release(self) -> None:
         if not self._file.closed:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
+            _LOCKED.discard(self._key)
+            fcntl.lockf(self._file, fcntl.LOCK_UN)
             self._file.close()

@@ -78,8 +78,15 @@ def read_checkpoint(checkpoint: Path) -> dict:
 
 
 def load_finished(module, checkpoint: Path) -> None:
-    """Evaluation only: load a stage that a training run saved."""
-    module.load_state_dict(read_checkpoint(checkpoint)["state_dict"])
+    """Evaluation only: load a stage that a training run saved; a checkpoint of another method or another
+    number of classes is one :class:`ShipError` line."""
+    blob = read_checkpoint(checkpoint)
+    try:
+        module.load_state_dict(blob["state_dict"])
+    except Exception as exc:  # no state_dict, missing or unexpected keys, size mismatch
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise ShipError(f"{checkpoint} does not fit {type(module).__name__} ({reason[:300]}); it was saved by another "
+                        f"method or for another number of classes") from None
     logger.info(f"Loaded {checkpoint.parent.name.replace('_', ' ')} from {checkpoint}")
 
 
