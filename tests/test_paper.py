@@ -73,6 +73,10 @@ def test_paper_selection_keeps_the_best_test_h_of_the_generator_snapshots(tmp_pa
     # An evaluation-only run of the selected head says how it was chosen.
     again = core(tmp_path / "again", folder, tiny_clip_path, cache, eval_dir=tmp_path / "paper")
     assert again["selection"] == TEST_SELECTED and again["hm"] == pytest.approx(paper["hm"])
+    # An honest run in the same folder trains its own head on the last generator and drops the paper's record.
+    rerun = core(tmp_path / "paper", folder, tiny_clip_path, cache)
+    assert rerun["selection"] == "honest" and rerun["hm"] == pytest.approx(honest["hm"])
+    assert not (tmp_path / "paper/selection.json").exists()
 
 
 def tip_adapter_f(text_encoder, world, metric_values):

@@ -130,6 +130,7 @@ def build_head(cfg: CfgNode, trainer: str, text_encoder: TextEncoder, data: Spli
                           lambda: method.fit(inputs))
         candidates.append((method, snapshot, head_fp))
     if test_metric is None:
+        (out / SELECTION_FILE).unlink(missing_ok=True)  # a paper run's record in this folder no longer holds
         return TrainedHead(method.scorer, snapshots[-1].generator if snapshots[-1] else None)
     return _select(trainer, method.checkpoint, candidates, test_metric, out)
 
