@@ -10,7 +10,9 @@
 # A run is skipped only when its results.json is complete (see complete()); anything else runs (again).
 #   --dry-run  print every run's command line (a finished run's is prefixed "# finished: "), run nothing
 #   --slurm    write an sbatch array script (one task per run; an xd task trains then evaluates every target)
-#              to $OUTPUT/paper/$SELECTION/slurm_paper.sh and print its path; afterwards: paper.sh --tables
+#              to $OUTPUT/paper/$SELECTION/slurm_paper.sh and print its path; afterwards: paper.sh --tables.
+#              Tasks download nothing (many at once would race): put the datasets in DATA first
+#              (python -m datasets.download NAME --root DATA, as a local paper.sh run does with DOWNLOAD=1)
 #   --task N   run task N of the grid only (what the Slurm array calls)
 #   --tables   only write the tables of the finished runs
 # Trailing KEY VALUE pairs reach every run. Settings (environment) as in common.sh; always the core
