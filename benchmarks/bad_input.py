@@ -145,14 +145,21 @@ def program(cmd: list[str], cwd: Path, timeout: float = 240, env: dict | None = 
         return Outcome(None, text(exc.stdout), text(exc.stderr))
 
 
+def _exception_line(text: str) -> str:
+    """The exception line of the first traceback in ``text`` (what was raised), with the last frame's place."""
+    lines = text.split("Traceback (most recent call last):", 1)[1].splitlines()
+    frames = [line.strip() for line in lines if line.strip().startswith("File ")]
+    raised = next((line for line in lines[1:] if line and not line.startswith((" ", "\t"))), "")
+    return f"{raised} (at {frames[-1][5:]})" if frames else raised
+
+
 def classify(case: Case, o: Outcome) -> tuple[str, str]:
     """(class, note) of a case's outcome."""
     text = o.out + o.err
     error_lines = [line for line in o.err.splitlines() if line.startswith("error: ")]
     interrupted = [line for line in o.err.splitlines() if line.startswith("interrupted")]
     if "Traceback (most recent call last)" in text:
-        last = [line for line in o.err.strip().splitlines() if line.strip()]
-        return "traceback", last[-1][:150] if last else ""
+        return "traceback", _exception_line(text)[:150]
     if o.lost:
         return "lost-file", ", ".join(o.lost)[:150]
     if o.code is None:
