@@ -510,7 +510,30 @@ def checkpoint_cases() -> list[Case]:
             return o
         return run
 
+    def clip_file(how: str):
+        def run(world, case_dir):
+            import torch
+
+            weights = case_dir / "clip.pt"
+            state = torch.load(world.clip, map_location="cpu", weights_only=True)
+            if how == "without a visual block":
+                state = {k: v for k, v in state.items() if not k.startswith("visual.transformer.resblocks.0.")}
+            elif how == "without a text block":
+                state = {k: v for k, v in state.items() if not k.startswith("transformer.resblocks.0.")}
+            elif how == "a tensor of the wrong shape":
+                state["visual.proj"] = state["visual.proj"][:, :5]
+            elif how == "not a CLIP":
+                state = {"weight": torch.zeros(3)}
+            torch.save(state, weights)
+            if how == "truncated":
+                weights.write_bytes(weights.read_bytes()[:4000])
+            return run_case(world, case_dir, world.args(case_dir, weights=weights))
+        return run
+
     return [
+        *[Case("checkpoints", f"CLIP weights: {how}", "error", clip_file(how), "validation")
+          for how in ("without a visual block", "without a text block", "a tensor of the wrong shape", "not a CLIP",
+                      "truncated")],
         Case("checkpoints", "eval-only: another method's run", "error", eval_only(trainer="SHIP_CLIPAdapter"), "safety"),
         Case("checkpoints", "eval-only: TipAdapter run as CoOp", "error", eval_only(source="TipAdapter"), "safety"),
         Case("checkpoints", "eval-only: another class count", "error", eval_only(folder_of=lambda w: w.six), "safety"),
