@@ -71,13 +71,15 @@ def take_back_unfinished(out: Path) -> bool:
     if not _only_logs(out):
         return False
     if aside.is_dir():
+        work = not _only_logs(aside)
         for entry in aside.iterdir():
-            target = out / entry.name
-            if target.exists():
-                target = out / f"{entry.name}-unfinished"
+            target, n = out / entry.name, 1
+            while target.exists():
+                target, n = out / f"{entry.name}-unfinished{'' if n == 1 else n}", n + 1
             entry.rename(target)
         aside.rmdir()
-        print(f"Resuming the unfinished run moved to {aside} (its files are back in {out})")
+        if work:
+            print(f"Resuming the unfinished run moved to {aside} (its files are back in {out})")
     return True
 
 
