@@ -379,3 +379,26 @@ def test_imagenet_runs_read_ships_imagenet_recipe():
     assert path.endswith("SHIP/vit_b16_imagenet.yaml") and "config: " in note and "ImageNet recipe" in note
     assert config_for_dataset(ship, "Caltech101") == (ship, "")
     assert config_for_dataset("my/vit_b16.yaml", "ImageNet") == ("my/vit_b16.yaml", "")  # a user's config is theirs
+
+
+def test_a_config_yacs_refuses_is_one_line_under_coops_train_py(monkeypatch, capsys):
+    """CoOp's train.py has no handler: for a SHIP run, add_ship_cfg makes yacs' refusal one line, exit status 2."""
+    seen = []
+    monkeypatch.setattr(sys, "excepthook", lambda *info: seen.append(info[0]))
+    cfg = CN()
+    cfg.TRAINER, cfg.DATASET, cfg.MODEL = CN(), CN(), CN()
+    add_ship_cfg(cfg, "SHIP_CoOp")
+    add_ship_cfg(cfg.clone(), "SHIP_CoOp")  # installed once
+    try:
+        cfg.merge_from_list(["TRAINER.SHIP.GEN_EPOCS", 1])
+    except AssertionError:  # yacs: "Non-existent key"
+        info = sys.exc_info()
+    with pytest.raises(SystemExit) as exit_:
+        sys.excepthook(*info)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("error: bad config: ") and "GEN_EPOCS" in err and err.count("\n") == 1
+    try:
+        raise RuntimeError("a bug")
+    except RuntimeError:
+        sys.excepthook(*sys.exc_info())  # anything else: the previous hook (the traceback)
+    assert seen == [RuntimeError]

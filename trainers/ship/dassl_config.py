@@ -42,6 +42,8 @@ def add_ship_cfg(cfg: CfgNode, trainer: str | None = None) -> None:
     if trainer and not trainer.startswith("SHIP_"):
         print(f"SHIP plug-in: installed; trainer {trainer} runs without it (SHIP's config keys are added for SHIP_ trainers)")
         return
+    if trainer and not getattr(sys.excepthook, "ship_config", False):  # CoOp's train.py merges the configs next
+        sys.excepthook = _config_errors_in_one_line(sys.excepthook)
     added = {
         "TRAINER.SHIP": ship_trainer_defaults(),
         **{f"TRAINER.{node}.{key}": value for node, defaults in method_nodes().items() for key, value in defaults.items()},
@@ -72,6 +74,22 @@ def add_ship_cfg(cfg: CfgNode, trainer: str | None = None) -> None:
         if not cfg.key_is_renamed(old):
             cfg.register_renamed_key(old, new, message="each fine-tuner's settings moved to its own node")
     accept_ints_for_floats(cfg)  # train.py's later merges: TRAINER.SHIP.KL_WEIGHT 10 is 10.0, not a Type mismatch
+
+
+def _config_errors_in_one_line(previous):
+    """An excepthook for a SHIP run under a ``train.py`` without a handler (CoOp's): a config that yacs refuses (an
+    unknown key, a wrong type) is one ``error: bad config`` line and exit status 2; anything else goes to ``previous``."""
+    def hook(kind, error, trace):
+        frames, step = [], trace
+        while step is not None:
+            frames.append(Path(step.tb_frame.f_code.co_filename))
+            step = step.tb_next
+        if issubclass(kind, (KeyError, ValueError, AssertionError)) and frames and frames[-1].parent.name == "yacs":
+            print(f"error: bad config: {error}".replace("\n", " "), file=sys.stderr)
+            sys.exit(2)
+        previous(kind, error, trace)
+    hook.ship_config = True
+    return hook
 
 
 def checkpoint_file(folder: str | Path, epoch: int | None, prefer_best: bool = True) -> Path:
