@@ -221,3 +221,21 @@ def test_a_failed_run_under_coops_train_py_does_not_look_finished(tmp_path, caps
     assert (out / "log.txt-unfinished").read_text() == "Dassl's log\n"
     assert not dft.take_back_unfinished(out)  # it holds work now: a later failure leaves it in place
     dft._run.update(dir=None, movable=False)
+
+
+def test_ship_cocoop_under_dassl_reports_progress_inside_its_epochs(tmp_path, eurosat_root, tiny_clip_path):
+    """CoCoOp's epochs are long (a text-encoder pass per image): log.txt gets progress lines within an epoch."""
+    pytest.importorskip("dassl")
+    import os
+
+    args = ["--root", eurosat_root, "--seed", 1, "--trainer", "SHIP_CoCoOp", "--dataset-config-file",
+            "configs/datasets/eurosat.yaml", "--config-file", "configs/trainers/SHIP/vit_b16.yaml",
+            "--output-dir", tmp_path / "run", "DATASET.NUM_SHOTS", 2, "MODEL.BACKBONE.WEIGHTS", tiny_clip_path,
+            "TRAINER.SHIP.GEN_EPOCHS", 1, "TRAINER.COCOOP.EPOCHS", 1, "TRAINER.SHIP.AUG_PASSES", 1,
+            "CACHE_DIR", tmp_path / "cache", "DATALOADER.NUM_WORKERS", 0, "DATASET.SUBSAMPLE_CLASSES", "base"]
+    proc = subprocess.run([sys.executable, "train.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "SHIP_PROGRESS_SECONDS": "0.000001"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = (tmp_path / "run" / "log.txt").read_text()
+    assert re.search(r"prompt learner: \d+/\d+ steps", log), log[-3000:]
+    assert len(accuracies(tmp_path / "run" / "log.txt")) == 1
