@@ -301,3 +301,17 @@ def test_scripts_count_a_run_finished_only_after_its_last_file(tmp_path):
     (dassl / "log.txt-2026-12-02-01-30-00").write_text("Resumed from x\n* accuracy: 50.0%\n")  # a rerun's log
     assert finished(dassl)
     assert not finished(tmp_path / "absent")
+
+
+def test_run_picks_the_recipe_for_a_script_that_did_not(tmp_path):
+    """ablation.sh calls run without pick_cfg: ImageNet still reads SHIP's ImageNet recipe."""
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "python3").write_text('#!/usr/bin/env bash\necho "python3 $*"\n')
+    (stub / "python3").chmod(0o755)
+    env = {**{k: v for k, v in os.environ.items() if k != "CFG"}, "PATH": f"{stub}:{os.environ['PATH']}",
+           "BACKEND": "core"}
+    proc = subprocess.run(["bash", "-c", "source scripts/ship/common.sh && run imagenet 1 out all"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert "config: configs/trainers/SHIP/vit_b16_imagenet.yaml (the ImageNet recipe)" in proc.stdout
+    assert "SHIP/vit_b16_imagenet.yaml --output-dir out" in proc.stdout, proc.stdout + proc.stderr

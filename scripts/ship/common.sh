@@ -46,10 +46,11 @@ pick_cfg() {
 # for a rerun, the log.txt-<time> Dassl opens beside it
 finished() { [ -f "$1/results.json" ] || grep -qs '^\* accuracy' "$1"/log.txt*; }
 
-# run DATASET SEED OUTDIR SUBSAMPLE [extra args...]: one train.py or trainers.ship call
+# run DATASET SEED OUTDIR SUBSAMPLE [extra args...]: one train.py or trainers.ship call, with CFG_USED's config
 run() {
     local dataset=$1 seed=$2 dir=$3 subsample=$4
     shift 4
+    [ -n "${CFG_USED:-}" ] || pick_cfg "${TRAINER}" "${dataset}"  # a script that did not pick one (ablation.sh)
     if [ "${BACKEND}" = dassl ]; then
         python3 "${REPO}/train.py" --root "${DATA}" --seed "${seed}" --trainer "${TRAINER}" \
             --dataset-config-file "${REPO}/configs/datasets/${dataset}.yaml" \
