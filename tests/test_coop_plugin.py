@@ -290,8 +290,18 @@ def test_installer_reports_a_torch_that_breaks_coops_own_trainers(checkout, monk
             pass
 
     monkeypatch.setattr(torch.optim.lr_scheduler, "LRScheduler", Scheduler)
+    monkeypatch.setattr(torch, "__version__", "2.14.1+cpu")
     install_into.install(checkout, dry_run=True)
-    assert f"for those use {install_into.TORCH_PIN}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"for those use {install_into.TORCH_PIN}" in out and "`verbose`" in out and "weights_only" in out
+
+    class OldScheduler:  # torch 2.5: `verbose` taken, checkpoints loaded in full
+        def __init__(self, optimizer, last_epoch=-1, verbose="deprecated"):
+            pass
+
+    monkeypatch.setattr(torch.optim.lr_scheduler, "LRScheduler", OldScheduler)
+    monkeypatch.setattr(torch, "__version__", "2.5.1")
+    assert install_into.torch_note() is None
 
 
 def test_core_cli_inside_a_checkout_whose_datasets_package_is_coops(checkout):

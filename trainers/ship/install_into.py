@@ -179,16 +179,21 @@ def without_plugin(text: str) -> str:
 
 def torch_note() -> str | None:
     """One line when this torch breaks CoOp's own Dassl trainers (not SHIP's): Dassl's LR schedulers pass
-    ``verbose``, which torch's schedulers no longer take, and ``torch.load`` refuses Dassl's checkpoints."""
+    ``verbose``, which torch's schedulers no longer take, and from torch 2.6 Dassl's ``torch.load`` of a checkpoint
+    (``--eval-only``) refuses its scheduler state (``weights_only``)."""
     import inspect
 
     import torch
 
-    takes_verbose = "verbose" in inspect.signature(torch.optim.lr_scheduler.LRScheduler.__init__).parameters
-    if takes_verbose:
+    problems = []
+    if "verbose" not in inspect.signature(torch.optim.lr_scheduler.LRScheduler.__init__).parameters:
+        problems.append("Dassl's LR schedulers pass `verbose`: a TypeError")
+    if tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 6):
+        problems.append("--eval-only's torch.load refuses Dassl's checkpoints (weights_only)")
+    if not problems:
         return None
     return (f"note: torch {torch.__version__} runs the SHIP_ trainers, but not CoOp's own trainers (CoOp, CoCoOp: "
-            f"Dassl's LR schedulers pass `verbose`, a TypeError under this torch); for those use {TORCH_PIN} (README)")
+            f"{'; '.join(problems)}); for those use {TORCH_PIN} (README)")
 
 
 def _save_manifest(checkout: Path, files: dict[str, str]) -> None:
