@@ -365,3 +365,9 @@ def test_new_classes_without_test_images_are_one_line(tmp_path, tiny_clip_path, 
     assert not (tmp_path / "run" / "results.json").exists()
     code, _, err = run(argv + ["DATASET.SUBSAMPLE_CLASSES", "base"], capsys)
     assert code == 0, err
+    split["test"].append(["c/img_003.jpg", 2, "c"])  # one new class with test images, one without
+    (tmp_path / "split.json").write_text(json.dumps(split))
+    code, out, err = run(argv[:argv.index("--output-dir") + 1] + [tmp_path / "run2"] + argv[argv.index("--output-dir") + 2:],
+                         capsys)
+    assert code == 0, err
+    assert "1 of the 2 new classes have no test images and are not scored: d" in out

@@ -56,13 +56,19 @@ def selection_metric(data: SplitFeatures, protocol: str, device) -> TestMetric:
 
 
 def require_test_images(data: SplitFeatures, subsets: tuple[str, ...]) -> None:
-    """Every split the protocol scores has test images: an accuracy of 0.0 over none is never reported."""
+    """Every split the protocol scores has test images: an accuracy of 0.0 over none is never reported; classes
+    of a scored split without test images are named in one log line (the accuracy counts images, not classes)."""
     splits = {"base": ("base",), "new": ("new",), "gzsl": ("base", "new")}
     for split in sorted({split for subset in subsets for split in splits[subset]}):
-        if len(data.test_base if split == "base" else data.test_new) == 0:
+        test, classes = (data.test_base, data.base) if split == "base" else (data.test_new, data.new)
+        if len(test) == 0:
             raise ShipError(f"{data.dataset} has no test images of its {split} classes, so their accuracy cannot be "
                             f"measured; give those classes test images, or score only the other split "
                             f"(DATASET.SUBSAMPLE_CLASSES base / new)")
+        missing = sorted(set(range(len(classes.names))) - set(test.labels.tolist()))
+        if missing:
+            logger.info(f"{len(missing)} of the {len(classes.names)} {split} classes have no test images and are not "
+                        f"scored: {', '.join(classes.names[c] for c in missing[:10])}{' ...' if len(missing) > 10 else ''}")
 
 
 def run(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: str | None = None,

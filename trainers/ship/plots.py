@@ -114,10 +114,11 @@ def shot_curves(rows: list[dict], folder: Path) -> list[Path]:
 
 
 def pca_2d(reference: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
-    """Project ``reference`` and ``others`` onto the top two principal axes of ``reference``."""
+    """Project ``reference`` and ``others`` onto the top two principal axes of ``reference`` (a second axis of
+    zeros when ``reference`` is a single feature)."""
     mean = reference.float().mean(0)
     _, _, v = torch.linalg.svd(reference.float() - mean, full_matrices=False)
-    axes = v[:2].t()
+    axes = torch.cat([v[:2].t(), torch.zeros(v.shape[1], max(0, 2 - v.shape[0]))], dim=1)
     return [(x.float() - mean) @ axes for x in (reference, *others)]
 
 

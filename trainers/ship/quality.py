@@ -39,8 +39,11 @@ def synthesis_quality(generator: ShipGenerator, names: list[str], zero_shot: tor
             real_mean = F.normalize(real.features[0][real.labels == c].float().mean(0), dim=0)
             row.update(cos_synthetic_real=float(mean @ real_mean), cos_text_real=float(zero_shot[c] @ real_mean))
         classes.append(row)
-    summary = {key: sum(r[key] for r in classes) / len(classes)
-               for key in ("cos_synthetic_text", "spread", "cos_synthetic_real", "cos_text_real") if key in classes[0]}
+    summary = {}  # the real test mean only over the classes that have test images
+    for key in ("cos_synthetic_text", "spread", "cos_synthetic_real", "cos_text_real"):
+        values = [r[key] for r in classes if key in r]
+        if values:
+            summary[key] = sum(values) / len(values)
     return {"per_class_samples": per_class, "classes": len(names), "mean": summary, "per_class": classes}
 
 
