@@ -103,6 +103,8 @@ def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedCli
 
         train = augmented(head_scale)
         if generator_scale is not None:
+            logger.info(f"{cfg.TRAINER.NAME}: the generator trains on features cropped at scale {generator_scale} "
+                        f"(TRAINER.SHIP.AUG_SCALE), the method on features cropped at {head_scale} (its CROP_SCALE)")
             generator_train = augmented(generator_scale)
     if with_val and with_train:
         whole = whole_val(cfg, dataset)
