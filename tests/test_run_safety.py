@@ -16,7 +16,7 @@ import torch
 
 from trainers.ship.errors import INTERRUPTED, ShipError
 from trainers.ship.features import FeatureCache, extract_features
-from trainers.ship.runtime import RunLock, atomic_save, atomic_write_json
+from trainers.ship.runtime import RunLock, atomic_save, atomic_write_json, setup_logger
 
 from .helpers import write_image_folder
 from .test_no_silent_path import FAST, one_error_line, run
@@ -105,8 +105,9 @@ def interrupt(cmd: list[str], ready, timeout: float = 120) -> subprocess.Complet
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
-def command(folder, weights, out, cache, *extra) -> list[str]:
-    return [sys.executable, "-m", "trainers.ship", *map(str, flags(folder, weights, out, cache, *extra))]
+def command(folder, weights, out, cache, *settings) -> list[str]:
+    """``python -m trainers.ship`` of a fast run, with config ``settings`` after (overriding) the fast ones."""
+    return [sys.executable, "-m", "trainers.ship", *map(str, flags(folder, weights, out, cache) + list(settings))]
 
 
 def test_ctrl_c_in_feature_extraction_with_loader_workers(tmp_path, folder, tiny_clip_path):
@@ -155,6 +156,25 @@ def test_a_full_disk_is_one_line_naming_the_file(tmp_path, folder, tiny_clip_pat
     monkeypatch.setattr(os, "fsync", full)
     code, _, err = run(flags(folder, tiny_clip_path, tmp_path / "run", tmp_path / "cache"), capsys)
     one_error_line(code, err, "cannot write", str(tmp_path / "cache"), "No space left on device")
+    assert not leftovers(tmp_path)
+
+
+def test_a_file_limit_reached_inside_torch_save_or_the_log_is_one_line(tmp_path):
+    """``torch.save`` turns a full disk into a RuntimeError, ``logging`` prints a traceback and goes on: both stop
+    with one line naming the file."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, hard))  # Python ignores SIGXFSZ: writes fail with EFBIG
+    try:
+        with pytest.raises(ShipError, match=f"cannot write {tmp_path / 'big.pt'}: File too large"):
+            atomic_save({"a": torch.zeros(100_000)}, tmp_path / "big.pt")
+        logger = setup_logger(tmp_path / "run")
+        with pytest.raises(ShipError, match=f"cannot write {tmp_path / 'run' / 'log.txt'}: File too large"):
+            logger.info("x" * 30_000)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        setup_logger(tmp_path / "other")  # log.txt handlers of a writable folder again
     assert not leftovers(tmp_path)
 
 

@@ -145,9 +145,18 @@ def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise ShipError(f"cannot write {path}: {exc.strerror or exc}") from None
+        failed = _os_error_in(exc)
+        if failed is not None:
+            raise ShipError(f"cannot write {path}: {failed.strerror or failed}") from None
         raise
+
+
+def _os_error_in(exc: BaseException | None) -> OSError | None:
+    """The ``OSError`` of a failed write, also where a library re-raised it as another exception (``torch.save``'s
+    zip writer turns a full disk into a ``RuntimeError``)."""
+    while exc is not None and not isinstance(exc, OSError):
+        exc = exc.__cause__ or exc.__context__
+    return exc
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
@@ -160,6 +169,26 @@ def atomic_write_json(obj: Any, path: str | os.PathLike) -> None:
     _atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
 
 
+class _StopOnWriteError:
+    """A log line that cannot be written (a full disk) stops the run with one :class:`ShipError` line, instead of
+    the traceback ``logging`` prints and goes on after."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            raise ShipError(f"cannot write {getattr(self, 'baseFilename', 'the standard output')}: "
+                            f"{exc.strerror or exc}") from None
+        super().handleError(record)
+
+
+class _StreamHandler(_StopOnWriteError, logging.StreamHandler):
+    pass
+
+
+class _FileHandler(_StopOnWriteError, logging.FileHandler):
+    pass
+
+
 def setup_logger(output_dir: str | os.PathLike) -> logging.Logger:
     """The ``ship`` logger: plain lines to stdout and, each with its time, appended to ``<output_dir>/log.txt``
     (Dassl's log)."""
@@ -170,7 +199,7 @@ def setup_logger(output_dir: str | os.PathLike) -> logging.Logger:
         logger.removeHandler(handler)
         handler.close()
     Path(output_dir).mkdir(parents=True, exist_ok=True)
-    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(Path(output_dir) / "log.txt")):
+    for handler in (_StreamHandler(sys.stdout), _FileHandler(Path(output_dir) / "log.txt")):
         handler.setFormatter(TIMESTAMPED if isinstance(handler, logging.FileHandler) else logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     return logger
