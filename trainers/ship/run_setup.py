@@ -88,7 +88,8 @@ def check_run_folder(out: Path, current: dict) -> None:
         return
     held = _flat(_read_setup(path))
     now = _flat(json.loads(json.dumps(current)))  # tuples as lists, as setup.json holds them
-    keys = sorted(set(held) | set(now), key=lambda k: (k.startswith("settings."), k))  # the run's identity first
+    # keys on both sides (a setup.json of an older version lacks newer keys), the run's identity first
+    keys = sorted(set(held) & set(now), key=lambda k: (k.startswith("settings."), k))
     if held.get("trainer") != now.get("trainer"):  # other trainers read other settings: the trainer says it
         keys = [k for k in keys if not k.startswith("settings.")]
     differences = [_difference(k, held.get(k), now.get(k)) for k in keys
