@@ -412,3 +412,27 @@ def test_a_config_yacs_refuses_is_one_line_under_coops_train_py(monkeypatch, cap
     except RuntimeError:
         sys.excepthook(*sys.exc_info())  # anything else: the previous hook (the traceback)
     assert seen == [RuntimeError]
+
+
+def test_core_test_keys_under_a_dassl_config_and_paper_selection_refused():
+    """TEST.SELECTION / TEST.SNAPSHOT_EVERY: registered with the core's defaults (a yacs KeyError before), range
+    checked, and ``paper`` refused by the SHIP Dassl trainers with one line naming the core's route."""
+    from trainers.ship.dassl_config import check_selection
+    from trainers.ship.settings_check import check_settings
+
+    core = get_cfg_defaults().TEST
+    cfg = CN()
+    cfg.TRAINER, cfg.DATASET, cfg.MODEL, cfg.TEST = CN(), CN(), CN(), CN()
+    cfg.TEST.FINAL_MODEL = "last_step"  # Dassl's own TEST key stays
+    add_ship_cfg(cfg, "SHIP_CoOp")
+    assert (cfg.TEST.SELECTION, cfg.TEST.SNAPSHOT_EVERY) == (core.SELECTION, core.SNAPSHOT_EVERY) == ("honest", 10)
+    cfg.TRAINER.NAME = "SHIP_CoOp"
+    check_selection(cfg)
+    cfg.merge_from_list(["TEST.SNAPSHOT_EVERY", 0])
+    with pytest.raises(ShipError, match=r"TEST.SNAPSHOT_EVERY 0 is not allowed; expected an integer >= 1"):
+        check_settings(cfg, dassl=True)
+    cfg.merge_from_list(["TEST.SNAPSHOT_EVERY", 5, "TEST.SELECTION", "paper"])
+    check_settings(cfg, dassl=True)
+    with pytest.raises(ShipError, match=r"TEST.SELECTION paper is not run by SHIP_CoOp .*python -m trainers.ship "
+                                        r"\.\.\. TEST.SELECTION paper, or scripts/ship/paper.sh"):
+        check_selection(cfg)

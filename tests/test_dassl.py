@@ -84,6 +84,19 @@ def test_dassl_base_to_new_train_eval_and_resume(tmp_path, eurosat_root, tiny_cl
     assert bad.stderr.count("\n") == 1 and not (tmp_path / "new" / "setup.json").exists()
 
 
+@pytest.mark.parametrize("setting, line", [
+    (["TRAINER.SHIP.AUG_PASSES", 0], "error: TRAINER.SHIP.AUG_PASSES 0 is not allowed; expected an integer >= 1"),
+    (["TEST.SELECTION", "paper"], "error: TEST.SELECTION paper is not run by SHIP_CoOp under train.py"),
+])
+def test_a_bad_or_core_only_setting_is_one_line_before_any_data(tmp_path, setting, line):
+    """The core's declared ranges, and the core's TEST keys, under Dassl's train.py: one line, exit 2."""
+    pytest.importorskip("dassl")
+    proc = train_py(["--root", tmp_path / "no-data", "--seed", 1, "--trainer", "SHIP_CoOp", "--output-dir", tmp_path / "out",
+                     "--dataset-config-file", "configs/datasets/eurosat.yaml",
+                     "--config-file", "configs/trainers/SHIP/vit_b16.yaml", *setting])
+    assert proc.returncode == 2 and proc.stderr.startswith(line) and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+
+
 def test_scripts_with_the_dassl_backend(tmp_path, eurosat_root, tiny_clip_path):
     pytest.importorskip("dassl")
     import os

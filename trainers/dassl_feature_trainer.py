@@ -20,7 +20,7 @@ from dassl.engine import TrainerX
 from trainers.ship.classes import Classes, log_duplicate_names, read_source_dataset
 from trainers.ship.clip_loader import load_clip
 from trainers.ship.dassl_classes import dassl_class_split
-from trainers.ship.dassl_config import DASSL_NOTES, check_coop_keys, checkpoint_file
+from trainers.ship.dassl_config import DASSL_NOTES, check_coop_keys, check_selection, checkpoint_file
 from trainers.ship.errors import ShipError, one_line
 from trainers.ship.features import FeatureCache, FeatureSet
 from trainers.ship.metrics import gzsl_report
@@ -132,6 +132,7 @@ class FeatureTrainerX(TrainerX):
             print(line)
         check_coop_keys(cfg, get_cfg_default().OPTIM.MAX_EPOCH)
         check_settings(cfg, dassl=True)  # every SHIP and method setting against its declared range
+        check_selection(cfg)  # TEST.SELECTION paper: the core's protocol, one line here
         self.run_lock = RunLock(cfg.OUTPUT_DIR)  # a second run into this folder stops here, with one line
         super().__init__(cfg)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from yacs.config import CfgNode
 
-from .config import MOVED, ship_trainer_defaults
+from .config import MOVED, get_cfg_defaults, ship_trainer_defaults
 from .errors import ShipError
 from .settings_check import accept_ints_for_floats
 from .methods import METHODS, method_nodes
@@ -44,6 +44,7 @@ def add_ship_cfg(cfg: CfgNode, trainer: str | None = None) -> None:
         return
     if trainer and not getattr(sys.excepthook, "ship_config", False):  # CoOp's train.py merges the configs next
         sys.excepthook = _config_errors_in_one_line(sys.excepthook)
+    core_test = get_cfg_defaults().TEST
     added = {
         "TRAINER.SHIP": ship_trainer_defaults(),
         **{f"TRAINER.{node}.{key}": value for node, defaults in method_nodes().items() for key, value in defaults.items()},
@@ -55,6 +56,8 @@ def add_ship_cfg(cfg: CfgNode, trainer: str | None = None) -> None:
         "CACHE_DIR": "~/.cache/ship",  # cached image features
         "PRECISION": "auto",  # auto (bf16 where native, else fp32), fp32, bf16, fp16
         "ALLOW_SETUP_MISMATCH": False,  # --eval-only of a run trained under another setup
+        "TEST.SELECTION": core_test.SELECTION,  # the core's; a SHIP Dassl trainer runs honest only (check_selection)
+        "TEST.SNAPSHOT_EVERY": core_test.SNAPSHOT_EVERY,
     }
     kept = []
     for key, value in added.items():
@@ -90,6 +93,14 @@ def _config_errors_in_one_line(previous):
         previous(kind, error, trace)
     hook.ship_config = True
     return hook
+
+
+def check_selection(cfg: CfgNode) -> None:
+    """One error line for ``TEST.SELECTION paper`` under Dassl: its test-selected protocol is the core's alone."""
+    if cfg.TEST.get("SELECTION", "honest") == "paper":
+        raise ShipError(f"TEST.SELECTION paper is not run by {cfg.TRAINER.NAME} under train.py (it runs honest: every stage "
+                        f"its full schedule, nothing chosen on test data); the official selection is the core's: "
+                        f"python -m trainers.ship ... TEST.SELECTION paper, or scripts/ship/paper.sh")
 
 
 def checkpoint_file(folder: str | Path, epoch: int | None, prefer_best: bool = True) -> Path:

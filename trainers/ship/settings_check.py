@@ -206,7 +206,8 @@ def declared_ranges() -> dict[str, Spec]:
 
 
 # Keys outside TRAINER a Dassl / CoOp config gets from SHIP (dassl_config.add_ship_cfg); Dassl's own keep their meaning.
-DASSL_PREFIXES = ("DATASET.SUBSAMPLE_CLASSES", "DATASET.LABEL_ONLY_FROM", "DATASET.TEMPLATES", "PRECISION")
+DASSL_PREFIXES = ("DATASET.SUBSAMPLE_CLASSES", "DATASET.LABEL_ONLY_FROM", "DATASET.TEMPLATES", "PRECISION", "TEST.SELECTION",
+                  "TEST.SNAPSHOT_EVERY")
 
 
 def check_settings(cfg: CfgNode, dassl: bool = False) -> None:
