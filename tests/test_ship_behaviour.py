@@ -97,11 +97,18 @@ def run_world(text_encoder, seed):
 
 
 def method_cfg():
-    """The registered methods' settings for the world: the same schedule as HEAD."""
+    """The registered methods' settings for the world: the same schedule as HEAD (the SHIP head's per-iteration cosine
+    without warm-up; KgCoOp and ProGrad also without momentum or weight decay, and ProGrad with the world's 4 context
+    tokens). Their published recipes (Dassl's warm-up and per-epoch cosine, momentum 0.9) are checked in
+    test_recipes.py; in this small world they make the outcome depend on the seed, not on SHIP."""
     cfg = get_cfg_defaults()
     for node in ("KGCOOP", "PROGRAD", "CLIPADAPTER"):
         cfg.TRAINER[node].EPOCHS, cfg.TRAINER[node].LR = HEAD["epochs"], HEAD["lr"]
         cfg.TRAINER[node].BATCH_SIZE = HEAD["batch_size"]
+        cfg.TRAINER[node].LR_SCHEDULER, cfg.TRAINER[node].WARMUP_EPOCHS = "cosine_iter", 0
+    for node in ("KGCOOP", "PROGRAD"):
+        cfg.TRAINER[node].MOMENTUM = cfg.TRAINER[node].WEIGHT_DECAY = 0.0
+    cfg.TRAINER.PROGRAD.N_CTX, cfg.TRAINER.PROGRAD.CTX_INIT = 4, "a photo of a"
     return cfg
 
 
