@@ -79,3 +79,33 @@ def test_a_method_from_one_file_runs_plain_and_with_ship(registered, tmp_path, t
     keys = ("base", "new", "hm") if protocol == "all" else ("seen", "unseen", "hm")
     for r in results.values():
         assert r["protocol"] == ("base2new" if protocol == "all" else "gzsl") and all(0 <= r[k] <= 100 for k in keys)
+
+
+def test_the_readme_example_method_runs(tmp_path, tiny_clip_path, capsys):
+    """The README's worked example (a linear probe in one file) is exact code: loaded as the file it names, it
+    registers, declares its ranges and runs plain and with SHIP."""
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    source = re.search(r"```python\n(# trainers/ship/methods/linear_probe.py\n.*?)```", readme, re.S).group(1)
+    path = tmp_path / "linear_probe.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("trainers.ship.methods.linear_probe", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        folder = write_image_folder(tmp_path / "toy", ["cat", "dog", "car", "tree"], per_class=6)
+        for trainer in ("LinearProbe", "SHIP_LinearProbe"):
+            code = main([str(a) for a in ["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 2, "--trainer",
+                                          trainer, "--output-dir", tmp_path / trainer, "--cache-dir", tmp_path / "cache",
+                                          "TRAINER.SHIP.GEN_EPOCHS", 2, "TRAINER.SHIP.AUG_PASSES", 1,
+                                          "TRAINER.LINEARPROBE.EPOCHS", 2, "DATALOADER.NUM_WORKERS", 0]])
+            assert code == 0, capsys.readouterr().err
+            assert (tmp_path / trainer / "linear_probe" / "model.pth.tar-2").is_file()
+        assert main([str(a) for a in ["--data-dir", folder, "--weights", tiny_clip_path, "--trainer", "LinearProbe",
+                                      "--output-dir", tmp_path / "bad", "TRAINER.LINEARPROBE.EPOCHS", 0]]) == 2
+        assert "TRAINER.LINEARPROBE.EPOCHS" in capsys.readouterr().err
+    finally:
+        del METHODS["LinearProbe"], STAGE_KEYS["LinearProbe"], STAGE_KEYS["SHIP_LinearProbe"]
