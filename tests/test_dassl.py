@@ -97,6 +97,54 @@ def test_a_bad_or_core_only_setting_is_one_line_before_any_data(tmp_path, settin
     assert proc.returncode == 2 and proc.stderr.startswith(line) and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
 
 
+def test_dassl_run_folder_safety_as_the_core(tmp_path, eurosat_root, tiny_clip_path):
+    """setup.json written when the run finishes, with every class of the dataset; another setup in the folder, an
+    evaluation into the training folder, and a checkpoint that does not fit are one line each; crops are seeded by
+    the image's path relative to DATASET.ROOT (a copied dataset gives the same features)."""
+    pytest.importorskip("dassl")
+    import json
+    import shutil
+
+    import torch
+
+    def common(root, seed=1):
+        return ["--root", root, "--seed", seed, "--trainer", "SHIP_CoOp", "--dataset-config-file",
+                "configs/datasets/eurosat.yaml", "--config-file", "configs/trainers/SHIP/vit_b16.yaml"]
+    fast = ["DATASET.NUM_SHOTS", 2, "MODEL.BACKBONE.WEIGHTS", tiny_clip_path, "TRAINER.SHIP.GEN_EPOCHS", 1,
+            "TRAINER.COOP.EPOCHS", 1, "TRAINER.SHIP.AUG_PASSES", 1, "DATALOADER.NUM_WORKERS", 0]
+    copy = tmp_path / "copy"
+    shutil.copytree(eurosat_root, copy)
+    runs = {}
+    for name, root in (("train", eurosat_root), ("copied", copy)):
+        runs[name] = tmp_path / name
+        proc = train_py(common(root) + ["--output-dir", runs[name]] + fast
+                        + ["DATASET.SUBSAMPLE_CLASSES", "base", "CACHE_DIR", tmp_path / f"cache-{name}"])
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    setup = json.loads((runs["train"] / "setup.json").read_text())
+    assert setup["class_names"] == ["AnnualCrop", "Forest", "Highway", "River"]  # base and new
+    log = (runs["train"] / "log.txt").read_text()
+    assert log.index("Finish training") < log.index("* accuracy")
+    trained = [torch.load(next((tmp_path / f"cache-{n}").glob("*train*")), weights_only=False) for n in runs]
+    assert torch.equal(trained[0]["features"], trained[1]["features"])
+
+    bad = train_py(common(eurosat_root, seed=2) + ["--output-dir", runs["train"]] + fast
+                   + ["DATASET.SUBSAMPLE_CLASSES", "base", "CACHE_DIR", tmp_path / "cache-train"])
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr[-2000:]
+    assert "holds a finished run of another setup (seed 1 (this run: 2))" in bad.stderr
+    assert json.loads((runs["train"] / "setup.json").read_text())["seed"] == 1
+
+    def evaluate(out):
+        return train_py(common(eurosat_root) + ["--model-dir", runs["train"], "--eval-only", "--output-dir", out] + fast
+                        + ["DATASET.SUBSAMPLE_CLASSES", "new", "CACHE_DIR", tmp_path / "cache-train"])
+    bad = evaluate(runs["train"])
+    assert bad.returncode == 2 and "is the training run's folder" in bad.stderr and bad.stderr.count("\n") == 1
+    checkpoint = next((runs["train"] / "prompt_learner").glob("model.pth.tar-*"))
+    torch.save({"state_dict": {"ctx": torch.zeros(3)}, "epoch": 1}, checkpoint)  # another method's head
+    bad = evaluate(tmp_path / "eval")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr[-2000:]
+    assert "does not fit SHIP_CoOp" in bad.stderr and "another method or for another number of classes" in bad.stderr
+
+
 def test_scripts_with_the_dassl_backend(tmp_path, eurosat_root, tiny_clip_path):
     pytest.importorskip("dassl")
     import os

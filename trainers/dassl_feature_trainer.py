@@ -25,7 +25,7 @@ from trainers.ship.errors import ShipError, one_line
 from trainers.ship.features import FeatureCache, FeatureSet
 from trainers.ship.metrics import gzsl_report
 from trainers.ship.quality import write_synthesis_report
-from trainers.ship.run_setup import check_setup, training_setup, write_setup
+from trainers.ship.run_setup import check_eval_folder, check_run_folder, check_setup, training_setup, write_setup
 from trainers.ship.runtime import RunLock
 from trainers.ship.settings_check import check_settings
 from trainers.ship.stages import synthetic_stream
@@ -134,6 +134,7 @@ class FeatureTrainerX(TrainerX):
         check_settings(cfg, dassl=True)  # every SHIP and method setting against its declared range
         check_selection(cfg)  # TEST.SELECTION paper: the core's protocol, one line here
         self.run_lock = RunLock(cfg.OUTPUT_DIR)  # a second run into this folder stops here, with one line
+        self.training_run = False  # True from before_train: --eval-only never gets there
         super().__init__(cfg)
 
     def build_data_loader(self):
@@ -166,7 +167,7 @@ class FeatureTrainerX(TrainerX):
         self.train_items = [d for d in dataset.train_x if d.label < n_base]  # GZSL: the seen classes' images
         self.train_features = None  # extracted in before_train: an --eval-only run reads no training images
         self.setup = training_setup(cfg, self.clip, cfg.DATASET.NAME,
-                                    "all" if cfg.DATASET.SUBSAMPLE_CLASSES == "all" else "base")
+                                    "all" if cfg.DATASET.SUBSAMPLE_CLASSES == "all" else "base", self.split.dataset_classes)
 
     def _build_all(self, name: str) -> tuple[str, list[str]]:
         """The registry name and class names of dataset ``name`` (a registry name, or a CoOp dataset-config name
@@ -196,6 +197,8 @@ class FeatureTrainerX(TrainerX):
         return name, list(read().classnames)
 
     def before_train(self):
+        check_run_folder(Path(self.output_dir), self.setup)  # another setup's run in this folder: one line, never resumed
+        self.training_run = True
         super().before_train()
         if self.cfg.DATASET.SUBSAMPLE_CLASSES == "new":
             raise ShipError("DATASET.SUBSAMPLE_CLASSES new is for evaluation (--eval-only --model-dir RUN): training "
@@ -204,7 +207,6 @@ class FeatureTrainerX(TrainerX):
             raise ShipError(f"{self.cfg.DATASET.NAME} with SUBSAMPLE_CLASSES {self.cfg.DATASET.SUBSAMPLE_CLASSES} leaves "
                             f"no label-only classes to synthesise; train on base (base-to-new), gzsl, or set "
                             f"DATASET.LABEL_ONLY_FROM (cross-dataset), or set TRAINER.SHIP.SYNTHESIZE False")
-        write_setup(Path(self.output_dir), self.setup)
         self.train_features = self.features(self.train_items, "train", augment=True)
 
     def synthesise(self):
@@ -229,7 +231,7 @@ class FeatureTrainerX(TrainerX):
             dataset=cfg.DATASET.NAME, split=split,
             shots=cfg.DATASET.NUM_SHOTS if augment or split == "val" else None, seed=cfg.SEED,
             passes=cfg.TRAINER.SHIP.AUG_PASSES, augment=augment, aug_scale=tuple(cfg.TRAINER.SHIP.AUG_SCALE),
-            batch_size=cfg.DATALOADER.TEST.BATCH_SIZE, num_workers=cfg.DATALOADER.NUM_WORKERS,
+            batch_size=cfg.DATALOADER.TEST.BATCH_SIZE, num_workers=cfg.DATALOADER.NUM_WORKERS, root=cfg.DATASET.ROOT,
         )
         return self._feature_sets[(split, augment)]
 
@@ -244,14 +246,27 @@ class FeatureTrainerX(TrainerX):
     def load_model(self, directory, epoch=None):
         """Load the head of the run in ``directory`` after checking its setup (``setup.json``): the checkpoint of
         ``epoch``, else Dassl's best-on-val model when TEST.FINAL_MODEL best_val kept one, else the last epoch's."""
+        if not self.training_run:  # --eval-only: into a folder of its own (best_val reloads this run's own model)
+            check_eval_folder(Path(self.cfg.OUTPUT_DIR), Path(directory))
         check_setup(Path(directory), self.setup, self.cfg.ALLOW_SETUP_MISMATCH)
         path = checkpoint_file(Path(directory) / self.stage, epoch)
         try:
             checkpoint = torch.load(path, map_location=self.device, weights_only=False)  # Dassl pickles its optimiser
         except Exception as exc:
             raise ShipError(f"corrupt checkpoint {path} ({type(exc).__name__}: {exc})") from None
-        self.load_head(path, checkpoint)
+        try:
+            self.load_head(path, checkpoint)
+        except Exception as exc:  # no state_dict, missing or unexpected keys, size mismatch (as stages.load_finished)
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise ShipError(f"{path} does not fit {type(self).__name__} ({reason[:300]}); it was saved by another "
+                            f"method or for another number of classes") from None
         print(f"Loaded {self.stage.replace('_', ' ')} from {path} (epoch {checkpoint.get('epoch')})")
+
+    def after_train(self):
+        """Training finished: ``setup.json`` (what evaluations check, and what a rerun into this folder must match),
+        then Dassl's test, whose ``* accuracy`` line in log.txt marks the run finished."""
+        write_setup(Path(self.output_dir), self.setup)
+        super().after_train()
 
     @torch.no_grad()
     def test(self, split=None):

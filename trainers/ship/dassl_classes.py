@@ -28,6 +28,7 @@ class ClassSplit:
     evaluated: Classes  # the dataset's classes as Dassl built them: what a test scores (GZSL: base then new)
     label_only: list[str]  # the classes SHIP synthesises
     class_index: dict[str, int]  # identity -> column over base + label-only classes
+    dataset_classes: list[str]  # every class of the dataset in label order (base then new), whatever Dassl subsampled
     gzsl: bool = False  # evaluated[:len(base)] are the seen classes of one joint label space
 
 
@@ -42,7 +43,7 @@ def dassl_class_split(cfg: CfgNode, classnames: Sequence[str], build_all: BuildA
     if subsample == "gzsl":  # Dassl built every class (FeatureTrainerX.build_data_loader)
         n_base = num_base or math.ceil(len(names) / 2)
         every = Classes(names, class_ids(name, range(len(names))))
-        return ClassSplit(Classes(names[:n_base], every.ids[:n_base]), every, names[n_base:], _columns(every.ids), True)
+        return ClassSplit(Classes(names[:n_base], every.ids[:n_base]), every, names[n_base:], _columns(every.ids), names, True)
     if subsample in ("base", "new"):
         _, full = build_all(name)
         n_base = num_base or math.ceil(len(full) / 2)
@@ -54,7 +55,7 @@ def dassl_class_split(cfg: CfgNode, classnames: Sequence[str], build_all: BuildA
         every = class_ids(name, range(len(full)))
         base = Classes(full[:n_base], every[:n_base])
         evaluated = base if subsample == "base" else Classes(names, every[n_base:])
-        return ClassSplit(base, evaluated, full[n_base:], _columns(every))
+        return ClassSplit(base, evaluated, full[n_base:], _columns(every), list(full))
     if subsample != "all":
         raise ShipError(f"unknown DATASET.SUBSAMPLE_CLASSES {subsample!r}; expected all, base, new or gzsl")
     every = Classes(names, class_ids(name, range(len(names))))
@@ -65,7 +66,7 @@ def dassl_class_split(cfg: CfgNode, classnames: Sequence[str], build_all: BuildA
         else:
             sources.append((source, *build_all(source)))
     label_only, index = merge_label_only(names, sources)
-    return ClassSplit(every, every, label_only, {**_columns(every.ids), **index})
+    return ClassSplit(every, every, label_only, {**_columns(every.ids), **index}, names)
 
 
 def _columns(ids: list[str]) -> dict[str, int]:
