@@ -177,6 +177,8 @@ def test_dassl_ship_tip_adapter_base_to_new(tmp_path, eurosat_root, tiny_clip_pa
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     log = (train_dir / "log.txt").read_text()
     assert "Tip-Adapter search on val" in log and "generator epoch [2/2]" in log and len(accuracies(train_dir / "log.txt")) == 1
+    # the whole val split of the base classes, read with NUM_SHOTS 0 (as the core's run_data.whole_val)
+    assert "SHIP_TipAdapter searches on the whole val split of the 2 base classes (2 images)" in log
     if cfg.startswith("tip_adapter_f"):
         assert "Tip-Adapter-F epoch [2/2]" in log
     epoch = 2 if cfg.startswith("tip_adapter_f") else 0
@@ -245,6 +247,10 @@ def test_dassl_registers_ship_for_every_registered_method(tmp_path, eurosat_root
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     log = (train_dir / "log.txt").read_text()
     assert "synthesises features of 2 label-only classes" in log and len(accuracies(train_dir / "log.txt")) == 1
+    if trainer == "SHIP_CLIPAdapter":  # its recipe crops at (0.08, 1.0), the generator at AUG_SCALE (0.5, 1.0)
+        assert ("the generator trains on features cropped at scale (0.5, 1.0) (TRAINER.SHIP.AUG_SCALE), the method on "
+                "features cropped at (0.08, 1.0) (its CROP_SCALE)") in log
+        assert len(list((tmp_path / "cache").glob("*train*"))) == 2
     stage = "clip_adapter" if trainer == "SHIP_CLIPAdapter" else "prompt_learner"
     assert (train_dir / stage / "model.pth.tar-2").is_file()
     proc = train_py(common + ["--output-dir", test_dir, "--model-dir", train_dir, "--eval-only"]

@@ -25,6 +25,7 @@ from trainers.ship.errors import ShipError, one_line
 from trainers.ship.features import FeatureCache, FeatureSet
 from trainers.ship.metrics import gzsl_report
 from trainers.ship.quality import write_synthesis_report
+from trainers.ship.run_data import crop_scales
 from trainers.ship.run_setup import check_eval_folder, check_run_folder, check_setup, training_setup, write_setup
 from trainers.ship.runtime import RunLock
 from trainers.ship.settings_check import check_settings
@@ -158,7 +159,7 @@ class FeatureTrainerX(TrainerX):
         print(f"Loaded CLIP {self.clip.name} on {self.device}, precision {self.clip.precision} (PRECISION {cfg.PRECISION})")
         self.text_encoder = TextEncoder(self.clip.model, self.clip.precision)
         self.cache = FeatureCache(cfg.CACHE_DIR)
-        self._feature_sets: dict[tuple[str, bool], FeatureSet] = {}
+        self._feature_sets: dict[tuple, FeatureSet] = {}
         dataset = self.dm.dataset
         log_duplicate_names(cfg.DATASET.NAME, dataset.classnames)
         self.split = dassl_class_split(cfg, dataset.classnames, self._build_all, getattr(dataset, "num_base", 0))
@@ -207,12 +208,37 @@ class FeatureTrainerX(TrainerX):
             raise ShipError(f"{self.cfg.DATASET.NAME} with SUBSAMPLE_CLASSES {self.cfg.DATASET.SUBSAMPLE_CLASSES} leaves "
                             f"no label-only classes to synthesise; train on base (base-to-new), gzsl, or set "
                             f"DATASET.LABEL_ONLY_FROM (cross-dataset), or set TRAINER.SHIP.SYNTHESIZE False")
-        self.train_features = self.features(self.train_items, "train", augment=True)
+        head_scale, generator_scale = crop_scales(self.cfg)  # as the core: the method at its CROP_SCALE
+        self.train_features = self.features(self.train_items, "train", augment=True, scale=head_scale)
+        self.generator_features = self.train_features
+        if generator_scale is not None:
+            print(f"{self.cfg.TRAINER.NAME}: the generator trains on features cropped at scale {generator_scale} "
+                  f"(TRAINER.SHIP.AUG_SCALE), the method on features cropped at {head_scale} (its CROP_SCALE)")
+            self.generator_features = self.features(self.train_items, "train", augment=True, scale=generator_scale)
+
+    def search_val(self) -> FeatureSet:
+        """The images a method searches its settings on (Tip-Adapter's α, β): the whole val split of the base classes,
+        as the core (``run_data.whole_val``), not Dassl's few-shot val; a dataset whose val split is its test set
+        (ImageNet) keeps the few-shot val drawn from its training images (one line)."""
+        cfg, n_base = self.cfg, len(self.split.base.names)
+        whole = DATASET_REGISTRY.get(cfg.DATASET.NAME)(_with(cfg, SUBSAMPLE_CLASSES="all", NUM_SHOTS=0)).val or []
+        test = {d.impath for d in self.dm.dataset.test}
+        if any(d.impath in test for d in whole):
+            few = [d for d in self.dm.dataset.val or [] if d.label < n_base]
+            print(f"{cfg.DATASET.NAME}'s val split is its test set; the search uses the {len(few)} validation images "
+                  f"drawn from its training images instead")
+            return self.features(few, "val")
+        items = [d for d in whole if d.label < n_base]
+        if not items:
+            raise ShipError(f"{cfg.DATASET.NAME} has no validation images of its base classes, but {cfg.TRAINER.NAME} "
+                            f"searches its settings on them; give the dataset a val split")
+        print(f"{cfg.TRAINER.NAME} searches on the whole val split of the {n_base} base classes ({len(items)} images)")
+        return self.features(items, "val", few_shot=False)
 
     def synthesise(self):
         """The SHIP generator stage (trained, or loaded from OUTPUT_DIR) on the base features, its stream of
         synthetic features of the label-only classes, and ``synthesis.json``."""
-        stream = synthetic_stream(self.cfg, self.text_encoder, self.clip, self.train_features, self.split.base.names,
+        stream = synthetic_stream(self.cfg, self.text_encoder, self.clip, self.generator_features, self.split.base.names,
                                   self.split.label_only, Path(self.output_dir))
         write_synthesis_report(Path(self.output_dir), stream.generator, self.split.label_only, self.text_encoder,
                                self.templates)
@@ -221,19 +247,25 @@ class FeatureTrainerX(TrainerX):
     def steps_per_epoch(self, batch_size: int) -> int:
         return math.ceil(len(self.train_items) / batch_size)
 
-    def features(self, datums, split: str, augment: bool = False) -> FeatureSet:
-        """The cached features of a split's images, read from disk once per run (best_val tests val every epoch)."""
+    def features(self, datums, split: str, augment: bool = False, scale: tuple[float, float] | None = None,
+                 few_shot: bool | None = None) -> FeatureSet:
+        """The cached features of a split's images, read from disk once per run (best_val tests val every epoch);
+        ``scale``: the crop scale of augmented views (default TRAINER.SHIP.AUG_SCALE); ``few_shot``: a set drawn
+        for this run's shots and seed (default: augmented sets and Dassl's val)."""
         cfg = self.cfg
-        if (split, augment) in self._feature_sets:
-            return self._feature_sets[(split, augment)]
-        self._feature_sets[(split, augment)] = self.cache.get_or_extract(
+        scale = tuple(scale or cfg.TRAINER.SHIP.AUG_SCALE)
+        few_shot = augment or split == "val" if few_shot is None else few_shot
+        key = (split, augment, scale, few_shot)
+        if key in self._feature_sets:
+            return self._feature_sets[key]
+        self._feature_sets[key] = self.cache.get_or_extract(
             self.clip, [d.impath for d in datums], [d.label for d in datums], self.device,
             dataset=cfg.DATASET.NAME, split=split,
-            shots=cfg.DATASET.NUM_SHOTS if augment or split == "val" else None, seed=cfg.SEED,
-            passes=cfg.TRAINER.SHIP.AUG_PASSES, augment=augment, aug_scale=tuple(cfg.TRAINER.SHIP.AUG_SCALE),
+            shots=cfg.DATASET.NUM_SHOTS if few_shot else None, seed=cfg.SEED,
+            passes=cfg.TRAINER.SHIP.AUG_PASSES, augment=augment, aug_scale=scale,
             batch_size=cfg.DATALOADER.TEST.BATCH_SIZE, num_workers=cfg.DATALOADER.NUM_WORKERS, root=cfg.DATASET.ROOT,
         )
-        return self._feature_sets[(split, augment)]
+        return self._feature_sets[key]
 
     def score(self, features: torch.Tensor, classes: Classes) -> torch.Tensor:
         """Logits of normalised image features over ``classes``."""

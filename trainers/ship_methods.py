@@ -36,7 +36,7 @@ class FitOnceTrainer(FeatureTrainerX):
         super().before_train()
         cfg = self.cfg
         base, label_only = self.split.base.names, self.split.label_only
-        val = self.features([d for d in self.dm.dataset.val or [] if d.label < len(base)], "val") if self.method.uses_val else None
+        val = self.search_val() if self.method.uses_val else None
         synthetic = None
         if cfg.TRAINER.SHIP.SYNTHESIZE:
             synthetic = self.synthesise()
