@@ -24,11 +24,11 @@ from yacs.config import CfgNode
 
 from .classes import Classes, log_duplicate_names
 from .clip_loader import load_clip
+from .data import DatasetSplits
 from .errors import ShipError
 from .heads import SplitFeatures, TestMetric, build_head, templates_of
 from .methods import Scorer, resolve
 from .metrics import evaluate, evaluate_gzsl, harmonic_mean, log_report
-from .data import DatasetSplits
 from .quality import write_synthesis_report
 from .run_setup import check_eval_folder, check_run_folder, check_setup, training_setup, write_setup
 from .run_data import cross_dataset_label_only, load_fewshot_dataset, prepare_features
