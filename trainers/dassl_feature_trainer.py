@@ -92,7 +92,7 @@ def _report_ship_errors(kind, error, trace) -> None:
     moved = ""
     if _run["movable"] and out is not None and out.is_dir():
         try:
-            moved = f" (the unfinished run was moved to {_set_aside(out)}; the same command resumes it)"
+            moved = f" (the unfinished run was moved to {_set_aside(out)}; once the cause is fixed, the same command resumes it)"
         except OSError:
             pass
     reported = one_line(error) if isinstance(error, BaseException) else None

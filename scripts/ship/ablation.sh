@@ -11,6 +11,7 @@
 # table (a row per setting: SHIP first, then the control, then the others) and its bar chart in
 # $OUTPUT/ablation/summary. Always the core (python -m trainers.ship).
 set -euo pipefail
+case "${1:-}" in -h|--help) sed -n '2,/^set /s/^# \{0,1\}//p' "$0"; exit 0 ;; esac  # the comment above
 DATASET=${1:?usage: ablation.sh DATASET SEED [KEY VALUE ...]}
 SEED=${2:?usage: ablation.sh DATASET SEED [KEY VALUE ...]}
 shift 2
