@@ -391,3 +391,24 @@ def test_new_classes_without_test_images_are_one_line(tmp_path, tiny_clip_path, 
                          capsys)
     assert code == 0, err
     assert "1 of the 2 new classes have no test images and are not scored: d" in out
+
+
+def test_a_swallowed_ctrl_c_still_stops_the_next_step(capsys):
+    """Ctrl-C raised where Python swallows exceptions (a __del__, a logging lock after a loader worker forks:
+    "Exception ignored in ...") is remembered: the next progress step stops the run, and nothing is printed."""
+    from trainers.ship.errors import remember_interrupts
+    from trainers.ship.progress import Progress
+
+    class InterruptedWhileCollected:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    restore = remember_interrupts()
+    try:
+        steps = Progress("loop", 10, interval=1e9)
+        InterruptedWhileCollected()  # collected at once: the KeyboardInterrupt is raised inside __del__
+        with pytest.raises(KeyboardInterrupt):
+            steps.update()
+    finally:
+        restore()
+    assert "Exception ignored" not in capsys.readouterr().err

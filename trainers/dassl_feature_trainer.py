@@ -21,7 +21,7 @@ from trainers.ship.classes import Classes, log_duplicate_names, read_source_data
 from trainers.ship.clip_loader import load_clip
 from trainers.ship.dassl_classes import dassl_class_split
 from trainers.ship.dassl_config import DASSL_NOTES, check_coop_keys, check_selection, checkpoint_file
-from trainers.ship.errors import ShipError, one_line
+from trainers.ship.errors import ShipError, one_line, remember_interrupts
 from trainers.ship.features import FeatureCache, FeatureSet
 from trainers.ship.metrics import gzsl_report
 from trainers.ship.quality import write_synthesis_report
@@ -120,6 +120,7 @@ def route_ship_log() -> None:
         handler.ship_stdout = True
         ship_log.addHandler(handler)
     sys.excepthook = _report_ship_errors
+    remember_interrupts()  # for the rest of the process: a swallowed Ctrl-C still stops the next step
 
 
 class FeatureTrainerX(TrainerX):

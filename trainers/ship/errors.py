@@ -2,7 +2,9 @@
 for it, for Ctrl-C and for a failed read or write."""
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from typing import Callable
 
 
@@ -32,12 +34,53 @@ def one_line(exc: BaseException) -> tuple[str, int] | None:
     return None
 
 
+_interrupted = False
+
+
+def _on_sigint(signum, frame) -> None:
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
+def remember_interrupts() -> Callable[[], None]:
+    """Ctrl-C raises KeyboardInterrupt as usual and is also remembered, so that an interrupt Python swallowed
+    (raised inside a ``__del__`` or a logging lock: "Exception ignored in ...") still stops the run at the next
+    :func:`stop_if_interrupted`. Returns the function that restores the previous handler."""
+    global _interrupted
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    _interrupted = False
+    previous, previous_hook = signal.signal(signal.SIGINT, _on_sigint), sys.unraisablehook
+
+    def quiet_swallowed_interrupt(unraisable) -> None:  # remembered already: no "Exception ignored" traceback
+        if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+            previous_hook(unraisable)
+
+    sys.unraisablehook = quiet_swallowed_interrupt
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = previous_hook
+
+    return restore
+
+
+def stop_if_interrupted() -> None:
+    """Raise KeyboardInterrupt when Ctrl-C came since :func:`remember_interrupts` (long loops call it each step)."""
+    if _interrupted:
+        raise KeyboardInterrupt
+
+
 def report_errors(run: Callable[[], object]) -> int:
     """Exit status of a command: 0, or the status of :func:`one_line` after printing its line (no traceback)."""
+    restore = remember_interrupts()
     try:
         run()
     except (ShipError, KeyboardInterrupt, OSError) as exc:
         line, status = one_line(exc)
         print(line.replace("\n", " "), file=sys.stderr)
         return status
+    finally:
+        restore()
     return 0

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator, TypeVar
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from .errors import ShipError
+from .errors import ShipError, stop_if_interrupted
 
 logger = logging.getLogger("ship")
 T = TypeVar("T")
@@ -116,6 +116,7 @@ class Progress:
             self._bar.set_postfix_str(note, refresh=False)
 
     def update(self, n: int = 1) -> None:
+        stop_if_interrupted()
         self.done += n
         if self._bar is not None:
             self._bar.update(n)
