@@ -412,3 +412,4 @@ def test_a_swallowed_ctrl_c_still_stops_the_next_step(capsys):
     finally:
         restore()
     assert "Exception ignored" not in capsys.readouterr().err
+    steps.update()  # restored: the interrupt was this run's, not the next one's

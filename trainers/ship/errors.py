@@ -60,8 +60,9 @@ def remember_interrupts() -> Callable[[], None]:
     sys.unraisablehook = quiet_swallowed_interrupt
 
     def restore() -> None:
+        global _interrupted
         signal.signal(signal.SIGINT, previous)
-        sys.unraisablehook = previous_hook
+        sys.unraisablehook, _interrupted = previous_hook, False
 
     return restore
 
