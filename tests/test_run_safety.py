@@ -413,3 +413,26 @@ def test_a_swallowed_ctrl_c_still_stops_the_next_step(capsys):
         restore()
     assert "Exception ignored" not in capsys.readouterr().err
     steps.update()  # restored: the interrupt was this run's, not the next one's
+
+
+def test_a_failure_that_follows_ctrl_c_is_reported_as_the_interrupt(capsys):
+    """Loader workers also get Ctrl-C and exit; if the run notices that first ("DataLoader worker exited
+    unexpectedly"), the user still sees the one interrupt line and status 130. The same failure without Ctrl-C is
+    a bug and keeps its traceback."""
+    from trainers.ship.errors import INTERRUPTED, report_errors
+
+    def interrupted_then_workers_gone():
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:
+            pass  # swallowed, as it may be inside the loader
+        raise RuntimeError("DataLoader worker (pid(s) 1) exited unexpectedly")
+
+    assert report_errors(interrupted_then_workers_gone) == 130
+    assert capsys.readouterr().err == INTERRUPTED + "\n"
+
+    def workers_gone():
+        raise RuntimeError("DataLoader worker (pid(s) 1) exited unexpectedly")
+
+    with pytest.raises(RuntimeError):
+        report_errors(workers_gone)

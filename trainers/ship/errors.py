@@ -23,7 +23,7 @@ def one_line(exc: BaseException) -> tuple[str, int] | None:
     """The single line and exit status a user sees for ``exc``: a :class:`ShipError` (2), Ctrl-C (130), an
     ``OSError`` such as a full disk or a folder without permission (2, naming the path). None for anything
     else: a bug, whose traceback is the right report."""
-    if isinstance(exc, KeyboardInterrupt):
+    if isinstance(exc, KeyboardInterrupt) or _interrupted:  # after Ctrl-C, e.g. "DataLoader worker exited"
         return INTERRUPTED, 130
     if isinstance(exc, ShipError):
         return f"error: {exc}", 2
@@ -34,7 +34,7 @@ def one_line(exc: BaseException) -> tuple[str, int] | None:
     return None
 
 
-_interrupted = False
+_interrupted = False  # Ctrl-C came during this run
 
 
 def _on_sigint(signum, frame) -> None:
@@ -78,8 +78,11 @@ def report_errors(run: Callable[[], object]) -> int:
     restore = remember_interrupts()
     try:
         run()
-    except (ShipError, KeyboardInterrupt, OSError) as exc:
-        line, status = one_line(exc)
+    except BaseException as exc:
+        reported = one_line(exc) if isinstance(exc, Exception | KeyboardInterrupt) else None
+        if reported is None:
+            raise
+        line, status = reported
         print(line.replace("\n", " "), file=sys.stderr)
         return status
     finally:
