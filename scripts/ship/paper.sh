@@ -93,15 +93,20 @@ EOF
 # The grid: task i is UNITS[i], lines "DIR<TAB>COMMAND" run in order (an xd task: training, then each target)
 UNITS=()
 TAB=$'\t'
-for D in ${DATASETS}; do
-    for T in ${TRAINERS}; do
+# add_runs PROTOCOL DATASET SUBSAMPLE "TRAINERS": one task per trainer and seed
+add_runs() {
+    local protocol=$1 dataset=$2 subsample=$3 trainers=$4 T S dir
+    for T in ${trainers}; do
         for S in ${SEEDS}; do
-            recipe "${T}" "${D}"
-            dir=${TREE}/base2new/${D}/shots_${SHOTS}/${TRAINER_NAME}/${LABEL}/seed${S}
-            command_line "${D}" "${S}" "${dir}" all "${EXTRA[@]}"
+            recipe "${T}" "${dataset}"
+            dir=${TREE}/${protocol}/${dataset}/shots_${SHOTS}/${TRAINER_NAME}/${LABEL}/seed${S}
+            command_line "${dataset}" "${S}" "${dir}" "${subsample}" "${EXTRA[@]}"
             UNITS+=("${dir}${TAB}${CMD}")
         done
     done
+}
+for D in ${DATASETS}; do
+    add_runs base2new "${D}" all "${TRAINERS}"
 done
 for T in ${XD_TRAINERS}; do
     for S in ${SEEDS}; do
@@ -117,14 +122,7 @@ for T in ${XD_TRAINERS}; do
         UNITS+=("${unit}")
     done
 done
-for T in ${GZSL_TRAINERS}; do
-    for S in ${SEEDS}; do
-        recipe "${T}" "${GZSL_DATASET}"
-        dir=${TREE}/gzsl/${GZSL_DATASET}/shots_${SHOTS}/${TRAINER_NAME}/${LABEL}/seed${S}
-        command_line "${GZSL_DATASET}" "${S}" "${dir}" gzsl "${EXTRA[@]}"
-        UNITS+=("${dir}${TAB}${CMD}")
-    done
-done
+add_runs gzsl "${GZSL_DATASET}" gzsl "${GZSL_TRAINERS}"
 
 # run_unit I: every run of task I that is not complete yet
 run_unit() {
