@@ -275,6 +275,21 @@ def test_eval_only_on_another_class_set_with_the_same_folder_name_is_refused(tmp
     one_error_line(code, err, "class_names: class 0 'car' (this evaluation: 'bus')", "another class set")
 
 
+def test_a_setup_of_an_older_version_says_what_it_cannot_compare(tmp_path, tiny_clip_path, trained, capsys):
+    """A setup.json written before class_names existed cannot refuse another class set: one line says so."""
+    run_dir = tmp_path / "older"
+    shutil.copytree(trained / "run", run_dir)
+    setup = json.loads((run_dir / "setup.json").read_text())
+    del setup["class_names"]
+    (run_dir / "setup.json").write_text(json.dumps(setup))
+    other = write_image_folder(tmp_path / "toy", ["cat", "dog", "bus", "tree"], per_class=6)
+    argv = eval_flags(other, tiny_clip_path, trained, tmp_path / "eval")
+    argv[argv.index(trained / "run")] = run_dir
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert f"{run_dir / 'setup.json'} was written by an older version without class_names; these are not compared" in out
+
+
 # ---------------------------------------------------------------- one run per folder; finished work is kept
 def test_eval_only_never_overwrites_a_training_runs_results(tmp_path, folder, tiny_clip_path, trained, capsys):
     before = (trained / "run" / "results.json").read_bytes()

@@ -79,6 +79,14 @@ def _difference(key: str, before, now) -> str:
     return f"{key} {_short(before)} (this run: {_short(now)})"
 
 
+def _log_unchecked(path: Path, keys: set[str]) -> None:
+    """One log line naming what a ``setup.json`` of an older version lacks, so it cannot be compared."""
+    if keys:
+        names = sorted(keys)
+        logger.info(f"{path} was written by an older version without {', '.join(names[:5])}"
+                    f"{' ...' if len(names) > 5 else ''}; these are not compared")
+
+
 def check_run_folder(out: Path, current: dict) -> None:
     """Training into ``out``: a folder whose ``setup.json`` names another setup (seed, trainer, dataset, classes,
     settings, ...) holds another finished run and is refused with one line naming the difference, so it is never
@@ -90,6 +98,7 @@ def check_run_folder(out: Path, current: dict) -> None:
     now = _flat(json.loads(json.dumps(current)))  # tuples as lists, as setup.json holds them
     # keys on both sides (a setup.json of an older version lacks newer keys), the run's identity first
     keys = sorted(set(held) & set(now), key=lambda k: (k.startswith("settings."), k))
+    _log_unchecked(path, set(now) - set(held))
     if held.get("trainer") != now.get("trainer"):  # other trainers read other settings: the trainer says it
         keys = [k for k in keys if not k.startswith("settings.")]
     differences = [_difference(k, held.get(k), now.get(k)) for k in keys
@@ -137,6 +146,8 @@ def check_setup(model_dir: Path, current: dict, allow_mismatch: bool = False) ->
             before = trained.get("settings", {}).get(stage, {})
             differences += [f"{k} {before.get(k)!r} (this evaluation: {v!r})"
                             for k, v in settings.items() if before.get(k) != v]
+    if "class_names" in current and "class_names" not in trained:
+        _log_unchecked(path, {"class_names"})
     if trained.get("dataset") == current["dataset"] and isinstance(trained.get("class_names"), list) \
             and "class_names" in current and trained["class_names"] != current["class_names"]:
         differences.append(_class_difference(trained["class_names"], current["class_names"]).replace("this run", "this evaluation")
