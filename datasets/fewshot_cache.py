@@ -18,6 +18,7 @@ from pathlib import Path
 from trainers.ship.errors import ShipError
 from trainers.ship.runtime import atomic_write_json
 
+from . import splits
 from .splits import Item, sample_few_shot
 
 logger = logging.getLogger("ship")
@@ -70,8 +71,7 @@ def few_shot_subsets(
         raise ShipError(f"shots must be a positive number of images per class; got {shots}")
     train_few, val_few = _cached_or_sampled(dataset_dir, train, [] if val_from_train else val, shots, seed)
     if val_from_train:
-        chosen = {i.path for i in train_few}
-        val_few = sample_few_shot([i for i in train if i.path not in chosen], min(shots, 4), random.Random(seed))
+        val_few = splits.val_from_train(train, train_few, shots, seed)
     return train_few, val_few
 
 

@@ -5,7 +5,8 @@ import math
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Literal, Sequence
+from operator import attrgetter
+from typing import Callable, Literal, Sequence, TypeVar
 
 from trainers.ship.errors import ShipError
 
@@ -50,6 +51,19 @@ def sample_few_shot(items: Sequence[Item], shots: int, rng: random.Random) -> li
     for group in by_label.values():
         picked.extend(rng.sample(group, shots) if len(group) >= shots else group)
     return picked
+
+
+T = TypeVar("T")
+
+
+def val_from_train(train: Sequence[T], few_shot: Sequence[T], shots: int, seed: int,
+                   path: Callable[[T], str] = attrgetter("path")) -> list[T]:
+    """The few-shot validation images of a dataset whose val split is its test set (ImageNet): ``min(shots, 4)``
+    per class drawn, with ``random.Random(seed)``, from the training images ``train`` outside the few-shot
+    training set ``few_shot``, so nothing is tuned on test images. ``path``: an item's image path (Dassl's
+    ``Datum``: ``attrgetter("impath")``)."""
+    chosen = {path(i) for i in few_shot}
+    return sample_few_shot([i for i in train if path(i) not in chosen], min(shots, 4), random.Random(seed))
 
 
 def few_shot_splits(dataset: DatasetSplits, shots: int, seed: int) -> DatasetSplits:

@@ -306,3 +306,56 @@ def test_ship_cocoop_under_dassl_reports_progress_inside_its_epochs(tmp_path, eu
     log = (tmp_path / "run" / "log.txt").read_text()
     assert re.search(r"prompt learner: \d+/\d+ steps", log), log[-3000:]
     assert len(accuracies(tmp_path / "run" / "log.txt")) == 1
+
+
+def test_dassl_search_val_never_uses_a_val_split_that_is_the_test_set(tmp_path, capsys):
+    """A reader like CoOp's ImageNet (``val = test``): Tip-Adapter's search images come from the training images
+    the few-shot set left out (min(shots, 4) per base class), as the core draws them, and the log line says so."""
+    pytest.importorskip("dassl")
+    import random
+    from types import SimpleNamespace
+
+    from dassl.config import get_cfg_default
+    from dassl.data.datasets import DATASET_REGISTRY, DatasetBase, Datum
+
+    from trainers.dassl_feature_trainer import FeatureTrainerX
+
+    files = {split: [(tmp_path / f"{split}_{c}_{n}.jpg", c) for c in range(4) for n in range(count)]
+             for split, count in (("train", 10), ("val", 3))}
+    for path, _ in files["train"] + files["val"]:
+        path.touch()
+
+    def datums(split):
+        return [Datum(impath=str(p), label=c, classname=f"c{c}") for p, c in files[split]]
+
+    class ValIsTestToy(DatasetBase):  # CoOp's ImageNet: the few-shot train, val = test, CoCoOp's subsampling
+        def __init__(self, cfg):
+            train, test = datums("train"), datums("val")
+            if cfg.DATASET.NUM_SHOTS > 0:  # the first draw of each class, as a fixed few-shot file would hold
+                train = [d for d in train if int(Path(d.impath).stem.rsplit("_", 1)[1]) < cfg.DATASET.NUM_SHOTS]
+            if cfg.DATASET.SUBSAMPLE_CLASSES == "base":
+                train, test = [d for d in train if d.label < 2], [d for d in test if d.label < 2]
+            super().__init__(train_x=train, val=test, test=test)
+
+    if "ValIsTestToy" not in DATASET_REGISTRY.registered_names():
+        DATASET_REGISTRY.register(ValIsTestToy)
+    cfg = get_cfg_default()
+    cfg.DATASET.NAME, cfg.DATASET.NUM_SHOTS, cfg.SEED, cfg.TRAINER.NAME = "ValIsTestToy", 3, 2, "SHIP_TipAdapter"
+    for subsample in ("base", "all"):
+        cfg.DATASET.SUBSAMPLE_CLASSES = subsample
+        dataset = ValIsTestToy(cfg)
+        n_base = 2 if subsample == "base" else 4
+        fake = SimpleNamespace(cfg=cfg, dm=SimpleNamespace(dataset=dataset),
+                               split=SimpleNamespace(base=SimpleNamespace(names=[f"c{c}" for c in range(n_base)])),
+                               features=lambda items, split, **kw: (items, split, kw))
+        items, split, kw = FeatureTrainerX.search_val(fake)
+        # independently: Dassl's draw (labels in order, random.sample of 3 each) from the 7 non-few-shot images
+        rng, expected = random.Random(2), []
+        for c in range(4):
+            pool = [str(p) for p, label in files["train"] if label == c and int(p.stem.rsplit("_", 1)[1]) >= 3]
+            expected += rng.sample(pool, 3)
+        assert [d.impath for d in items] == [p for p in expected if int(Path(p).stem.split("_")[1]) < n_base]
+        assert not {d.impath for d in items} & {d.impath for d in dataset.test} and (split, kw) == ("val", {})
+        line = capsys.readouterr().out
+        assert f"ValIsTestToy's val split is its test set; SHIP_TipAdapter searches on {3 * n_base} validation images " \
+               f"drawn from its training images" in line

@@ -3,12 +3,17 @@ context initialisation, CoOp's context rule, Tip-Adapter's search on the whole v
 and each recipe's crop scale. Every official definition is computed here independently of the code under test."""
 import json
 import math
+import random
+from operator import attrgetter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from datasets.fewshot_cache import few_shot_subsets
+from datasets.splits import Item, val_from_train
 from trainers.ship.classifiers import PromptLearner
 from trainers.ship.config import build_cfg, get_cfg_defaults
 from trainers.ship.errors import ShipError
@@ -246,6 +251,36 @@ def test_tip_adapter_run_searches_the_whole_val_split(tmp_path, tiny_clip):
     data = prepare_features(cfg, dataset, tiny_clip, torch.device("cpu"), with_val=True)
     assert len(data.val) == 2 * 6  # the base classes' whole val split
     assert data.val.labels.tolist() == [0] * 6 + [1] * 6
+
+
+def dassl_few_shot_draw(items, shots, seed, label=lambda i: i.label):
+    """Dassl's generate_fewshot_dataset after set_random_seed(seed): labels in order of first appearance, random.sample
+    of ``shots`` items of each (all of a smaller class)."""
+    rng, groups = random.Random(seed), {}
+    for item in items:
+        groups.setdefault(label(item), []).append(item)
+    return [x for group in groups.values() for x in (rng.sample(group, shots) if len(group) >= shots else group)]
+
+
+def test_a_val_split_that_is_the_test_set_is_drawn_from_training_images(tmp_path):
+    """ImageNet (CoOp's reader: val = test): the search's val is min(shots, 4) images per class drawn from the
+    training images the few-shot set left out, in the core and in the Dassl route (Datum: impath), never a test image."""
+    train = [Item(str(tmp_path / f"train/{c}/{n}.jpg"), c, f"c{c}") for c in range(3) for n in range(12)]
+    test = [Item(str(tmp_path / f"val/{c}/{n}.jpg"), c, f"c{c}") for c in range(3) for n in range(5)]
+    for shots, seed in ((2, 1), (8, 3)):
+        few = dassl_few_shot_draw(train, shots, seed)
+        expected = dassl_few_shot_draw([i for i in train if i not in few], min(shots, 4), seed)
+        drawn = val_from_train(train, few, shots, seed)
+        assert drawn == expected and len(drawn) == 3 * min(shots, 4)
+        assert not set(drawn) & (set(few) | set(test))
+        datums = [SimpleNamespace(impath=i.path, label=i.label) for i in train]
+        few_datums = [d for d in datums if d.impath in {i.path for i in few}]
+        assert [d.impath for d in val_from_train(datums, few_datums, shots, seed, attrgetter("impath"))] == \
+            [i.path for i in expected]
+    # the core's reader: the few-shot train as Dassl draws it, the val from the rest, not from val (= test)
+    train_few, val_few = few_shot_subsets(tmp_path, train, test, 2, 1, val_from_train=True)
+    assert train_few == dassl_few_shot_draw(train, 2, 1)
+    assert val_few == dassl_few_shot_draw([i for i in train if i not in train_few], 2, 1) and len(val_few) == 6
 
 
 def test_tip_adapter_f_epochs_per_dataset(text_encoder, ship_log):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+from operator import attrgetter
 from pathlib import Path
 
 import torch
@@ -20,6 +21,7 @@ from dassl.engine import TrainerX
 from trainers.ship.classes import Classes, log_duplicate_names, read_source_dataset
 from trainers.ship.clip_loader import load_clip
 from trainers.ship.dassl_classes import dassl_class_split
+from trainers.ship.data import val_from_train
 from trainers.ship.dassl_config import DASSL_NOTES, check_coop_keys, check_selection, checkpoint_file
 from trainers.ship.errors import ShipError, one_line, remember_interrupts
 from trainers.ship.features import FeatureCache, FeatureSet
@@ -219,15 +221,22 @@ class FeatureTrainerX(TrainerX):
 
     def search_val(self) -> FeatureSet:
         """The images a method searches its settings on (Tip-Adapter's α, β): the whole val split of the base classes,
-        as the core (``run_data.whole_val``), not Dassl's few-shot val; a dataset whose val split is its test set
-        (ImageNet) keeps the few-shot val drawn from its training images (one line)."""
+        as the core (``run_data.whole_val``), not Dassl's few-shot val; for a dataset whose val split is its test set
+        (ImageNet; CoOp's reader sets ``val = test``) the few-shot val the core draws from the training images the
+        few-shot set left out (``data.val_from_train``; one line), never Dassl's ``val``."""
         cfg, n_base = self.cfg, len(self.split.base.names)
-        whole = DATASET_REGISTRY.get(cfg.DATASET.NAME)(_with(cfg, SUBSAMPLE_CLASSES="all", NUM_SHOTS=0)).val or []
+        reader = DATASET_REGISTRY.get(cfg.DATASET.NAME)
+        full = reader(_with(cfg, SUBSAMPLE_CLASSES="all", NUM_SHOTS=0))
+        whole = full.val or []
         test = {d.impath for d in self.dm.dataset.test}
         if any(d.impath in test for d in whole):
-            few = [d for d in self.dm.dataset.val or [] if d.label < n_base]
-            print(f"{cfg.DATASET.NAME}'s val split is its test set; the search uses the {len(few)} validation images "
-                  f"drawn from its training images instead")
+            # the core's draw runs over every class: the few-shot set of every class is left out, then the base kept
+            few_shot = (self.dm.dataset.train_x if cfg.DATASET.SUBSAMPLE_CLASSES in ("all", "gzsl")
+                        else reader(_with(cfg, SUBSAMPLE_CLASSES="all")).train_x)
+            drawn = val_from_train(full.train_x, few_shot, cfg.DATASET.NUM_SHOTS, cfg.SEED, attrgetter("impath"))
+            few = [d for d in drawn if d.label < n_base]
+            print(f"{cfg.DATASET.NAME}'s val split is its test set; {cfg.TRAINER.NAME} searches on {len(few)} validation "
+                  f"images drawn from its training images (min(shots, 4) per base class, none of the few-shot ones)")
             return self.features(few, "val")
         items = [d for d in whole if d.label < n_base]
         if not items:

@@ -18,6 +18,7 @@ read_image_folder = image_folder.read_image_folder
 DatasetSplits = splits.DatasetSplits
 base_new_split = splits.base_new_split
 few_shot_splits = splits.few_shot_splits
+val_from_train = splits.val_from_train
 
 
 def download(*args, **kwargs):
