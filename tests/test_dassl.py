@@ -359,3 +359,28 @@ def test_dassl_search_val_never_uses_a_val_split_that_is_the_test_set(tmp_path, 
         line = capsys.readouterr().out
         assert f"ValIsTestToy's val split is its test set; SHIP_TipAdapter searches on {3 * n_base} validation images " \
                f"drawn from its training images" in line
+
+
+@pytest.mark.parametrize("n,batch_size", [(12, 4), (13, 4), (3, 4), (70, 32)])
+def test_dassl_route_counts_the_steps_of_dassls_own_train_loader(tmp_path, n, batch_size):
+    """DROP_LAST True (the Dassl recipes): the steps per epoch of the Dassl route and of the core are the batches
+    of Dassl's own training loader (build_data_loader, is_train); False: every image, as the SHIP code's loader."""
+    pytest.importorskip("dassl")
+    from types import SimpleNamespace
+
+    from dassl.config import get_cfg_default
+    from dassl.data.data_manager import build_data_loader
+    from dassl.data.datasets import Datum
+
+    from trainers.dassl_feature_trainer import FeatureTrainerX
+    from trainers.ship.training import epoch_steps
+
+    image = tmp_path / "x.jpg"
+    image.touch()
+    items = [Datum(impath=str(image), label=0) for _ in range(n)]
+    cfg = get_cfg_default()
+    cfg.DATALOADER.NUM_WORKERS = 0
+    loader = build_data_loader(cfg, "RandomSampler", items, batch_size, tfm=lambda x: x, is_train=True)
+    trainer = SimpleNamespace(train_items=items)
+    assert FeatureTrainerX.steps_per_epoch(trainer, batch_size, True) == epoch_steps(n, batch_size, True) == len(loader)
+    assert FeatureTrainerX.steps_per_epoch(trainer, batch_size, False) == -(-n // batch_size)

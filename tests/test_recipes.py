@@ -23,9 +23,10 @@ from trainers.ship.methods.prograd import ProGrad
 from trainers.ship.methods.tip_adapter import TipAdapter
 from trainers.ship.run_data import crop_scales, load_fewshot_dataset, prepare_features
 from trainers.ship.runtime import OptimizerStep, project_conflicting
+from trainers.ship.settings_check import check_settings
 from trainers.ship.text_encoder import tokenize
 from trainers.ship.tip_adapter import finetune_epochs, search_alpha_beta, search_grid
-from trainers.ship.training import build_schedule, train_prompt_learner
+from trainers.ship.training import build_schedule, epoch_batches, epoch_steps, train_prompt_learner
 
 from .helpers import make_world, write_image_folder
 
@@ -107,6 +108,57 @@ def test_every_dassl_style_recipe_uses_dassl_schedule_and_crop():
         assert (c.N_CTX, c.CTX_INIT, c.OPTIM, c.LR, c.MOMENTUM, c.WEIGHT_DECAY, c.BATCH_SIZE, c.EPOCHS) == \
             (4, "a photo of a", "sgd", 0.002, 0.9, 0.0005, 32, epochs)
         assert (c.LR_SCHEDULER, c.WARMUP_EPOCHS, c.WARMUP_LR, tuple(c.CROP_SCALE)) == ("dassl", 1, 1e-5, (0.08, 1.0))
+
+
+# ----------------------------------------------------------------------------------------- the last batch
+def dassl_train_batches(n: int, batch_size: int) -> int:
+    """Dassl's build_data_loader for training: a DataLoader with drop_last=(len(data_source) >= batch_size)."""
+    return len(torch.utils.data.DataLoader(range(n), batch_size=batch_size, drop_last=n >= batch_size))
+
+
+def kept_batches(n: int, batch_size: int) -> int:
+    """The SHIP and Tip-Adapter code's loaders: drop_last=False."""
+    return len(torch.utils.data.DataLoader(range(n), batch_size=batch_size, drop_last=False))
+
+
+@pytest.mark.parametrize("n,batch_size", [(12, 4), (13, 4), (3, 4), (100, 32), (1600, 256)])
+def test_epoch_batches_drop_the_last_partial_batch_as_dassl(n, batch_size):
+    train = FeatureSet(torch.randn(2, n, 3), torch.zeros(n, dtype=torch.long))
+    for drop_last, reference in ((True, dassl_train_batches), (False, kept_batches)):
+        sizes = [len(y) for _, y in epoch_batches(train, batch_size, torch.device("cpu"), drop_last)]
+        assert len(sizes) == epoch_steps(n, batch_size, drop_last) == reference(n, batch_size)
+        assert sizes == [batch_size] * (n // batch_size) if drop_last and n >= batch_size else sum(sizes) == n
+
+
+@pytest.mark.parametrize("drop_last", [True, False])
+def test_prompt_learner_steps_and_schedule_length_follow_drop_last(text_encoder, monkeypatch, drop_last):
+    world = make_world(text_encoder, 0, shots=2)  # 12 images at batch 5: Dassl 2 steps an epoch, the SHIP code 3
+    n, seen = len(world.train), []
+    real_call = OptimizerStep.__call__
+
+    def spy(self, loss, guide=None, guide_weight=1.0):
+        seen.append(self.optimizer.param_groups[0]["lr"])
+        return real_call(self, loss, guide, guide_weight)
+
+    monkeypatch.setattr(OptimizerStep, "__call__", spy)
+    learner = PromptLearner(text_encoder)
+    train_prompt_learner(learner, learner.class_prompts(world.base_names), world.train, epochs=3, lr=2e-3, batch_size=5,
+                         lr_scheduler="cosine_iter", drop_last=drop_last)
+    steps = (dassl_train_batches if drop_last else kept_batches)(n, 5)
+    assert len(seen) == 3 * steps  # and the per-iteration cosine spans exactly those steps
+    assert seen == pytest.approx([0.5 * 2e-3 * (1 + math.cos(math.pi * i / (3 * steps))) for i in range(3 * steps)])
+
+
+def test_dassl_based_recipes_drop_the_last_batch_and_the_ship_code_keeps_it():
+    cfg = get_cfg_defaults()
+    assert [cfg.TRAINER[n].DROP_LAST for n in ("COCOOP", "KGCOOP", "PROGRAD", "CLIPADAPTER")] == [True] * 4
+    assert cfg.TRAINER.COOP.DROP_LAST is False  # the SHIP code's CoOp head
+    for name, drop_last in (("vit_b16.yaml", False), ("vit_b16_imagenet.yaml", False), ("vit_b16_ctxv1.yaml", True),
+                            ("vit_b16_ep50_ctxv1.yaml", True), ("coop_vit_b16_c16_ep50.yaml", True)):
+        assert build_cfg([str(CONFIGS / name)]).TRAINER.COOP.DROP_LAST is drop_last, name
+    cfg.TRAINER.PROGRAD.DROP_LAST = "yes"  # a declared range: a flag
+    with pytest.raises(ShipError, match="TRAINER.PROGRAD.DROP_LAST"):
+        check_settings(cfg)
 
 
 # ----------------------------------------------------------------------------------------------- KgCoOp

@@ -7,7 +7,6 @@ build their head in ``build_model`` (after ``setup_clip_and_features``), score f
 from __future__ import annotations
 
 import logging
-import math
 import sys
 from operator import attrgetter
 from pathlib import Path
@@ -35,6 +34,7 @@ from trainers.ship.stages import synthetic_stream
 from trainers.ship.known_datasets import ALIASES, templates_for
 from trainers.ship.options import use_config_keys
 from trainers.ship.text_encoder import TextEncoder
+from trainers.ship.training import epoch_steps
 
 
 def _with(cfg, **keys):
@@ -254,8 +254,9 @@ class FeatureTrainerX(TrainerX):
                                self.templates)
         return stream
 
-    def steps_per_epoch(self, batch_size: int) -> int:
-        return math.ceil(len(self.train_items) / batch_size)
+    def steps_per_epoch(self, batch_size: int, drop_last: bool = False) -> int:
+        """The batches of one training epoch, as the core counts them (``training.epoch_steps``)."""
+        return epoch_steps(len(self.train_items), batch_size, drop_last)
 
     def features(self, datums, split: str, augment: bool = False, scale: tuple[float, float] | None = None,
                  few_shot: bool | None = None) -> FeatureSet:

@@ -32,7 +32,7 @@ class SHIP_CoOp(FeatureTrainerX):
         self.setup_clip_and_features()
         self.learner = PromptLearner(self.text_encoder, c.N_CTX, c.CTX_INIT)
         self.max_epoch = c.EPOCHS
-        steps = self.steps_per_epoch(c.BATCH_SIZE)
+        steps = self.steps_per_epoch(c.BATCH_SIZE, c.DROP_LAST)
         optim, self.optimizer_step, self.schedule = build_prompt_optimizer(
             self.learner, self.max_epoch, steps, c.OPTIM, c.LR, c.MOMENTUM, c.WEIGHT_DECAY, c.EPS, c.LR_SCHEDULER,
             c.WARMUP_EPOCHS, c.WARMUP_LR)
@@ -53,7 +53,8 @@ class SHIP_CoOp(FeatureTrainerX):
         lr = self.schedule.lr()
         losses = [prompt_learner_step(self.learner, self.train_prompts, x, y, self.optimizer_step, self.schedule,
                                       self.synthetic, self.epoch + 1)
-                  for x, y in epoch_batches(self.train_features, self.cfg.TRAINER.COOP.BATCH_SIZE, self.device)]
+                  for x, y in epoch_batches(self.train_features, self.cfg.TRAINER.COOP.BATCH_SIZE, self.device,
+                                            self.cfg.TRAINER.COOP.DROP_LAST)]
         self.schedule.after_epoch()
         print(f"epoch [{self.epoch + 1}/{self.max_epoch}] loss {sum(losses) / len(losses):.4f} "
               f"lr {lr:.4e} time {time.perf_counter() - start:.3f}s")

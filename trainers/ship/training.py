@@ -20,12 +20,21 @@ from .text_encoder import ClassPrompts
 logger = logging.getLogger("ship")
 
 
-def epoch_batches(train: FeatureSet, batch_size: int, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """One shuffled epoch over the images, each seen once under one of its augmentation passes."""
+def epoch_steps(n: int, batch_size: int, drop_last: bool = False) -> int:
+    """The batches of one epoch over ``n`` images: with ``drop_last`` (Dassl's train loader:
+    ``drop_last=is_train and len(data_source) >= batch_size``) the last partial batch is dropped when there is a
+    full one; without (the SHIP and Tip-Adapter code's loaders) it is a step of its own."""
+    return n // batch_size if drop_last and n >= batch_size else math.ceil(n / batch_size)
+
+
+def epoch_batches(train: FeatureSet, batch_size: int, device: torch.device,
+                  drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One shuffled epoch over the images, each seen once under one of its augmentation passes; ``drop_last``:
+    see :func:`epoch_steps`."""
     passes, n, _ = train.features.shape
     order = torch.randperm(n)
     chosen_pass = torch.randint(passes, (n,))
-    for idx in order.split(batch_size):
+    for idx in order.split(batch_size)[:epoch_steps(n, batch_size, drop_last)]:
         yield train.features[chosen_pass[idx], idx].to(device, non_blocking=True), train.labels[idx].to(device)
 
 
@@ -193,16 +202,18 @@ def train_prompt_learner(
     warmup_lr: float = 1e-5,
     objective: Objective | None = None,
     guide_weight: float = 1.0,
+    drop_last: bool = False,
 ) -> list[float]:
     """CoOp (or CoCoOp) on features: cross-entropy of scale·cos(feature, class text feature) over
     ``prompts``' classes (or ``objective``: KgCoOp, ProGrad).
 
     With ``synthetic``, every batch of real features is joined by as many
     synthetic features of label-only classes (SHIP). The learning rate follows ``lr_scheduler``
-    (:func:`build_schedule`). Returns per-epoch mean losses.
+    (:func:`build_schedule`); ``drop_last``: the Dassl recipes' loader (:func:`epoch_steps`). Returns per-epoch mean
+    losses.
     """
     device = next(learner.parameters()).device
-    steps_per_epoch = math.ceil(len(train) / batch_size)
+    steps_per_epoch = epoch_steps(len(train), batch_size, drop_last)
     _, step, schedule = build_prompt_optimizer(learner, epochs, steps_per_epoch, optimizer, lr, momentum, weight_decay,
                                                eps, lr_scheduler, warmup_epochs, warmup_lr)
     history = []
@@ -210,7 +221,7 @@ def train_prompt_learner(
     for epoch in progress.epochs(epochs):
         epoch_lr = schedule.lr()
         total = sum(prompt_learner_step(learner, prompts, x, y, step, schedule, synthetic, epoch, objective, guide_weight)
-                    for x, y in progress.track(epoch_batches(train, batch_size, device)))
+                    for x, y in progress.track(epoch_batches(train, batch_size, device, drop_last)))
         schedule.after_epoch()
         history.append(total / steps_per_epoch)
         if epoch == 1 or epoch % 10 == 0 or epoch == epochs:

@@ -11,7 +11,7 @@ from yacs.config import CfgNode as CN
 
 from ..classifiers import cosine_logits, zero_shot_weights
 from ..training import LR_SCHEDULERS, train_prompt_learner
-from ..settings_check import Choice, Int, Interval, Num, Positive
+from ..settings_check import Choice, Flag, Int, Interval, Num, Positive
 from .base import FeatureMethod, register
 
 
@@ -55,13 +55,14 @@ class CLIPAdapter(FeatureMethod):
         c.WARMUP_EPOCHS = 1
         c.WARMUP_LR = 1e-5
         c.CROP_SCALE = (0.08, 1.0)  # Dassl's random_resized_crop
+        c.DROP_LAST = True  # Dassl's train loader drops an epoch's last partial batch
         return c
 
     @classmethod
     def ranges(cls):
         return dict(REDUCTION=Int(1), RATIO=Num(0, 1), EPOCHS=Int(1), LR=Positive(), BATCH_SIZE=Int(1), MOMENTUM=Num(0, 1),
                     WEIGHT_DECAY=Num(0), LR_SCHEDULER=Choice(LR_SCHEDULERS), WARMUP_EPOCHS=Int(0), WARMUP_LR=Num(0),
-                    CROP_SCALE=Interval(0, 1, low_open=True))
+                    CROP_SCALE=Interval(0, 1, low_open=True), DROP_LAST=Flag())
 
     def __init__(self, cfg, text_encoder, templates):
         super().__init__(cfg, text_encoder, templates)
@@ -78,7 +79,8 @@ class CLIPAdapter(FeatureMethod):
         weights = zero_shot_weights(self.text_encoder, names, self.templates)
         train_prompt_learner(self.adapter, weights, inputs.train, inputs.synthetic, epochs=h.EPOCHS, lr=h.LR,
                              batch_size=h.BATCH_SIZE, momentum=h.MOMENTUM, weight_decay=h.WEIGHT_DECAY,
-                             lr_scheduler=h.LR_SCHEDULER, warmup_epochs=h.WARMUP_EPOCHS, warmup_lr=h.WARMUP_LR)
+                             lr_scheduler=h.LR_SCHEDULER, warmup_epochs=h.WARMUP_EPOCHS, warmup_lr=h.WARMUP_LR,
+                             drop_last=h.DROP_LAST)
         self.adapter.eval()
 
     def scorer(self, classes):

@@ -30,6 +30,7 @@ class CoCoOp(CoOp):
         c.WARMUP_EPOCHS = 1
         c.WARMUP_LR = 1e-5
         c.CROP_SCALE = (0.08, 1.0)  # Dassl's random_resized_crop
+        c.DROP_LAST = True  # Dassl's train loader
         return c
 
     @classmethod
@@ -43,4 +44,4 @@ class CoCoOp(CoOp):
         h = self.hp
         return dict(epochs=h.EPOCHS, lr=h.LR, batch_size=h.BATCH_SIZE, optimizer="sgd", momentum=h.MOMENTUM,
                     weight_decay=h.WEIGHT_DECAY, lr_scheduler=h.LR_SCHEDULER, warmup_epochs=h.WARMUP_EPOCHS,
-                    warmup_lr=h.WARMUP_LR)
+                    warmup_lr=h.WARMUP_LR, drop_last=h.DROP_LAST)

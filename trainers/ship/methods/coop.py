@@ -11,7 +11,7 @@ from yacs.config import CfgNode as CN
 from ..classifiers import PromptLearner
 from ..known_datasets import method_templates
 from ..training import LR_SCHEDULERS, train_prompt_learner
-from ..settings_check import Choice, Int, Interval, Num, Positive, Spec, Text
+from ..settings_check import Choice, Flag, Int, Interval, Num, Positive, Spec, Text
 from .base import FeatureMethod, register
 
 
@@ -32,18 +32,21 @@ def coop_defaults() -> CN:
     c.WARMUP_EPOCHS = 0  # CoOp's own recipe: 1 epoch at a constant WARMUP_LR
     c.WARMUP_LR = 1e-5
     c.CROP_SCALE = (0.5, 1.0)  # RandomResizedCrop scale of the features the method trains on
+    c.DROP_LAST = False  # the SHIP code's loader keeps an epoch's last partial batch; Dassl's drops it
     return c
 
 
 def dassl_recipe(epochs: int, batch_size: int, n_ctx: int = 4, ctx_init: str = "a photo of a") -> CN:
     """A CoOp-family recipe as Dassl runs it (CoOp's ``*_ctxv1`` configs, CoCoOp, KgCoOp, ProGrad): SGD 2e-3 with
     Dassl's momentum 0.9 and weight decay 5e-4, one constant warm-up epoch at 1e-5, Dassl's cosine stepped once
-    per epoch, Dassl's random-resized-crop scale 0.08–1."""
+    per epoch, Dassl's random-resized-crop scale 0.08–1, and Dassl's train loader, which drops an epoch's last
+    partial batch."""
     c = coop_defaults()
     c.N_CTX, c.CTX_INIT, c.EPOCHS, c.BATCH_SIZE = n_ctx, ctx_init, epochs, batch_size
     c.MOMENTUM, c.WEIGHT_DECAY = 0.9, 5e-4
     c.LR_SCHEDULER, c.WARMUP_EPOCHS, c.WARMUP_LR = "dassl", 1, 1e-5
     c.CROP_SCALE = (0.08, 1.0)
+    c.DROP_LAST = True
     return c
 
 
@@ -51,7 +54,7 @@ def coop_ranges() -> dict[str, Spec]:
     """The allowed values of :func:`coop_defaults`."""
     return dict(N_CTX=Int(1, 64), CTX_INIT=Text(), EPOCHS=Int(1), LR=Positive(), BATCH_SIZE=Int(1), OPTIM=Choice(("sgd", "adamw")),
                 MOMENTUM=Num(0, 1), WEIGHT_DECAY=Num(0), EPS=Positive(), WARMUP_EPOCHS=Int(0), WARMUP_LR=Num(0),
-                LR_SCHEDULER=Choice(LR_SCHEDULERS), CROP_SCALE=Interval(0, 1, low_open=True))
+                LR_SCHEDULER=Choice(LR_SCHEDULERS), CROP_SCALE=Interval(0, 1, low_open=True), DROP_LAST=Flag())
 
 
 @register
@@ -90,7 +93,7 @@ class CoOp(FeatureMethod):
         h = self.hp
         return dict(epochs=h.EPOCHS, lr=h.LR, batch_size=h.BATCH_SIZE, optimizer=h.OPTIM, momentum=h.MOMENTUM,
                     weight_decay=h.WEIGHT_DECAY, eps=h.EPS, lr_scheduler=h.LR_SCHEDULER, warmup_epochs=h.WARMUP_EPOCHS,
-                    warmup_lr=h.WARMUP_LR)
+                    warmup_lr=h.WARMUP_LR, drop_last=h.DROP_LAST)
 
     def epochs(self) -> int:
         return self.recipe()["epochs"]
