@@ -18,6 +18,10 @@ from trainers.ship.classifiers import PromptLearner
 from trainers.ship.config import build_cfg, get_cfg_defaults
 from trainers.ship.errors import ShipError
 from trainers.ship.features import FeatureSet
+from trainers.ship.classes import Classes
+from trainers.ship.classifiers import zero_shot_weights
+from trainers.ship.known_datasets import IMAGENET_TEMPLATES
+from trainers.ship.methods.clip_adapter import CLIPAdapter
 from trainers.ship.methods.kgcoop import KgCoOp, knowledge_distance
 from trainers.ship.methods.prograd import ProGrad
 from trainers.ship.methods.tip_adapter import TipAdapter
@@ -355,6 +359,48 @@ def test_each_recipe_trains_on_features_at_its_crop_scale():
         assert crop_scales(cfg) == expected, trainer
     cfg.TRAINER.NAME, cfg.TRAINER.SHIP.SYNTHESIZE = "SHIP_KgCoOp", False
     assert crop_scales(cfg) == ((0.08, 1.0), None)
+
+
+def test_tip_adapter_crops_at_half_to_one_on_imagenet_too():
+    """Tip-Adapter's datasets/imagenet.py: RandomResizedCrop(scale=(0.5, 1)) for the cache and fine-tuning, while
+    SHIP's ImageNet generator keeps its 0.08-1 (AUG_SCALE)."""
+    official = (0.5, 1.0)
+    for config in ("tip_adapter_vit_b16.yaml", "tip_adapter_f_vit_b16.yaml"):
+        cfg = build_cfg([str(CONFIGS / config), str(CONFIGS / "vit_b16_imagenet.yaml")], {"TRAINER.NAME": "TipAdapter"})
+        assert crop_scales(cfg) == (official, None)
+        cfg = build_cfg([str(CONFIGS / config), str(CONFIGS / "vit_b16_imagenet.yaml")], {"TRAINER.NAME": "SHIP_TipAdapter"})
+        assert crop_scales(cfg) == (official, (0.08, 1.0))
+
+
+# ----------------------------------------------------------------------------------------------- ImageNet
+def test_imagenet_epochs_of_prograd_and_clip_adapter():
+    """ProGrad's README: rn50_ep50 for ImageNet (rn50_ep100 elsewhere); CLIP-Adapter follows CoOp's COOP.md, whose
+    ImageNet configs are *_ep50 (200 epochs elsewhere). vit_b16_imagenet is the recipe the scripts, paper.sh and the
+    Dassl route read on ImageNet."""
+    imagenet, others = build_cfg([str(CONFIGS / "vit_b16_imagenet.yaml")]), build_cfg([str(CONFIGS / "vit_b16.yaml")])
+    assert (imagenet.TRAINER.PROGRAD.EPOCHS, imagenet.TRAINER.CLIPADAPTER.EPOCHS) == (50, 50)
+    assert (others.TRAINER.PROGRAD.EPOCHS, others.TRAINER.CLIPADAPTER.EPOCHS) == (100, 200)
+    # the rest of each recipe is untouched on ImageNet
+    for node in ("PROGRAD", "CLIPADAPTER"):
+        assert {k: v for k, v in imagenet.TRAINER[node].items() if k != "EPOCHS"} == \
+            {k: v for k, v in others.TRAINER[node].items() if k != "EPOCHS"}
+
+
+def test_clip_adapter_uses_its_single_prompt_on_imagenet(text_encoder):
+    """CLIP-Adapter's CUSTOM_TEMPLATES: ImageNet "a photo of a {}." (not the 7-template ensemble), Pets "a photo of
+    a {}, a type of pet."; DATASET.TEMPLATES still overrides."""
+    names = ["dog", "sea lion"]
+    for dataset, official in (("ImageNet", "a photo of a {}."), ("OxfordPets", "a photo of a {}, a type of pet."),
+                              ("DescribableTextures", "{} texture.")):
+        cfg = get_cfg_defaults()
+        cfg.DATASET.NAME = dataset
+        method = CLIPAdapter(cfg, text_encoder, list(IMAGENET_TEMPLATES))
+        assert method.templates == [official]
+        x = F.normalize(torch.randn(3, text_encoder.embed_dim), dim=-1)
+        expected = method.adapter.logits(zero_shot_weights(text_encoder, names, [official]), x)
+        assert torch.allclose(method.scorer(Classes(names, names))(x), expected)
+    cfg.DATASET.TEMPLATES = ["itap of a {}."]
+    assert CLIPAdapter(cfg, text_encoder, ["itap of a {}."]).templates == ["itap of a {}."]
 
 
 def test_feature_cache_keys_on_the_crop_scale(tmp_path, tiny_clip):

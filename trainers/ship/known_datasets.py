@@ -32,8 +32,9 @@ DATASET_TEMPLATES: dict[str, tuple[str, ...]] = {
 }
 
 # The single hand-crafted prompt of each dataset that KgCoOp (its trainers/kgcoop.py CUSTOM_TEMPLATES: the
-# zero-shot text features its regulariser keeps the prompt near) and ProGrad (its trainers/prograd.py
-# CUSTOM_TEMPLATES: the zero-shot prediction that guides the gradient, and the context's init phrase) use.
+# zero-shot text features its regulariser keeps the prompt near), ProGrad (its trainers/prograd.py
+# CUSTOM_TEMPLATES: the zero-shot prediction that guides the gradient, and the context's init phrase) and
+# CLIP-Adapter (its zero-shot weights) use.
 _SAME = {"EuroSAT": "a centered satellite photo of {}.", "StanfordCars": "a photo of a {}.", "SUN397": "a photo of a {}.",
          "Caltech101": "a photo of a {}.", "UCF101": "a photo of a person doing {}.",
          **{name: "a photo of a {}." for name in ("ImageNet", "ImageNetSketch", "ImageNetV2", "ImageNetA", "ImageNetR")}}
@@ -44,6 +45,10 @@ METHOD_TEMPLATES: dict[str, dict[str, str]] = {
     "ProGrad": {**_SAME, "OxfordPets": "a type of pet, a photo of a {}.", "OxfordFlowers": "a type of flower, a photo of a {}.",
                 "FGVCAircraft": "a type of aircraft, a photo of a {}.", "DescribableTextures": "a texture of {}.",
                 "Food101": "a type of food, a photo of {}."},
+    # CLIP-Adapter's clip_adapter.py CUSTOM_TEMPLATES: CoOp's prompts, and "a photo of a {}." for the ImageNet family
+    "CLIPAdapter": {**_SAME, "OxfordPets": "a photo of a {}, a type of pet.", "OxfordFlowers": "a photo of a {}, a type of flower.",
+                    "FGVCAircraft": "a photo of a {}, a type of aircraft.", "DescribableTextures": "{} texture.",
+                    "Food101": "a photo of {}, a type of food."},
 }
 
 

@@ -1,6 +1,7 @@
 """CLIP-Adapter (Gao et al., IJCV 2023): a residual bottleneck adapter on the image feature,
 x' = ρ · A(x) + (1 − ρ) · x with A = ReLU(W₂ ReLU(W₁ x)) (no biases, W₁: D → D/r), r = 4 and ρ = 0.2 as
-published; logits = 100 · cos(x', w_c) against the zero-shot text weights, trained by cross-entropy. The
+published; logits = 100 · cos(x', w_c) against the zero-shot text weights of its own single prompt of the dataset
+(its ``CUSTOM_TEMPLATES``; ImageNet "a photo of a {}.", not the 7-template ensemble), trained by cross-entropy. The
 adapter does not depend on the classes, so it scores any class; under SHIP it trains on real base and
 synthetic label-only features over base + label-only classes."""
 from __future__ import annotations
@@ -10,6 +11,7 @@ import torch.nn as nn
 from yacs.config import CfgNode as CN
 
 from ..classifiers import cosine_logits, zero_shot_weights
+from ..known_datasets import method_templates
 from ..training import LR_SCHEDULERS, train_prompt_learner
 from ..settings_check import Choice, Flag, Int, Interval, Num, Positive
 from .base import FeatureMethod, register
@@ -46,7 +48,7 @@ class CLIPAdapter(FeatureMethod):
         c = CN()
         c.REDUCTION = 4  # bottleneck D -> D/4, as published
         c.RATIO = 0.2  # residual ratio, as published
-        c.EPOCHS = 200
+        c.EPOCHS = 200  # ImageNet: 50 (vit_b16_imagenet, CoOp's *_ep50 configs)
         c.LR = 2e-3
         c.BATCH_SIZE = 32
         c.MOMENTUM = 0.9
@@ -66,6 +68,8 @@ class CLIPAdapter(FeatureMethod):
 
     def __init__(self, cfg, text_encoder, templates):
         super().__init__(cfg, text_encoder, templates)
+        if not cfg.DATASET.get("TEMPLATES"):  # its own prompt of the dataset, unless DATASET.TEMPLATES says otherwise
+            self.templates = method_templates(self.name, cfg.DATASET.NAME, templates)
         self.adapter = ResidualAdapter(text_encoder, self.hp.REDUCTION, self.hp.RATIO)
 
     def epochs(self) -> int:

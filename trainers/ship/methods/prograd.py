@@ -4,7 +4,8 @@ prompt's prediction), loses λ times its component along that gradient (``runtim
 the projection orthogonal to it). The zero-shot prediction uses ProGrad's own prompt of the dataset
 (``known_datasets.METHOD_TEMPLATES``). Its recipe (its base-to-new script and ``rn50_ep100`` config, on the
 ViT-B/16 backbone and 16 shots): 16 context vectors, the last ones initialised from the dataset's prompt phrase
-and the others zero (``classifiers.init_context``), 100 epochs, batch 32, the Dassl recipe (``coop.dassl_recipe``),
+and the others zero (``classifiers.init_context``), 100 epochs (ImageNet: 50, its README's ``rn50_ep50``;
+``vit_b16_imagenet``), batch 32, the Dassl recipe (``coop.dassl_recipe``),
 λ = 1 (its README: 0.8 for the 8- and 16-shot few-shot results on Flowers102, DTD and EuroSAT; set
 ``TRAINER.PROGRAD.LAMBDA``). Under SHIP the classes are base + label-only."""
 from __future__ import annotations

@@ -11,7 +11,7 @@ from ..classifiers import zero_shot_weights
 from ..errors import ShipError
 from ..synthesis import synthesize_per_class
 from ..tip_adapter import INIT_ALPHA, SEARCH_SCALE, finetune_epochs, TipAdapter as Cache, finetune_keys, search_alpha_beta
-from ..settings_check import Flag, Int, Num, Pair, Positive
+from ..settings_check import Flag, Int, Interval, Num, Pair, Positive
 from .base import FeatureMethod, register
 
 
@@ -33,12 +33,13 @@ class TipAdapter(FeatureMethod):
         c.INIT_ALPHA = 0.0  # 0: Tip-Adapter's value for the dataset (1.0 for others)
         c.INIT_BETA = 1.0
         c.SEARCH_SCALE = ()  # (S_beta, S_alpha); empty: Tip-Adapter's range for the dataset ((7, 3) for others)
+        c.CROP_SCALE = (0.5, 1.0)  # its cache's and fine-tuning's RandomResizedCrop, ImageNet included
         return c
 
     @classmethod
     def ranges(cls):
         return dict(FINETUNE=Flag(), EPOCHS=Int(0), LR=Positive(), BATCH_SIZE=Int(1), INIT_ALPHA=Num(0), INIT_BETA=Positive(),
-                    SEARCH_SCALE=Pair(Positive()))
+                    SEARCH_SCALE=Pair(Positive()), CROP_SCALE=Interval(0, 1, low_open=True))
 
     def __init__(self, cfg, text_encoder, templates):
         super().__init__(cfg, text_encoder, templates)
