@@ -370,6 +370,9 @@ def test_tip_adapter_crops_at_half_to_one_on_imagenet_too():
         assert crop_scales(cfg) == (official, None)
         cfg = build_cfg([str(CONFIGS / config), str(CONFIGS / "vit_b16_imagenet.yaml")], {"TRAINER.NAME": "SHIP_TipAdapter"})
         assert crop_scales(cfg) == (official, (0.08, 1.0))
+    # the scripts give the Tip-Adapter trainers vit_b16_imagenet on ImageNet: its Tip-Adapter keys are tip_adapter_vit_b16's
+    assert build_cfg([str(CONFIGS / "tip_adapter_vit_b16.yaml")]).TRAINER.TIPADAPTER == \
+        build_cfg([str(CONFIGS / "vit_b16_imagenet.yaml")]).TRAINER.TIPADAPTER
 
 
 # ----------------------------------------------------------------------------------------------- ImageNet

@@ -267,7 +267,8 @@ def test_train_py_help_lists_every_ship_trainer():
 @pytest.mark.parametrize("trainer, dataset, cfg, expected", [
     ("SHIP_CoOp", "imagenet", "", "vit_b16_imagenet"), ("SHIP_CoOp", "caltech101", "", "vit_b16"),
     ("CoOp", "caltech101", "", "vit_b16_ctxv1"), ("CoOp", "imagenet", "", "vit_b16_ep50_ctxv1"),
-    ("SHIP_CoOp", "imagenet", "mine", "mine"),
+    ("SHIP_CoOp", "imagenet", "mine", "mine"), ("TipAdapter", "caltech101", "", "tip_adapter_vit_b16"),
+    ("SHIP_TipAdapter", "eurosat", "", "tip_adapter_vit_b16"), ("SHIP_TipAdapter", "imagenet", "", "vit_b16_imagenet"),
 ])
 def test_scripts_pick_the_published_recipe_and_say_so(trainer, dataset, cfg, expected):
     env = {k: v for k, v in os.environ.items() if k != "CFG"}

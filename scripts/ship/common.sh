@@ -25,7 +25,9 @@ fi
 
 # pick_cfg TRAINER DATASET: CFG_USED, the config of a run: CFG when set, else the published recipe: CoOp as the
 # CoCoOp paper ran it (vit_b16_ctxv1; vit_b16_ep50_ctxv1 on ImageNet), SHIP's ImageNet recipe on ImageNet
-# (vit_b16_imagenet), SHIP's recipe elsewhere (vit_b16). One line names it.
+# (vit_b16_imagenet; Tip-Adapter's keys keep their defaults there, which are tip_adapter_vit_b16's), Tip-Adapter's
+# recipe for the Tip-Adapter trainers elsewhere (tip_adapter_vit_b16; Tip-Adapter-F: CFG=tip_adapter_f_vit_b16),
+# SHIP's recipe elsewhere (vit_b16). One line names it.
 pick_cfg() {
     local trainer=$1 dataset=$2 why="CFG"
     if [ -n "${CFG_SETTING}" ]; then
@@ -35,6 +37,8 @@ pick_cfg() {
         why="CoOp's recipe in the CoCoOp paper"
     elif [ "${dataset}" = imagenet ]; then
         CFG_USED=vit_b16_imagenet why="the ImageNet recipe"
+    elif [ "${trainer}" = TipAdapter ] || [ "${trainer}" = SHIP_TipAdapter ]; then
+        CFG_USED=tip_adapter_vit_b16 why="Tip-Adapter's recipe"
     else
         CFG_USED=vit_b16 why="the default recipe"
     fi
