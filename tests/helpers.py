@@ -123,7 +123,7 @@ def make_world(text_encoder: TextEncoder, seed: int, num_base: int = 6, shots: i
     return World(
         base_names=WORLD_NAMES[:num_base],
         new_names=WORLD_NAMES[num_base:],
-        train=FeatureSet(torch.stack([images(y_train), images(y_train)]), y_train),
+        train=FeatureSet(torch.stack([images(y_train), images(y_train)]), y_train, torch.ones(2, len(y_train))),
         val=FeatureSet(images(y_val).unsqueeze(0), y_val),
         test_base=FeatureSet(x_test[is_base].unsqueeze(0), y_test[is_base]),
         test_new=FeatureSet(x_test[~is_base].unsqueeze(0), y_test[~is_base] - num_base),

@@ -44,6 +44,19 @@ def test_augmented_passes_are_normalised_and_differ(tiny_clip, images):
     assert plain.features.shape == (1, 6, 32)  # CLIP preprocessing: one pass
 
 
+def test_norms_are_clips_raw_feature_norms(tiny_clip, images):
+    """features · norms is what CLIP's encode_image gives for the same preprocessed image (Tip-Adapter's raw mean)."""
+    paths, labels = images
+    fs = extract_features(tiny_clip, paths, labels, torch.device("cpu"))
+    transform = features_mod.feature_transform(tiny_clip, augment=False)
+    with torch.no_grad():
+        raw = torch.cat([tiny_clip.model.encode_image(features_mod.ImageFiles([p], transform)[0][0][None]).float()
+                         for p in paths])
+    assert fs.norms.shape == (1, 6) and not torch.allclose(fs.norms, torch.ones(1, 6))
+    assert torch.allclose(fs.raw()[0], raw, rtol=1e-4, atol=1e-5)
+    assert torch.equal(fs.subset(torch.tensor(labels) == 1).norms, fs.norms[:, torch.tensor(labels) == 1])
+
+
 def test_extraction_leaves_global_rng_alone(tiny_clip, images):
     torch.manual_seed(5)
     expected = torch.rand(3)
@@ -59,6 +72,7 @@ def test_second_call_reads_cache(tmp_path, tiny_clip, images, encode_calls, ship
     second = get(cache, tiny_clip, images)
     assert len(encode_calls) == 2  # nothing re-encoded
     assert torch.equal(first.features, second.features) and torch.equal(first.labels, second.labels)
+    assert torch.equal(first.norms, second.norms) and first.digest() == second.digest()
     assert any("from" in m for m in ship_log)
 
 

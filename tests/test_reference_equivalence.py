@@ -128,17 +128,20 @@ def test_base_new_subsampling_equals_recorded_cocoop(which):
 
 
 def test_tip_adapter_cache_logits_and_search_equal_the_reference():
-    """Tip-Adapter: keys = normalised mean of the normalised augmented features, values one-hot; logits =
-    100 f Wᵀ + α exp(−β (1 − f Kᵀ)) L; the search walks β = 0.1 + i (S_β − 0.1)/200 (outer), α = 0.1 +
-    j (S_α − 0.1)/20 (inner) and keeps the first strictly better val accuracy."""
+    """Tip-Adapter (utils.py build_cache_model): keys = the mean over the augmented passes of CLIP's raw features,
+    then normalised; values one-hot; logits = 100 f Wᵀ + α exp(−β (1 − f Kᵀ)) L; the search walks β = 0.1 + i (S_β −
+    0.1)/200 (outer), α = 0.1 + j (S_α − 0.1)/20 (inner) and keeps the first strictly better val accuracy."""
     g = torch.Generator().manual_seed(4)
-    passes = F.normalize(torch.randn(3, 12, 16, generator=g), dim=-1)
+    raw = torch.randn(3, 12, 16, generator=g) * torch.rand(3, 12, 1, generator=g).mul(4).add(0.5)  # unequal norms
+    passes = F.normalize(raw, dim=-1)
     labels = torch.arange(4).repeat_interleave(3)
     zero_shot = unit(4, 16, seed=5)
     val = FeatureSet(F.normalize(passes[0] + 0.8 * torch.randn(12, 16, generator=g), dim=-1).unsqueeze(0), labels)
 
-    keys = passes.mean(0)
+    keys = raw.mean(0)
     keys = keys / keys.norm(dim=-1, keepdim=True)
+    renormalised = F.normalize(passes.mean(0), dim=-1)  # averaging the normalised passes gives other keys
+    assert (keys - renormalised).abs().max() > 1e-2
     values = F.one_hot(labels, 4).float()
 
     def ref_logits(f, alpha, beta):
@@ -153,7 +156,7 @@ def test_tip_adapter_cache_logits_and_search_equal_the_reference():
             if acc > best[0]:
                 best = (acc, alpha, beta)
 
-    adapter = TipAdapter.build(FeatureSet(passes, labels), 4)
+    adapter = TipAdapter.build(FeatureSet(passes, labels, raw.norm(dim=-1)), 4)
     assert torch.allclose(adapter.keys, keys, atol=1e-6) and torch.equal(adapter.values, values)
     alpha, beta, acc = search_alpha_beta(val, zero_shot, adapter.keys, adapter.values, 100.0, (12, 5))
     assert (acc, alpha, beta) == pytest.approx(best)

@@ -14,14 +14,16 @@ def unit(*shape, seed=0):
 
 @pytest.fixture
 def train():
-    return FeatureSet(unit(3, 6, 8), torch.tensor([0, 0, 1, 1, 2, 2]))
+    norms = torch.rand(3, 6, generator=torch.Generator().manual_seed(7)) + 0.5
+    return FeatureSet(unit(3, 6, 8), torch.tensor([0, 0, 1, 1, 2, 2]), norms)
 
 
 def test_cache_keys_values_and_synthetic_entries(train):
     synthetic = (unit(4, 8, seed=1), torch.tensor([3, 3, 4, 4]))
     adapter = TipAdapter.build(train, num_classes=5, synthetic=synthetic)
     assert adapter.keys.shape == (10, 8) and adapter.values.shape == (10, 5)
-    assert torch.allclose(adapter.keys[:6], F.normalize(train.features.mean(0), dim=-1))  # mean of passes, normalised
+    raw_mean = (train.features * train.norms.unsqueeze(-1)).mean(0)
+    assert torch.allclose(adapter.keys[:6], F.normalize(raw_mean, dim=-1))  # mean of raw passes, normalised
     assert torch.equal(adapter.keys[6:], synthetic[0])
     assert adapter.values.argmax(1).tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4] and adapter.values.sum().item() == 10
     plain = TipAdapter.build(train, num_classes=5)

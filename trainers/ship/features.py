@@ -4,7 +4,7 @@ Training images are encoded under the paper's augmentation for K passes
 (features ``[K, N, D]``); an epoch then draws one pass per image, the cheap
 equivalent of re-encoding augmented images at every step. Val/test images are
 encoded once with CLIP's own preprocessing (``[1, N, D]``). Features are
-L2-normalised.
+L2-normalised; their norms before that are kept beside them (Tip-Adapter averages the raw passes).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from .runtime import atomic_save, autocast
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-CACHE_FORMAT = 3  # 3: crops seeded by the path relative to the dataset root; stored digest
+CACHE_FORMAT = 4  # 3: crops seeded by the path relative to the dataset root; stored digest; 4: raw norms kept
 
 logger = logging.getLogger("ship")
 
@@ -119,26 +119,37 @@ def _batch_images(batch: tuple[torch.Tensor | None, str]) -> int:
 
 @dataclass
 class FeatureSet:
-    """Normalised features ``[K, N, D]`` (K augmentation passes; K = 1 without augmentation) and labels ``[N]``."""
+    """Normalised features ``[K, N, D]`` (K augmentation passes; K = 1 without augmentation), labels ``[N]`` and,
+    for encoded images, the features' L2 norms before normalisation ``[K, N]`` (None for synthetic features)."""
 
     features: torch.Tensor
     labels: torch.Tensor
+    norms: torch.Tensor | None = None
     _digest: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return self.labels.shape[0]
 
     def digest(self) -> str:
-        """SHA-256 of the values and labels, computed once (the stages that train on a set fingerprint it)."""
+        """SHA-256 of the values, labels and norms, computed once (the stages that train on a set fingerprint it)."""
         if self._digest is None:
             h = hashlib.sha256(self.features.float().contiguous().numpy())
             h.update(self.labels.contiguous().numpy())
+            if self.norms is not None:
+                h.update(self.norms.float().contiguous().numpy())
             self._digest = h.hexdigest()
         return self._digest
 
     def subset(self, mask: torch.Tensor, label_offset: int = 0) -> "FeatureSet":
         """Images where ``mask`` holds, with ``label_offset`` subtracted from their labels."""
-        return FeatureSet(self.features[:, mask], self.labels[mask] - label_offset)
+        return FeatureSet(self.features[:, mask], self.labels[mask] - label_offset,
+                          None if self.norms is None else self.norms[:, mask])
+
+    def raw(self) -> torch.Tensor:
+        """The features before normalisation ``[K, N, D]``; a set without norms raises (it has no raw features)."""
+        if self.norms is None:
+            raise ShipError("these features carry no norms (synthetic, or built by hand): their raw values are unknown")
+        return self.features * self.norms.unsqueeze(-1)
 
 
 @torch.inference_mode()
@@ -155,7 +166,8 @@ def encode_images(
     root: str | os.PathLike | None = None,
     progress: Progress | None = None,
 ) -> torch.Tensor:
-    """Normalised image features ``[N, D]`` (float32, on the CPU); ``seed``, ``root``: see :class:`ImageFiles`;
+    """Image features ``[N, D]`` as CLIP gives them, not normalised (float32, on the CPU); ``seed``, ``root``: see
+    :class:`ImageFiles`;
     ``progress``: the bar to count the images on (default: its own, named ``desc``).
     An image that cannot be read stops the run with one :class:`ShipError` line, whatever the loader's workers."""
     loader = DataLoader(
@@ -169,7 +181,7 @@ def encode_images(
         if reason:
             raise ShipError(reason)
         with autocast(clip_model.precision):
-            chunks.append(F.normalize(clip_model.model.encode_image(images.to(device)).float(), dim=-1).cpu())
+            chunks.append(clip_model.model.encode_image(images.to(device)).float().cpu())
     return torch.cat(chunks)
 
 
@@ -197,12 +209,12 @@ def extract_features(
     n = passes if augment else 1
     progress = Progress(desc, n * len(paths), "image")
     with torch.random.fork_rng(devices=[]):  # the loader draws its workers' base seed from the global RNG
-        features = torch.stack([
+        raw = torch.stack([
             encode_images(clip_model, paths, transform, device, batch_size, num_workers, desc,
                           seed if augment else None, k, root, progress)
             for k in progress.over(range(n), lambda k: f"pass {k + 1}/{n}")
         ])
-    return FeatureSet(features, torch.as_tensor(list(labels), dtype=torch.long))
+    return FeatureSet(F.normalize(raw, dim=-1), torch.as_tensor(list(labels), dtype=torch.long), raw.norm(dim=-1))
 
 
 def feature_transform(clip_model: LoadedClip, augment: bool, aug_scale: tuple[float, float] = (0.5, 1.0)) -> T.Compose:
@@ -242,10 +254,11 @@ class FeatureCache:
             if blob["key"] != key:
                 logger.info(f"stale feature cache {path} (built for another key); rebuilding")
                 return None
-            features, labels = blob["features"], blob["labels"]
-            if features.dim() != 3 or features.shape[1] != labels.shape[0]:
-                raise ValueError(f"features {tuple(features.shape)} do not match labels {tuple(labels.shape)}")
-            feature_set = FeatureSet(features, labels)
+            features, labels, norms = blob["features"], blob["labels"], blob["norms"]
+            if features.dim() != 3 or features.shape[1] != labels.shape[0] or norms.shape != features.shape[:2]:
+                raise ValueError(f"features {tuple(features.shape)} do not match labels {tuple(labels.shape)} "
+                                 f"and norms {tuple(norms.shape)}")
+            feature_set = FeatureSet(features, labels, norms)
             if feature_set.digest() != blob["digest"]:
                 raise ValueError("its values or labels do not match the digest stored with them")
         except Exception as exc:  # truncated file, bad pickle, missing entry, wrong shapes, changed values
@@ -256,7 +269,7 @@ class FeatureCache:
     def save(self, key: dict, feature_set: FeatureSet) -> Path:
         path = self.path_for(key)
         atomic_save({"key": key, "features": feature_set.features, "labels": feature_set.labels,
-                     "digest": feature_set.digest()}, path)
+                     "norms": feature_set.norms, "digest": feature_set.digest()}, path)
         return path
 
     def get_or_extract(

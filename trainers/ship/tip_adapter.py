@@ -2,8 +2,8 @@
 
     logits(f) = scale · f Wᵀ + α · exp(−β (1 − f Kᵀ)) V
 
-W: zero-shot class weights (the dataset's templates); K: cache keys, the normalised few-shot training
-features (the mean of their augmented passes); V: one-hot values. SHIP adds keys synthesised for the
+W: zero-shot class weights (the dataset's templates); K: cache keys, the few-shot training features (the mean
+of their augmented passes' raw features, normalised); V: one-hot values. SHIP adds keys synthesised for the
 label-only classes, so those classes get cache entries too. α and β are searched on the validation
 split only (Tip-Adapter's grid); Tip-Adapter-F also fine-tunes the keys.
 """
@@ -71,9 +71,9 @@ class TipAdapter:
     @classmethod
     def build(cls, train: FeatureSet, num_classes: int, synthetic: tuple[torch.Tensor, torch.Tensor] | None = None,
               alpha: float = 1.0, beta: float = 1.0) -> "TipAdapter":
-        """Keys from the few-shot features averaged over their passes (Tip-Adapter), plus ``synthetic``
-        (features, labels in the same label space) for SHIP."""
-        keys, labels = F.normalize(train.features.mean(0), dim=-1), train.labels
+        """Keys from the few-shot features: CLIP's raw features averaged over the augmented passes, then normalised
+        (Tip-Adapter's ``build_cache_model``), plus ``synthetic`` (features, labels in the same label space) for SHIP."""
+        keys, labels = F.normalize(train.raw().mean(0), dim=-1), train.labels
         if synthetic is not None:
             keys = torch.cat([keys, synthetic[0].to(keys.device, keys.dtype)])
             labels = torch.cat([labels, synthetic[1].to(labels.device)])
