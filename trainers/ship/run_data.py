@@ -65,8 +65,9 @@ def whole_val(cfg: CfgNode, dataset: DatasetSplits) -> list | None:
         whole = load_dataset(cfg.DATASET.NAME, cfg.DATASET.ROOT).val
     test = {i.path for i in dataset.test}
     if any(i.path in test for i in whole):
-        logger.info(f"{dataset.name}'s val split is its test set; the search uses the {len(dataset.val)} validation "
-                    f"images drawn from its training images instead")
+        logger.info(f"{dataset.name}'s val split is its test set; the search uses validation images drawn from its "
+                    f"training images instead ({len(dataset.val)} over all its classes, of which it keeps the base "
+                    f"classes')")
         return None
     return whole
 
