@@ -21,7 +21,7 @@ from trainers.ship.classes import Classes, log_duplicate_names, read_source_data
 from trainers.ship.clip_loader import load_clip
 from trainers.ship.dassl_classes import dassl_class_split
 from trainers.ship.dassl_config import DASSL_NOTES, check_coop_keys, check_selection, checkpoint_file
-from trainers.ship.errors import ShipError, one_line, remember_interrupts
+from trainers.ship.errors import ShipError, one_line, print_and_log, remember_interrupts
 from trainers.ship.features import FeatureCache, FeatureSet
 from trainers.ship.metrics import gzsl_report
 from trainers.ship.quality import write_synthesis_report
@@ -102,7 +102,7 @@ def _report_ship_errors(kind, error, trace) -> None:
             print(moved.strip(" ()"), file=sys.stderr)
         return
     line, status = reported
-    print(line.replace("\n", " ") + moved, file=sys.stderr)
+    print_and_log(line.replace("\n", " ") + moved)  # console and Dassl's log.txt
     sys.exit(status)
 
 
