@@ -243,6 +243,12 @@ class FeatureTrainerX(TrainerX):
                                   self.split.label_only, Path(self.output_dir))
         write_synthesis_report(Path(self.output_dir), stream.generator, self.split.label_only, self.text_encoder,
                                self.templates)
+        if self.cfg.TRAINER.SHIP.FEATURE_MAP:  # as the core's, with the base panel only (no new-class test images here)
+            from trainers.ship.plots import draw_feature_map  # matplotlib only when a map is drawn
+
+            path = draw_feature_map(self.cfg.TRAINER.SHIP.FEATURE_MAP, stream.generator, Path(self.output_dir),
+                                    self.cfg.DATASET.NAME, self.split.base.names, self.train_features)
+            print(f"Map of real and synthetic features: {path}")
         return stream
 
     def steps_per_epoch(self, batch_size: int) -> int:
