@@ -84,13 +84,16 @@ def print_and_log(line: str, opened_before: list[logging.FileHandler] = ()) -> N
     since ``opened_before``, i.e. by this run) and Dassl's (``setup_logger`` tees stdout into a file). Before
     a run opens its log (a bad config, before OUTPUT_DIR is known) the console has it alone."""
     print(line, file=sys.stderr)
-    for handler in _log_files():
-        if handler not in opened_before:
-            handler.handle(logging.makeLogRecord({"msg": line, "levelno": logging.ERROR, "levelname": "ERROR"}))
-    dassl_log = getattr(sys.stdout, "file", None)  # dassl.utils.Logger: console and log.txt
-    if dassl_log is not None and not dassl_log.closed:
-        dassl_log.write(line + "\n")
-        dassl_log.flush()
+    try:  # the console has the line already: a log that cannot take it (a full disk, the cause) adds nothing
+        for handler in _log_files():
+            if handler not in opened_before:
+                handler.handle(logging.makeLogRecord({"msg": line, "levelno": logging.ERROR, "levelname": "ERROR"}))
+        dassl_log = getattr(sys.stdout, "file", None)  # dassl.utils.Logger: console and log.txt
+        if dassl_log is not None and not dassl_log.closed:
+            dassl_log.write(line + "\n")
+            dassl_log.flush()
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def report_errors(run: Callable[[], object]) -> int:
