@@ -94,7 +94,7 @@ def check_trainer_name(trainer: str) -> None:
 
 def check_before_run(cfg: CfgNode) -> None:
     """What a SHIP run under ``train.py`` checks once its config is merged, before Dassl seeds, opens ``log.txt``
-    or reads any data: the trainer's name, the seed's range, every SHIP setting, and that the DATA root exists (CoOp's
+    or reads any data: the trainer's name, the seed's range, every SHIP setting and TEST.SELECTION, and that the DATA root exists (CoOp's
     readers create ``split_fewshot/`` under it before SHIP sees the data)."""
     check_trainer_name(cfg.TRAINER.get("NAME", ""))
     seed = cfg.get("SEED", -1)
@@ -102,6 +102,7 @@ def check_before_run(cfg: CfgNode) -> None:
         raise ShipError(f"seed {seed} is not allowed (--seed, SEED); expected an integer in [0, {SEED_MAX}] "
                         f"(or negative: no fixed seed, as in CoOp's train.py)")
     check_settings(cfg, dassl=True)
+    check_selection(cfg)
     root = cfg.get("DATASET", {}).get("ROOT", "")
     if root and not Path(root).expanduser().is_dir():
         raise ShipError(f"DATA root not found: {root} (--root, DATASET.ROOT, DATA in CoOp's scripts: the folder that "
