@@ -10,7 +10,7 @@ import sys
 
 from trainers.ship.config import set_key
 from trainers.ship.dassl_config import add_ship_cfg, config_for_dataset, ship_trainer_names
-from trainers.ship.errors import report_errors
+from trainers.ship.errors import ShipError, report_errors
 from trainers.ship.run_log import run_header
 
 DASSL_MISSING = (
@@ -63,6 +63,9 @@ def main(args) -> int:
         cfg = setup_cfg(args)
     except (KeyError, ValueError, AssertionError, FileNotFoundError) as exc:
         print(f"error: bad config: {exc}", file=sys.stderr)
+        return 2
+    except ShipError as exc:  # a config file that is no YAML mapping, a bad trainer name, seed or DATA root
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     if cfg.SEED >= 0:
         set_random_seed(cfg.SEED)

@@ -164,6 +164,8 @@ def classify(case: Case, o: Outcome) -> tuple[str, str]:
         return "lost-file", ", ".join(o.lost)[:150]
     if o.code is None:
         return "silent-wrong", "still running at the time limit"
+    if o.wrong:  # e.g. an error line that log.txt lacks, or a folder the refused run created
+        return "silent-wrong", o.wrong[:150]
     if o.code != 0:
         if len(error_lines) == 1 or (o.code == 130 and len(interrupted) == 1):
             if case.expect == "ok":
@@ -171,8 +173,6 @@ def classify(case: Case, o: Outcome) -> tuple[str, str]:
             return "clear", (error_lines or interrupted)[0][:150]
         return "silent-wrong" if not error_lines else "traceback", \
             f"exit {o.code} with {len(error_lines)} error lines: {o.err.strip()[-150:]}"
-    if o.wrong:
-        return "silent-wrong", o.wrong[:150]
     if case.expect == "error":
         return "silent-wrong", "exit 0 where one error line was expected"
     return "ok", ""
@@ -249,6 +249,15 @@ def kept(files: dict[Path, str]) -> list[str]:
 def finished_files(run: Path) -> dict[Path, str]:
     """The digests of a finished run's files (but its log, which a later run may append to)."""
     return {p: digest(p) for p in run.rglob("*") if p.is_file() and p.name != "log.txt" and not p.name.startswith(".")}
+
+
+def logged(out: Path, start: str) -> str:
+    """Why ``out/log.txt`` lacks a line starting (after its timestamp) with ``start``; "" when it has one."""
+    log = out / "log.txt"
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    if any(line.split(" ", 2)[-1].startswith(start) or line.startswith(start) for line in text.splitlines()):
+        return ""
+    return f"{log} lacks the {start!r} line the console showed"
 
 
 def expect_classes(n_base: int, n_new: int) -> Callable[[Path], str]:
@@ -457,7 +466,23 @@ def settings_cases() -> list[Case]:
             o.lost.append(f"left empty {made}")
         return o
 
+    def config_file(text: str, line: str):
+        def run(world, case_dir):
+            path = case_dir / "bad.yaml"
+            path.write_text(text)
+            o = run_case(world, case_dir, world.args(case_dir, flags=["--config-file", path]))
+            if o.code == 2 and f"{path}, line {line}" not in o.err:
+                o.wrong = f"the error does not name {path}, line {line}: {o.err.strip()[:100]}"
+            return o
+        return run
+
     cases += [
+        Case("settings", "config file with a YAML syntax error", "error", config_file("TRAINER:\n  SHIP: [1\n  X: 2\n", "3"),
+             "faults"),
+        Case("settings", "config file whose top level is a list", "error", config_file("# SHIP\n- GEN_EPOCHS: 3\n", "2"),
+             "faults"),
+        Case("settings", "--seed 4294967296 (over numpy's range)", "error",
+             lambda w, d: run_case(w, d, w.args(d, flags=["--seed", "4294967296"])), "faults"),
         Case("settings", "GEN_EPOCHS 0 names the untrained control", "error", gen_epochs_zero, "validation"),
         Case("settings", "KL_WEIGHT 10 (an integer for a float key)", "ok", int_for_float, "validation"),
         Case("settings", "label-only names file empty", "error", names_file(""), "validation"),
@@ -571,6 +596,20 @@ def same_results(first: Path, second: Path) -> str:
     return f"{', '.join(differing)} differ: {[a.get(k) for k in differing]} vs {[b.get(k) for k in differing]}" if differing else ""
 
 
+def summary_of_broken_results(world, case_dir):
+    """A neighbour's empty and half-written results.json beside a finished run: named in one line each, the run tabled."""
+    tree = case_dir / "tree"
+    shutil.copytree(world.runs["SHIP_CoOp"], tree / "good")
+    for name, text in (("empty", ""), ("half", '{"protocol": "base2new", "trai')):
+        (tree / name).mkdir()
+        (tree / name / "results.json").write_text(text)
+    o = program([sys.executable, "-m", "trainers.ship.summary", str(tree)], case_dir, 120)
+    named = [line for line in o.err.splitlines() if "results.json" in line]
+    if o.code == 0 and (len(named) != 2 or "SHIP_CoOp" not in o.out):
+        o.wrong = f"{len(named)} lines name the broken files; the finished run tabled: {'SHIP_CoOp' in o.out}"
+    return o
+
+
 def results_cases() -> list[Case]:
     def tampered_cache(how: str):
         def run(world, case_dir):
@@ -627,6 +666,7 @@ def results_cases() -> list[Case]:
         return o
 
     return [
+        Case("results", "summary over an empty and a half-written results.json", "ok", summary_of_broken_results, "faults"),
         Case("results", "feature cache with NaN values", "ok", tampered_cache("NaN values"), "safety"),
         Case("results", "feature cache with permuted labels", "ok", tampered_cache("permuted labels"), "safety"),
         Case("results", "dataset copied to another folder gives the same results", "ok", moved_dataset, "safety"),
@@ -700,6 +740,7 @@ def fault_cases() -> list[Case]:
             o = Outcome(proc.returncode, "", log.read_text(errors="replace"))
             if (case_dir / "out" / "results.json").exists():
                 o.wrong = "results.json written by an interrupted run"
+            o.wrong = o.wrong or logged(case_dir / "out", "interrupted")
             return o
         return run
 
@@ -714,6 +755,25 @@ def fault_cases() -> list[Case]:
         if not reached:
             return Outcome(1, "", "error: the run never started (case setup)")
         return run_case(world, case_dir, argv, expect_classes(2, 2))
+
+    def error_in_log(world, case_dir):
+        o = run_case(world, case_dir, world.args(case_dir, flags=["--eval-only", "--model-dir", case_dir / "gone"]))
+        o.wrong = logged(case_dir / "out", "error: run folder not found")
+        return o
+
+    def kill_then_evaluate(world, case_dir):
+        log = case_dir / "log"
+        train = world.args(case_dir, out=case_dir / "run") + ["TRAINER.COOP.EPOCHS", "3000"]
+        proc = spawn(train, log)
+        reached = wait_for(log, "prompt learner epoch", proc, 180)
+        proc.kill()
+        proc.wait()
+        if not reached:
+            return Outcome(1, "", "error: the run never reached its epochs (case setup)")
+        o = run_case(world, case_dir, world.args(case_dir, flags=["--eval-only", "--model-dir", case_dir / "run"]))
+        if o.code == 2 and "unfinished training run" not in o.err:
+            o.wrong = f"the error does not name the unfinished run: {o.err.strip()[:100]}"
+        return o
 
     def two_runs(world, case_dir):
         log = case_dir / "log"
@@ -737,6 +797,9 @@ def fault_cases() -> list[Case]:
              "safety"),
         Case("faults", "kill -9 in feature extraction (2 workers), rerun at once", "ok", kill_and_rerun, "safety"),
         Case("faults", "a second run into a running run's folder", "error", two_runs, "safety"),
+        Case("faults", "an error after the run's log opened is in log.txt", "error", error_in_log, "faults"),
+        Case("faults", "kill -9 in training, then --eval-only of it names the unfinished run", "error", kill_then_evaluate,
+             "faults"),
     ]
 
 
@@ -795,6 +858,35 @@ def script_cases() -> list[Case]:
             again.wrong = "the killed run was skipped as finished"
         return again
 
+    def train_py(what: str):
+        def run(world, case_dir):
+            data = case_dir / "DATA"
+            shutil.copytree(world.data, data)
+            before = set(data.rglob("*"))
+            args = {"--root": data, "--trainer": "SHIP_CoOp", "--seed": "1", "--output-dir": case_dir / "out",
+                    "--dataset-config-file": ROOT / "configs" / "datasets" / "caltech101.yaml",
+                    "--config-file": ROOT / "configs" / "trainers" / "SHIP" / "vit_b16.yaml"}
+            if what == "trainer":
+                args["--trainer"] = "SHIP_Coop"
+            elif what == "seed":
+                args["--seed"] = "4294967296"
+            elif what == "root":
+                args["--root"] = data = case_dir / "no-DATA"
+            else:
+                (case_dir / "bad.yaml").write_text("TRAINER:\n  SHIP: [1\n  X: 2\n")
+                args["--config-file"] = case_dir / "bad.yaml"
+            argv = [sys.executable, str(ROOT / "train.py"), *[str(w) for pair in args.items() for w in pair],
+                    "MODEL.BACKBONE.WEIGHTS", str(world.clip), "CACHE_DIR", str(case_dir / "cache"), *FAST]
+            o = program(argv, case_dir, 240)
+            made = sorted(str(p) for p in (set(data.rglob("*")) - before if data.exists() else []))
+            if o.code == 2 and ((case_dir / "out").exists() or made or (case_dir / "no-DATA").exists()):
+                o.wrong = f"the refused run created {made[:2] or case_dir / 'out'}"
+            return o
+        return run
+
+    cases += [Case("scripts", f"train.py (Dassl): {name}", "error", train_py(what), "faults")
+              for what, name in (("trainer", "--trainer SHIP_Coop"), ("seed", "--seed 4294967296"),
+                                 ("root", "a DATA root that does not exist"), ("yaml", "a config file with a YAML syntax error"))]
     cases += [Case("scripts", "base2new_train.sh: results.json is a run's last file", "ok",
                    lambda w, d: script_run(w, d, "results.json last"), "safety"),
               Case("scripts", "base2new_train.sh: a killed unfinished run is rerun", "ok",
@@ -847,7 +939,8 @@ def run_matrix(jobs: int = 2, only: str | list[str] = "", scratch: Path | None =
     rows = []
     with tempfile.TemporaryDirectory(prefix="bad-input-", dir=scratch) as tmp:
         tmp = Path(tmp)
-        world = build_world(tmp / "world", with_runs=any(CASES[i].group == "checkpoints" for i in chosen))
+        world = build_world(tmp / "world", with_runs=any(CASES[i].group == "checkpoints" or "summary" in CASES[i].name
+                                                          for i in chosen))
         running: dict[int, int] = {}  # pid -> case index
         pending = list(chosen)
         while pending or running:

@@ -15,6 +15,7 @@ ERROR, OK = Case("g", "n", "error", None), Case("g", "n", "ok", None)
     (ERROR, Outcome(2, "", "error: one\nerror: two\n"), "traceback"),
     (ERROR, Outcome(None, "", ""), "silent-wrong"),
     (ERROR, Outcome(2, "", "error: refused\n", lost=["results.json"]), "lost-file"),
+    (ERROR, Outcome(2, "", "error: refused\n", wrong="log.txt lacks the error line"), "silent-wrong"),
     (OK, Outcome(0, "", ""), "ok"),
     (OK, Outcome(0, "", "", wrong="classes 4+0, expected 2+2"), "silent-wrong"),
     (OK, Outcome(2, "", "error: refused a good input\n"), "silent-wrong"),

@@ -412,6 +412,9 @@ def test_a_config_yacs_refuses_is_one_line_under_coops_train_py(monkeypatch, cap
     except RuntimeError:
         sys.excepthook(*sys.exc_info())  # anything else: the previous hook (the traceback)
     assert seen == [RuntimeError]
+    with pytest.raises(SystemExit) as exit_:  # SHIP's own refusals before Dassl runs (a trainer name, a DATA root)
+        sys.excepthook(ShipError, ShipError("DATA root not found: /nowhere"), None)
+    assert exit_.value.code == 2 and capsys.readouterr().err == "error: DATA root not found: /nowhere\n"
 
 
 def test_core_test_keys_under_a_dassl_config_and_paper_selection_refused():

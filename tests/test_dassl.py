@@ -62,6 +62,7 @@ def test_dassl_base_to_new_train_eval_and_resume(tmp_path, eurosat_root, tiny_cl
     assert "config file: configs/trainers/SHIP/vit_b16.yaml; dataset config file: configs/datasets/eurosat.yaml" in log
     assert (train_dir / "prompt_learner" / "model.pth.tar-3").is_file() and (train_dir / "generator").is_dir()
     assert len(accuracies(train_dir / "log.txt")) == 1 and "* total: 4" in log  # 2 base classes x 2 test images
+    assert (train_dir / "feature_map.png").is_file() and "Map of real and synthetic features" in log  # as the core's
 
     test_dir = tmp_path / "test_new"
     proc = train_py(common + ["--output-dir", test_dir, "--model-dir", train_dir, "--load-epoch", 3, "--eval-only"]
@@ -95,6 +96,45 @@ def test_a_bad_or_core_only_setting_is_one_line_before_any_data(tmp_path, settin
                      "--dataset-config-file", "configs/datasets/eurosat.yaml",
                      "--config-file", "configs/trainers/SHIP/vit_b16.yaml", *setting])
     assert proc.returncode == 2 and proc.stderr.startswith(line) and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("bad", ["trainer", "seed", "root", "yaml"])
+def test_bad_trainer_seed_root_or_config_file_is_one_line_before_anything_is_created(tmp_path, eurosat_root, bad):
+    """train.py refuses these before Dassl seeds, opens log.txt or reads the data: no output folder, and nothing
+    created under the DATA root (CoOp's readers write split_fewshot/ there)."""
+    pytest.importorskip("dassl")
+    args = {"--root": eurosat_root, "--seed": 1, "--trainer": "SHIP_CoOp", "--output-dir": tmp_path / "out",
+            "--dataset-config-file": "configs/datasets/eurosat.yaml", "--config-file": "configs/trainers/SHIP/vit_b16.yaml"}
+    line = {"trainer": "error: unknown trainer 'SHIP_Coop'", "seed": "error: seed 4294967296 is not allowed",
+            "root": f"error: DATA root not found: {tmp_path / 'no-DATA'}", "yaml": f"error: bad config file {tmp_path / 'bad.yaml'}, line 3"}[bad]
+    args.update({"trainer": {"--trainer": "SHIP_Coop"}, "seed": {"--seed": 2**32}, "root": {"--root": tmp_path / "no-DATA"},
+                 "yaml": {"--config-file": tmp_path / "bad.yaml"}}[bad])
+    (tmp_path / "bad.yaml").write_text("TRAINER:\n  SHIP: [1\n  X: 2\n")
+    before = sorted(eurosat_root.rglob("*"))
+    proc = train_py([w for pair in args.items() for w in pair])
+    assert proc.returncode == 2 and proc.stderr.startswith(line) and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "no-DATA").exists() and sorted(eurosat_root.rglob("*")) == before
+
+
+def test_evaluating_a_killed_run_names_it_unfinished_in_the_console_and_log(tmp_path, eurosat_root, tiny_clip_path):
+    """kill -9 leaves a run without setup.json: the evaluation says it is unfinished and what to do, in one line that
+    also ends the evaluation's log.txt; the loader workers default to min(4, cores), as the README says."""
+    pytest.importorskip("dassl")
+    from trainers.ship.run_log import usable_cpus
+
+    killed = tmp_path / "train_base"
+    (killed / "generator").mkdir(parents=True)
+    (killed / "log.txt").write_text("generator epoch [1/50] ...\n")
+    out = tmp_path / "test_new"
+    proc = train_py(["--root", eurosat_root, "--seed", 1, "--trainer", "SHIP_CoOp", "--output-dir", out,
+                     "--dataset-config-file", "configs/datasets/eurosat.yaml", "--config-file", "configs/trainers/SHIP/vit_b16.yaml",
+                     "--eval-only", "--model-dir", killed, "DATASET.NUM_SHOTS", 2, "MODEL.BACKBONE.WEIGHTS", tiny_clip_path,
+                     "CACHE_DIR", tmp_path / "cache", "DATASET.SUBSAMPLE_CLASSES", "new"])
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
+    assert proc.stderr.startswith(f"error: {killed} holds an unfinished training run") and "resume it" in proc.stderr
+    assert "older version" not in proc.stderr
+    log = (out / "log.txt").read_text()
+    assert log.splitlines()[-1] == proc.stderr.strip() and f"NUM_WORKERS: {min(4, usable_cpus())}" in log
 
 
 def test_dassl_run_folder_safety_as_the_core(tmp_path, eurosat_root, tiny_clip_path):

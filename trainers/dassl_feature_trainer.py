@@ -22,7 +22,7 @@ from trainers.ship.clip_loader import load_clip
 from trainers.ship.dassl_classes import dassl_class_split
 from trainers.ship.data import val_from_train
 from trainers.ship.dassl_config import DASSL_NOTES, check_coop_keys, check_selection, checkpoint_file
-from trainers.ship.errors import ShipError, one_line, remember_interrupts
+from trainers.ship.errors import ShipError, one_line, print_and_log, remember_interrupts
 from trainers.ship.features import FeatureCache, FeatureSet
 from trainers.ship.metrics import gzsl_report
 from trainers.ship.quality import write_synthesis_report
@@ -104,7 +104,7 @@ def _report_ship_errors(kind, error, trace) -> None:
             print(moved.strip(" ()"), file=sys.stderr)
         return
     line, status = reported
-    print(line.replace("\n", " ") + moved, file=sys.stderr)
+    print_and_log(line.replace("\n", " ") + moved)  # console and Dassl's log.txt
     sys.exit(status)
 
 
@@ -252,6 +252,12 @@ class FeatureTrainerX(TrainerX):
                                   self.split.label_only, Path(self.output_dir))
         write_synthesis_report(Path(self.output_dir), stream.generator, self.split.label_only, self.text_encoder,
                                self.templates)
+        if self.cfg.TRAINER.SHIP.FEATURE_MAP:  # as the core's, with the base panel only (no new-class test images here)
+            from trainers.ship.plots import draw_feature_map  # matplotlib only when a map is drawn
+
+            path = draw_feature_map(self.cfg.TRAINER.SHIP.FEATURE_MAP, stream.generator, Path(self.output_dir),
+                                    self.cfg.DATASET.NAME, self.split.base.names, self.train_features)
+            print(f"Map of real and synthetic features: {path}")
         return stream
 
     def steps_per_epoch(self, batch_size: int, drop_last: bool = False) -> int:

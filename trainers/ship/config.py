@@ -6,17 +6,18 @@ so that one YAML file under ``configs/`` drives both this command and
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping, Sequence
-
-import yaml
 
 from yacs.config import CfgNode as CN
 
+from .config_file import read_config_file
 from .errors import ShipError
 from .run_log import usable_cpus
 from .settings_check import (Choice, Flag, Int, Interval, Names, Num, Positive, Spec, Templates, Text,
                              accept_ints_for_floats, check_settings, node_ranges)
+
+
+SEED_MAX = 2**32 - 1  # numpy's seeds: 0 ... 2**32 - 1
 
 
 def ship_trainer_defaults() -> CN:
@@ -68,7 +69,7 @@ def core_ranges() -> dict[str, Spec]:
     from .runtime import PRECISIONS
 
     return {
-        "OUTPUT_DIR": Text(nonempty=True), "SEED": Int(0), "DEVICE": Text(nonempty=True), "PRECISION": Choice(PRECISIONS),
+        "OUTPUT_DIR": Text(nonempty=True), "SEED": Int(0, SEED_MAX), "DEVICE": Text(nonempty=True), "PRECISION": Choice(PRECISIONS),
         "ALLOW_SETUP_MISMATCH": Flag(), "CACHE_DIR": Text(nonempty=True),
         "MODEL.BACKBONE.NAME": Text(nonempty=True), "MODEL.BACKBONE.WEIGHTS": Text(), "MODEL.BACKBONE.DOWNLOAD_ROOT": Text(),
         "DATASET.NAME": Text(nonempty=True), "DATASET.ROOT": Text(), "DATASET.SPLIT_FILE": Text(),
@@ -177,12 +178,9 @@ def build_cfg(config_files: Sequence[str] = (), overrides: Mapping[str, Any] | N
     float key; every setting is checked against its declared range (``settings_check``)."""
     cfg = get_cfg_defaults()
     for path in config_files:
-        if Path(path).is_file():
-            check_moved(_flat_keys(yaml.safe_load(Path(path).read_text())), f"config file {path}")
+        check_moved(_flat_keys(read_config_file(path)), f"config file {path}")
         try:
             cfg.merge_from_file(path)
-        except FileNotFoundError:
-            raise ShipError(f"config file not found: {path}") from None
         except (KeyError, ValueError, AssertionError) as exc:
             raise ShipError(f"bad config file {path}: {exc}") from None
     for key, value in (overrides or {}).items():

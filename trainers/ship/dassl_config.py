@@ -11,9 +11,10 @@ from pathlib import Path
 
 from yacs.config import CfgNode
 
-from .config import MOVED, get_cfg_defaults, ship_trainer_defaults
-from .errors import ShipError
-from .settings_check import accept_ints_for_floats
+from .config import MOVED, SEED_MAX, get_cfg_defaults, ship_trainer_defaults
+from .errors import ShipError, one_line
+from .run_log import usable_cpus
+from .settings_check import FloatTolerantCfgNode, accept_ints_for_floats, check_settings
 from .methods import METHODS, method_nodes
 
 BEST = "model-best.pth.tar"
@@ -39,11 +40,13 @@ def add_ship_cfg(cfg: CfgNode, trainer: str | None = None) -> None:
     ``trainer`` (default: the command line's ``--trainer``) that is not a ``SHIP_`` trainer (CoOp's own run in a
     checkout) gets nothing added: its config and log stay CoOp's, but for one line."""
     trainer = trainer if trainer is not None else trainer_from_argv()
-    if trainer and not trainer.startswith("SHIP_"):
+    if trainer and not trainer.upper().startswith("SHIP"):
         print(f"SHIP plug-in: installed; trainer {trainer} runs without it (SHIP's config keys are added for SHIP_ trainers)")
         return
     if trainer and not getattr(sys.excepthook, "ship_config", False):  # CoOp's train.py merges the configs next
         sys.excepthook = _config_errors_in_one_line(sys.excepthook)
+    if trainer:
+        check_trainer_name(trainer)  # before Dassl opens log.txt or reads any data
     core_test = get_cfg_defaults().TEST
     added = {
         "TRAINER.SHIP": ship_trainer_defaults(),
@@ -76,13 +79,53 @@ def add_ship_cfg(cfg: CfgNode, trainer: str | None = None) -> None:
     for old, new in MOVED.items():  # a config written before the method nodes: yacs names the new key
         if not cfg.key_is_renamed(old):
             cfg.register_renamed_key(old, new, message="each fine-tuner's settings moved to its own node")
-    accept_ints_for_floats(cfg)  # train.py's later merges: TRAINER.SHIP.KL_WEIGHT 10 is 10.0, not a Type mismatch
+    if "NUM_WORKERS" in cfg.get("DATALOADER", {}):  # Dassl's 4, fewer on fewer cores (torch warns otherwise)
+        cfg.DATALOADER.NUM_WORKERS = min(cfg.DATALOADER.NUM_WORKERS, usable_cpus())
+    # train.py's later merges: TRAINER.SHIP.KL_WEIGHT 10 is 10.0, not a Type mismatch; its freeze checks the run
+    accept_ints_for_floats(cfg, ShipDasslCfgNode)
+
+
+def check_trainer_name(trainer: str) -> None:
+    """One error line for a SHIP-like trainer name that is not registered (``SHIP_Coop``)."""
+    if trainer.upper().startswith("SHIP") and trainer not in ship_trainer_names():
+        raise ShipError(f"unknown trainer {trainer!r} (--trainer, TRAINER in CoOp's scripts); the SHIP trainers are "
+                        f"{', '.join(ship_trainer_names())}")
+
+
+def check_before_run(cfg: CfgNode) -> None:
+    """What a SHIP run under ``train.py`` checks once its config is merged, before Dassl seeds, opens ``log.txt``
+    or reads any data: the trainer's name, the seed's range, every SHIP setting and TEST.SELECTION, and that the DATA root exists (CoOp's
+    readers create ``split_fewshot/`` under it before SHIP sees the data)."""
+    check_trainer_name(cfg.TRAINER.get("NAME", ""))
+    seed = cfg.get("SEED", -1)
+    if isinstance(seed, int) and seed > SEED_MAX:
+        raise ShipError(f"seed {seed} is not allowed (--seed, SEED); expected an integer in [0, {SEED_MAX}] "
+                        f"(or negative: no fixed seed, as in CoOp's train.py)")
+    check_settings(cfg, dassl=True)
+    check_selection(cfg)
+    root = cfg.get("DATASET", {}).get("ROOT", "")
+    if root and not Path(root).expanduser().is_dir():
+        raise ShipError(f"DATA root not found: {root} (--root, DATASET.ROOT, DATA in CoOp's scripts: the folder that "
+                        f"holds the dataset folders)")
+
+
+class ShipDasslCfgNode(FloatTolerantCfgNode):
+    """The config of a SHIP run under ``train.py``: its root's ``freeze()`` (the end of CoOp's ``setup_cfg``) runs
+    :func:`check_before_run`."""
+
+    def freeze(self) -> None:
+        if "TRAINER" in self and "DATASET" in self and self.TRAINER.get("NAME", "").startswith("SHIP_"):
+            check_before_run(self)
+        super().freeze()
 
 
 def _config_errors_in_one_line(previous):
     """An excepthook for a SHIP run under a ``train.py`` without a handler (CoOp's): a config that yacs refuses (an
     unknown key, a wrong type) is one ``error: bad config`` line and exit status 2; anything else goes to ``previous``."""
     def hook(kind, error, trace):
+        if issubclass(kind, ShipError):  # a bad config file, trainer name, seed or DATA root: before log.txt opens
+            print(one_line(error)[0].replace("\n", " "), file=sys.stderr)
+            sys.exit(2)
         frames, step = [], trace
         while step is not None:
             frames.append(Path(step.tb_frame.f_code.co_filename))

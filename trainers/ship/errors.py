@@ -2,6 +2,7 @@
 for it, for Ctrl-C and for a failed read or write."""
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -73,9 +74,33 @@ def stop_if_interrupted() -> None:
         raise KeyboardInterrupt
 
 
+def _log_files() -> list[logging.FileHandler]:
+    """The ``log.txt`` handlers of the core's ``ship`` logger."""
+    return [h for h in logging.getLogger("ship").handlers if isinstance(h, logging.FileHandler)]
+
+
+def print_and_log(line: str, opened_before: list[logging.FileHandler] = ()) -> None:
+    """Print ``line`` to stderr and append it to the run's ``log.txt``: the core's (a ``ship`` log file opened
+    since ``opened_before``, i.e. by this run) and Dassl's (``setup_logger`` tees stdout into a file). Before
+    a run opens its log (a bad config, before OUTPUT_DIR is known) the console has it alone."""
+    print(line, file=sys.stderr)
+    try:  # the console has the line already: a log that cannot take it (a full disk, the cause) adds nothing
+        for handler in _log_files():
+            if handler not in opened_before:
+                handler.handle(logging.makeLogRecord({"msg": line, "levelno": logging.ERROR, "levelname": "ERROR"}))
+        dassl_log = getattr(sys.stdout, "file", None)  # dassl.utils.Logger: console and log.txt
+        if dassl_log is not None and not dassl_log.closed:
+            dassl_log.write(line + "\n")
+            dassl_log.flush()
+    except Exception:  # noqa: BLE001
+        pass
+
+
 def report_errors(run: Callable[[], object]) -> int:
-    """Exit status of a command: 0, or the status of :func:`one_line` after printing its line (no traceback)."""
+    """Exit status of a command: 0, or the status of :func:`one_line` after printing its line (no traceback),
+    which also goes to the run's ``log.txt`` when one is open."""
     restore = remember_interrupts()
+    opened_before = _log_files()
     try:
         run()
     except BaseException as exc:
@@ -83,7 +108,7 @@ def report_errors(run: Callable[[], object]) -> int:
         if reported is None:
             raise
         line, status = reported
-        print(line.replace("\n", " "), file=sys.stderr)
+        print_and_log(line.replace("\n", " "), opened_before)
         return status
     finally:
         restore()

@@ -174,7 +174,9 @@ def _run_locked(cfg, trainer, uses_val, protocol, subsets, cross_dataset, device
     if cfg.TRAINER.SHIP.FEATURE_MAP and head.generator is not None:
         from .plots import draw_feature_map  # matplotlib only when a map is drawn
 
-        path = draw_feature_map(cfg.TRAINER.SHIP.FEATURE_MAP, head.generator, data, out)
+        shown = (data.new_names, data.test_new) if len(data.test_new) and data.label_only == data.new_names else None
+        path = draw_feature_map(cfg.TRAINER.SHIP.FEATURE_MAP, head.generator, out, data.dataset, data.base_names,
+                                data.train, shown)
         logger.info(f"Map of real and synthetic features: {path}")
     if model_dir is None:
         write_setup(out, setup)

@@ -19,7 +19,6 @@ from .synthesis import synthesize_per_class  # noqa: E402
 if TYPE_CHECKING:
     from .features import FeatureSet
     from .generator import ShipGenerator
-    from .heads import SplitFeatures
 
 PANELS = {"base2new": (("base", "Base"), ("new", "New"), ("hm", "H")),
           "gzsl": (("base", "Seen"), ("new", "Unseen"), ("hm", "H")),
@@ -152,15 +151,18 @@ def feature_map(panels: Sequence[tuple[str, torch.Tensor, torch.Tensor, torch.Te
 
 
 @torch.no_grad()
-def draw_feature_map(classes: int, generator: ShipGenerator, data: SplitFeatures, out: Path, per_class: int = 30) -> Path:
+def draw_feature_map(classes: int, generator: ShipGenerator, out: Path, dataset: str, base_names: list[str],
+                     train: FeatureSet, label_only: tuple[list[str], FeatureSet] | None = None,
+                     per_class: int = 30) -> Path:
     """``feature_map.png``: PCA maps of real and synthetic features of up to ``classes`` base classes (real: few-shot
-    training images) and label-only classes (real: test images, shown, never used)."""
+    training images ``train``) and, given ``label_only`` (names, their real test features: shown, never used),
+    label-only classes."""
     def panel(title: str, names: list[str], real: FeatureSet):
         keep = torch.cat([torch.nonzero(real.labels == c).flatten()[:per_class] for c in range(min(classes, len(names)))])
         synthetic, labels = synthesize_per_class(generator, generator.class_prompts(names[:classes]), per_class)
         return title, real.features[0][keep], real.labels[keep], synthetic.cpu(), labels.cpu(), names[:classes]
 
-    panels = [panel("base classes: real few-shot training features", data.base_names, data.train)]
-    if len(data.test_new) and data.label_only == data.new_names:
-        panels.append(panel("label-only classes: real test features (never trained on)", data.new_names, data.test_new))
-    return feature_map(panels, out / "feature_map.png", title=f"{data.dataset}: real (o) vs SHIP synthetic (x) features")
+    panels = [panel("base classes: real few-shot training features", base_names, train)]
+    if label_only is not None:
+        panels.append(panel("label-only classes: real test features (never trained on)", *label_only))
+    return feature_map(panels, out / "feature_map.png", title=f"{dataset}: real (o) vs SHIP synthetic (x) features")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 from yacs.config import CfgNode
@@ -120,6 +121,15 @@ def check_eval_folder(out: Path, model_dir: Path) -> None:
                         f"(--output-dir, OUTPUT_DIR) so that run's results.json is kept")
 
 
+def unfinished_run(folder: Path) -> bool:
+    """True when ``folder`` holds a training run's log but no sign that it finished: no ``results.json`` (the core's
+    last file) and no ``* accuracy`` line (Dassl's test after training) in any ``log.txt*``."""
+    logs = sorted(folder.glob("log.txt*"))
+    if not logs or (folder / "results.json").is_file():
+        return False
+    return not any(re.search(r"^\* accuracy", log.read_text(errors="replace"), re.MULTILINE) for log in logs)
+
+
 def check_setup(model_dir: Path, current: dict, allow_mismatch: bool = False) -> dict:
     """Compare the setup of an evaluation (``current``, see :func:`training_setup`) with the one ``model_dir``
     was trained with; a difference stops with one line naming both sides, unless ``allow_mismatch`` (then
@@ -130,6 +140,11 @@ def check_setup(model_dir: Path, current: dict, allow_mismatch: bool = False) ->
     path = model_dir / SETUP_FILE
     if not path.is_file():
         message = f"{model_dir} has no {SETUP_FILE}, so what it was trained with is unknown"
+        if not allow_mismatch and unfinished_run(model_dir):
+            raise ShipError(f"{model_dir} holds an unfinished training run (no {SETUP_FILE}, which training writes when "
+                            f"it finishes: the run was killed or failed); finish it first: run its training command "
+                            f"(train.py, python -m trainers.ship) again to resume it, or delete the folder and rerun "
+                            f"the train script (CoOp's and SHIP's scripts skip an existing folder)")
         if not allow_mismatch:
             raise ShipError(f"{message} (trained by an older version?); pass {option('allow_mismatch')} to evaluate it anyway")
         logger.info(f"{message}; evaluating it anyway (ALLOW_SETUP_MISMATCH)")

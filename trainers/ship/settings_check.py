@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from yacs.config import CfgNode
 
+from .config_file import read_config_file
 from .errors import ShipError
 
 
@@ -259,7 +260,12 @@ def _plain_floats(tree: Mapping, cfg: Any) -> dict:
 
 
 class FloatTolerantCfgNode(CfgNode):
-    """A yacs root node whose merges (files, other nodes, ``KEY VALUE`` lists) accept an integer for a float key."""
+    """A yacs root node whose merges (files, other nodes, ``KEY VALUE`` lists) accept an integer for a float key;
+    a file that is no YAML mapping is one error line naming the file and the line (``config_file``)."""
+
+    def merge_from_file(self, cfg_filename: str) -> None:
+        read_config_file(cfg_filename)
+        super().merge_from_file(cfg_filename)
 
     def merge_from_other_cfg(self, cfg_other: CfgNode) -> None:
         super().merge_from_other_cfg(type(self)(_plain_floats(cfg_other, self)))
@@ -268,11 +274,11 @@ class FloatTolerantCfgNode(CfgNode):
         super().merge_from_list(float_overrides(self, cfg_list))
 
 
-def accept_ints_for_floats(cfg: CfgNode) -> CfgNode:
+def accept_ints_for_floats(cfg: CfgNode, node_class: type[FloatTolerantCfgNode] = FloatTolerantCfgNode) -> CfgNode:
     """Make an existing config (Dassl's ``cfg``) accept integers for float keys in its later merges: every node
-    becomes a :class:`FloatTolerantCfgNode` (yacs builds merged nodes of the root's class and compares node types)."""
-    object.__setattr__(cfg, "__class__", FloatTolerantCfgNode)  # CfgNode.__setattr__ takes only values
+    becomes a ``node_class`` (yacs builds merged nodes of the root's class and compares node types)."""
+    object.__setattr__(cfg, "__class__", node_class)  # CfgNode.__setattr__ takes only values
     for value in cfg.values():
         if isinstance(value, CfgNode):
-            accept_ints_for_floats(value)
+            accept_ints_for_floats(value, node_class)
     return cfg

@@ -48,6 +48,21 @@ def last_value(log: Path, metric: str = "accuracy") -> float | None:
     return float(found[-1]) if found else None
 
 
+def read_results(path: Path) -> dict | None:
+    """A run's ``results.json``, or None after one line naming it when it cannot be read (empty, half-written by a
+    run still writing it, or not a run's results): the summary tables the other runs."""
+    try:
+        result = json.loads(path.read_text())
+        if isinstance(result, dict) and all(k in result for k in ("trainer", "dataset", "seed", "shots")):
+            return result
+        reason = "not a run's results (no trainer, dataset, seed and shots)"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        reason = "empty" if isinstance(exc, json.JSONDecodeError) and not exc.doc.strip() else f"{type(exc).__name__}: {exc}"
+    print(f"skipped {path}: unreadable results.json ({reason}); a run still writing it, or a damaged file",
+          file=sys.stderr)
+    return None
+
+
 def _dataset_name(name: str) -> str:
     """The catalog's name of a dataset ("eurosat" in CoOp's folders, "EuroSAT" in results.json); others as they are."""
     return ALIASES.get(name, name) if ALIASES.get(name, name) in DATASET_TEMPLATES else name
@@ -71,7 +86,9 @@ def collect(root: str | Path) -> tuple[dict[Group, list[dict[str, float]]], set[
     for folder in sorted(folders):
         parts = folder.parts
         if (folder / "results.json").is_file():
-            result = json.loads((folder / "results.json").read_text())
+            result = read_results(folder / "results.json")
+            if result is None:
+                continue
             protocol = result.get("protocol", "base2new")
             trainer = result["trainer"] + (TEST_MARK if str(result.get("selection", "honest")).startswith("test") else "")
             key = (protocol, _dataset_name(result["dataset"]), trainer, _config_of(parts, result["trainer"]),
