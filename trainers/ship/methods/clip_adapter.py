@@ -78,7 +78,8 @@ class CLIPAdapter(FeatureMethod):
         weights = zero_shot_weights(self.text_encoder, names, self.templates)
         train_prompt_learner(self.adapter, weights, inputs.train, inputs.synthetic, epochs=h.EPOCHS, lr=h.LR,
                              batch_size=h.BATCH_SIZE, momentum=h.MOMENTUM, weight_decay=h.WEIGHT_DECAY,
-                             lr_scheduler=h.LR_SCHEDULER, warmup_epochs=h.WARMUP_EPOCHS, warmup_lr=h.WARMUP_LR)
+                             lr_scheduler=h.LR_SCHEDULER, warmup_epochs=h.WARMUP_EPOCHS, warmup_lr=h.WARMUP_LR,
+                             trainer=("SHIP_" if inputs.synthetic is not None else "") + self.name)
         self.adapter.eval()
 
     def scorer(self, classes):
