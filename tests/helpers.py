@@ -139,3 +139,16 @@ def assert_png(path: Path, min_bytes: int = 5000) -> None:
         image.verify()
     with Image.open(path) as image:
         assert min(image.size) >= 200 and len(image.convert("RGB").getcolors(1 << 24)) > 20
+
+
+def read_scalars(log_dir: Path) -> dict[str, list[int]]:
+    """Every scalar tag in the TensorBoard event files under ``log_dir`` and its steps (tensorboard's reader)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    steps: dict[str, list[int]] = {}
+    for events in sorted(Path(log_dir).glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            steps.setdefault(tag, []).extend(e.step for e in accumulator.Scalars(tag))
+    return steps

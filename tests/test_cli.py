@@ -11,7 +11,7 @@ import torch
 from trainers.ship.__main__ import main
 from trainers.ship.methods import trainer_names
 
-from .helpers import CALTECH, assert_png, write_image_folder
+from .helpers import CALTECH, assert_png, read_scalars, write_image_folder
 
 FAST = ["TRAINER.SHIP.GEN_EPOCHS", "3", "TRAINER.SHIP.AUG_PASSES", "2", "DATALOADER.NUM_WORKERS", "0",
         *[w for node in ("COOP", "COCOOP", "KGCOOP", "PROGRAD", "CLIPADAPTER") for w in (f"TRAINER.{node}.EPOCHS", "3")]]
@@ -186,3 +186,21 @@ def test_coop_with_its_own_recipe_config(tmp_path, folder, tiny_clip_path, capsy
     state = torch.load(tmp_path / "r" / "prompt_learner" / "model.pth.tar-3", weights_only=True)["state_dict"]
     assert state["ctx"].shape[0] == 16
     assert "  COOP:\n    BATCH_SIZE: 32" in out and "    WARMUP_EPOCHS: 1\n" in out and "    MOMENTUM: 0.9\n" in out
+
+
+def test_a_run_writes_tensorboard_scalars(tmp_path, folder, tiny_clip_path, capsys):
+    """OUTPUT_DIR/tensorboard holds, as Dassl's trainers write it, the generator's and the head's per-epoch scalars
+    (step: the epoch) and the final test accuracies; the log line of an epoch carries the same training accuracy."""
+    argv = ["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 1, "--output-dir", tmp_path / "r",
+            "--cache-dir", tmp_path / "cache", "--trainer", "SHIP_KgCoOp", "DATALOADER.NUM_WORKERS", "0",
+            "TRAINER.SHIP.GEN_EPOCHS", "2", "TRAINER.SHIP.AUG_PASSES", "1", "TRAINER.KGCOOP.EPOCHS", "3"]
+    code, out, err = run(argv, capsys)
+    assert code == 0, err
+    assert "SHIP_KgCoOp: head recipe ship (TRAINER.SHIP.HEAD_RECIPE)" in out and "momentum 0.0 (the method's 0.9)" in out
+    assert re.search(r"prompt learner epoch \[3/3\] loss \S+ acc \S+ lr ", out)
+    scalars = read_scalars(tmp_path / "r" / "tensorboard")
+    for tag in ("generator/loss", "generator/rec", "generator/kl", "generator/lr"):
+        assert scalars[tag] == [1, 2], tag
+    for tag in ("SHIP_KgCoOp/loss", "SHIP_KgCoOp/acc", "SHIP_KgCoOp/lr"):
+        assert scalars[tag] == [1, 2, 3], tag
+    assert {"test/base", "test/new", "test/H"} <= set(scalars)

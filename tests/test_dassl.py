@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import write_image_folder
+from .helpers import read_scalars, write_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_DASSL = importlib.util.find_spec("dassl") is not None
@@ -424,3 +424,30 @@ def test_dassl_route_counts_the_steps_of_dassls_own_train_loader(tmp_path, n, ba
     trainer = SimpleNamespace(train_items=items)
     assert FeatureTrainerX.steps_per_epoch(trainer, batch_size, True) == epoch_steps(n, batch_size, True) == len(loader)
     assert FeatureTrainerX.steps_per_epoch(trainer, batch_size, False) == -(-n // batch_size)
+
+
+@pytest.mark.parametrize("trainer", ["SHIP_CoOp", "SHIP_KgCoOp"])
+def test_dassl_route_writes_tensorboard_scalars_into_dassls_writer(tmp_path, eurosat_root, tiny_clip_path, trainer):
+    """Under train.py the core's loops write into Dassl's own writer (OUTPUT_DIR/tensorboard, one event file): the
+    generator's and the head's per-epoch scalars (step: the epoch) and test/base; the --eval-only run on the new
+    classes adds test/new in its own folder."""
+    pytest.importorskip("dassl")
+    common = ["--root", eurosat_root, "--seed", 1, "--trainer", trainer,
+              "--dataset-config-file", "configs/datasets/eurosat.yaml", "--config-file", "configs/trainers/SHIP/vit_b16.yaml"]
+    fast = ["DATASET.NUM_SHOTS", 2, "MODEL.BACKBONE.WEIGHTS", tiny_clip_path, "TRAINER.SHIP.GEN_EPOCHS", 2,
+              "TRAINER.COOP.EPOCHS", 3, "TRAINER.KGCOOP.EPOCHS", 3, "TRAINER.SHIP.AUG_PASSES", 1,
+              "CACHE_DIR", tmp_path / "cache", "DATALOADER.NUM_WORKERS", 0]
+    train_dir = tmp_path / "train_base"
+    proc = train_py(common + ["--output-dir", train_dir] + fast + ["DATASET.SUBSAMPLE_CLASSES", "base"])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert len(list((train_dir / "tensorboard").glob("events.out.tfevents.*"))) == 1  # Dassl's writer, no second one
+    scalars = read_scalars(train_dir / "tensorboard")
+    assert scalars["generator/rec"] == [1, 2] and scalars["generator/kl"] == [1, 2] and scalars["generator/lr"] == [1, 2]
+    for name in ("loss", "acc", "lr"):
+        assert scalars[f"{trainer}/{name}"] == [1, 2, 3], name
+    assert "test/base" in scalars and not any(t.startswith("train/") for t in scalars)  # Dassl's own names stay free
+    new_dir = tmp_path / "test_new"
+    proc = train_py(common + ["--output-dir", new_dir, "--eval-only", "--model-dir", train_dir] + fast
+                    + ["DATASET.SUBSAMPLE_CLASSES", "new"])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "test/new" in read_scalars(new_dir / "tensorboard")

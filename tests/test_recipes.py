@@ -187,7 +187,7 @@ def test_kgcoop_objective_and_recipe(text_encoder):
     x = F.normalize(torch.randn(4, text_encoder.embed_dim, generator=torch.Generator().manual_seed(1)), dim=-1)
     y = torch.tensor([0, 1, 2, 0])
     with torch.no_grad():
-        loss = method.objective(names)(method.learner, prompts, x, y)
+        loss = method.objective(names)(method.learner, prompts, x, y).loss
         text = method.learner(prompts)
         hand = text_encoder.encode_text([f"a photo of a {n}, a type of texture." for n in names])
         cos = F.cosine_similarity(text, hand, dim=-1)

@@ -29,6 +29,7 @@ from trainers.ship.quality import write_synthesis_report
 from trainers.ship.run_data import crop_scales
 from trainers.ship.run_setup import check_eval_folder, check_run_folder, check_setup, training_setup, write_setup
 from trainers.ship.runtime import RunLock
+from trainers.ship.scalars import report_test, use_writer
 from trainers.ship.settings_check import check_settings
 from trainers.ship.stages import synthetic_stream
 from trainers.ship.known_datasets import ALIASES, templates_for
@@ -219,6 +220,16 @@ class FeatureTrainerX(TrainerX):
                   f"(TRAINER.SHIP.AUG_SCALE), the method on features cropped at {head_scale} (its CROP_SCALE)")
             self.generator_features = self.features(self.train_items, "train", augment=True, scale=generator_scale)
 
+    def init_writer(self, log_dir):
+        """Dassl's writer at OUTPUT_DIR/tensorboard, handed to the core's loops (``scalars``) for the run."""
+        super().init_writer(log_dir)
+        use_writer(self._writer)
+
+    def close_writer(self):
+        use_writer(None)
+        super().close_writer()
+        self._writer = None
+
     def search_val(self) -> FeatureSet:
         """The images a method searches its settings on (Tip-Adapter's α, β): the whole val split of the base classes,
         as the core (``run_data.whole_val``), not Dassl's few-shot val; for a dataset whose val split is its test set
@@ -340,4 +351,21 @@ class FeatureTrainerX(TrainerX):
             print(f"GZSL: {n_base} seen + {len(classes.names) - n_base} unseen classes in one label space")
             for key in ("seen", "unseen", "hm"):
                 print(f"* {key}: {report[key]:.2f}%")
+        if not use_val:
+            self.write_test_scalars({k: report[k] for k in ("seen", "unseen", "hm")} if self.split.gzsl
+                                    else {self.evaluated_split(): accuracy})
         return accuracy
+
+    def evaluated_split(self) -> str:
+        """What a test scores, by DATASET.SUBSAMPLE_CLASSES: ``base``, ``new`` or ``accuracy`` (all classes)."""
+        return {"base": "base", "new": "new"}.get(self.cfg.DATASET.SUBSAMPLE_CLASSES, "accuracy")
+
+    def write_test_scalars(self, accuracy: dict) -> None:
+        """``test/<split>`` (GZSL: ``test/seen``, ``test/unseen``, ``test/H``) into OUTPUT_DIR/tensorboard; an
+        ``--eval-only`` run (no training, so no writer of Dassl's) opens Dassl's writer for them."""
+        opened = self._writer is None
+        if opened:
+            self.init_writer(str(Path(self.output_dir) / "tensorboard"))
+        report_test(accuracy)
+        if opened:
+            self.close_writer()

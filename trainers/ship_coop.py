@@ -7,7 +7,6 @@ features. Checkpoints (``prompt_learner/model.pth.tar-<epoch>``, and ``model-bes
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import torch
@@ -17,7 +16,9 @@ from trainers.dassl_feature_trainer import FeatureTrainerX
 from trainers.ship.classifiers import PromptLearner
 from trainers.ship.dassl_config import checkpoint_file
 from trainers.ship.runtime import seed_everything, stage_seed
-from trainers.ship.training import build_prompt_optimizer, epoch_batches, prompt_learner_step
+from trainers.ship.methods.coop import twin_recipe
+from trainers.ship.scalars import report_epoch, warn_if_collapsed
+from trainers.ship.training import build_prompt_optimizer, epoch_batches, prompt_learner_epoch
 
 
 @TRAINER_REGISTRY.register()
@@ -33,9 +34,13 @@ class SHIP_CoOp(FeatureTrainerX):
         self.learner = PromptLearner(self.text_encoder, c.N_CTX, c.CTX_INIT)
         self.max_epoch = c.EPOCHS
         steps = self.steps_per_epoch(c.BATCH_SIZE, c.DROP_LAST)
-        optim, self.optimizer_step, self.schedule = build_prompt_optimizer(
-            self.learner, self.max_epoch, steps, c.OPTIM, c.LR, c.MOMENTUM, c.WEIGHT_DECAY, c.EPS, c.LR_SCHEDULER,
-            c.WARMUP_EPOCHS, c.WARMUP_LR)
+        recipe = dict(optimizer=c.OPTIM, lr=c.LR, momentum=c.MOMENTUM, weight_decay=c.WEIGHT_DECAY, eps=c.EPS,
+                      lr_scheduler=c.LR_SCHEDULER, warmup_epochs=c.WARMUP_EPOCHS, warmup_lr=c.WARMUP_LR)
+        self.trainer_name = "CoOp"
+        if self.cfg.TRAINER.SHIP.SYNTHESIZE:  # the twin's head recipe (TRAINER.SHIP.HEAD_RECIPE), as the core's
+            self.trainer_name = "SHIP_CoOp"
+            recipe = twin_recipe(self.trainer_name, recipe, self.cfg.TRAINER.SHIP.HEAD_RECIPE)
+        optim, self.optimizer_step, self.schedule = build_prompt_optimizer(self.learner, self.max_epoch, steps, **recipe)
         self.register_model(self.stage, self.learner, optim, self.schedule.scheduler)
         self.synthetic = None
 
@@ -49,15 +54,14 @@ class SHIP_CoOp(FeatureTrainerX):
 
     def run_epoch(self):
         self.set_model_mode("train")
-        start = time.perf_counter()
-        lr = self.schedule.lr()
-        losses = [prompt_learner_step(self.learner, self.train_prompts, x, y, self.optimizer_step, self.schedule,
-                                      self.synthetic, self.epoch + 1)
-                  for x, y in epoch_batches(self.train_features, self.cfg.TRAINER.COOP.BATCH_SIZE, self.device,
-                                            self.cfg.TRAINER.COOP.DROP_LAST)]
-        self.schedule.after_epoch()
-        print(f"epoch [{self.epoch + 1}/{self.max_epoch}] loss {sum(losses) / len(losses):.4f} "
-              f"lr {lr:.4e} time {time.perf_counter() - start:.3f}s")
+        epoch = self.epoch + 1
+        done = prompt_learner_epoch(self.learner, self.train_prompts,
+                                    epoch_batches(self.train_features, self.cfg.TRAINER.COOP.BATCH_SIZE, self.device,
+                                                   self.cfg.TRAINER.COOP.DROP_LAST),
+                                    self.optimizer_step, self.schedule, self.synthetic, epoch)
+        report_epoch("prompt learner", self.trainer_name, epoch, self.max_epoch, done["values"])
+        if epoch == self.max_epoch:
+            warn_if_collapsed(self.trainer_name, done["tally"])
 
     @torch.no_grad()
     def score(self, features, classes):

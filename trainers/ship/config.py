@@ -16,6 +16,8 @@ from .run_log import usable_cpus
 from .settings_check import (Choice, Flag, Int, Interval, Names, Num, Positive, Spec, Templates, Text,
                              accept_ints_for_floats, check_settings, node_ranges)
 
+HEAD_RECIPES = ("ship", "method")  # TRAINER.SHIP.HEAD_RECIPE (methods.coop.twin_recipe)
+
 
 SEED_MAX = 2**32 - 1  # numpy's seeds: 0 ... 2**32 - 1
 
@@ -42,6 +44,10 @@ def ship_trainer_defaults() -> CN:
     s.SYNTHESIZE = True
     # 0 = fresh synthetic features for every batch (reference code), N > 0 = a pool of N per class.
     s.SYN_POOL_PER_CLASS = 0
+    # How a SHIP twin of a CoOp-family prompt learner (CoOp, KgCoOp, ProGrad, CoCoOp) trains its head: "ship", the SHIP
+    # code's head (SGD without momentum or weight decay, per-iteration cosine, no warm-up; the method's epochs, batch,
+    # lr, context and loss); "method", the method's own recipe (its node's keys, e.g. Dassl's momentum 0.9).
+    s.HEAD_RECIPE = "ship"
     # feature_map.png after a SHIP run: real vs synthetic features of up to this many classes per panel (0: none).
     s.FEATURE_MAP = 10
     # SHIP + Tip-Adapter: synthetic cache keys per label-only class; 0: as many as the shots
@@ -59,7 +65,7 @@ def ship_trainer_ranges() -> dict[str, Spec]:
         KL_WEIGHT=Num(0), GEN_EPOCHS=Int(1, hint="0 would synthesise from a random generator: for that control use "
                                                  "TRAINER.SHIP.GENERATOR untrained"),
         GEN_LR=Positive(), GEN_BATCH_SIZE=Int(1), SYNTHESIZE=Flag(), SYN_POOL_PER_CLASS=Int(0), FEATURE_MAP=Int(0),
-        TIP_SYN_PER_CLASS=Int(0),
+        TIP_SYN_PER_CLASS=Int(0), HEAD_RECIPE=Choice(HEAD_RECIPES),
     )
 
 

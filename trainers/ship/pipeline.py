@@ -34,6 +34,7 @@ from .run_setup import check_eval_folder, check_run_folder, check_setup, trainin
 from .run_data import cross_dataset_label_only, load_fewshot_dataset, prepare_features
 from .run_log import run_header
 from .runtime import RunLock, StageMeter, atomic_write_json, resolve_device, seed_everything, setup_logger
+from .scalars import report_test, run_scalars
 from .text_encoder import TextEncoder
 
 logger = logging.getLogger("ship")
@@ -98,8 +99,9 @@ def run(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: str | Non
         check_eval_folder(out, Path(model_dir))
     lock = RunLock(out)
     try:
-        return _run_locked(cfg, trainer, method_class.uses_val, protocol, subsets, cross_dataset, device, out, dataset,
-                           Path(model_dir) if model_dir else None, load_epoch)
+        with run_scalars(out):  # OUTPUT_DIR/tensorboard, as Dassl's trainers write it
+            return _run_locked(cfg, trainer, method_class.uses_val, protocol, subsets, cross_dataset, device, out,
+                               dataset, Path(model_dir) if model_dir else None, load_epoch)
     finally:
         lock.release()
 
@@ -159,6 +161,7 @@ def _run_locked(cfg, trainer, uses_val, protocol, subsets, cross_dataset, device
         reports = {"all": reports["base"]}
     meter.done("evaluate")
     logger.info("  ".join(f"{k} {v:.2f}" for k, v in accuracy.items()))
+    report_test(accuracy)
     results = {
         "protocol": protocol, "trainer": trainer, "dataset": dataset.name, "backbone": clip_model.name,
         "shots": cfg.DATASET.NUM_SHOTS, "seed": cfg.SEED, "num_base": len(data.base_names), "num_new": len(data.new_names),

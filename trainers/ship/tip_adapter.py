@@ -24,6 +24,7 @@ from .features import FeatureSet
 from .known_datasets import ALIASES
 from .progress import Progress
 from .runtime import OptimizerStep, autocast
+from .scalars import EpochTally, report_epoch, warn_if_collapsed
 from .training import check_finite, epoch_batches
 
 logger = logging.getLogger("ship")
@@ -151,13 +152,14 @@ def search_alpha_beta(val: FeatureSet, zero_shot: torch.Tensor, keys: torch.Tens
 def finetune_keys(adapter: TipAdapter, train: FeatureSet, zero_shot: torch.Tensor, logit_scale: float,
                   epochs: int = 20, lr: float = 1e-3, batch_size: int = 256,
                   synthetic: tuple[torch.Tensor, torch.Tensor] | None = None, precision: str = "fp32",
-                  after_epoch: Callable[[int, torch.Tensor], None] | None = None) -> None:
+                  after_epoch: Callable[[int, torch.Tensor], None] | None = None, trainer: str = "TipAdapter") -> None:
     """Tip-Adapter-F: fine-tune ``adapter``'s keys in place by AdamW (eps 1e-4), cosine schedule,
     cross-entropy of the Tip-Adapter logits (at the adapter's α and β); ``after_epoch(epoch, keys)`` after
     each epoch (``TEST.SELECTION paper``: the official code's test score of every epoch).
 
     The training set is the few-shot features (one augmented pass per image and epoch) plus, for
-    SHIP, the synthetic features of the label-only classes.
+    SHIP, the synthetic features of the label-only classes. Every epoch is reported (``scalars``: ``<trainer>/loss``,
+    ``/acc``, ``/lr``); a collapsed head is one warning line naming ``trainer``.
     """
     device = zero_shot.device
     if synthetic is not None:  # synthetic features stand for themselves in every pass
@@ -170,17 +172,20 @@ def finetune_keys(adapter: TipAdapter, train: FeatureSet, zero_shot: torch.Tenso
     step = OptimizerStep(optimizer, precision, device.type)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * math.ceil(len(train) / batch_size))
     progress = Progress("Tip-Adapter-F", epochs * math.ceil(len(train) / batch_size))
+    tally = EpochTally()
     for epoch in progress.epochs(epochs):
-        total = 0.0
+        tally, lr = EpochTally(), schedule.get_last_lr()[0]
         for x, y in progress.track(epoch_batches(train, batch_size, device)):
             with autocast(precision):
-                loss = F.cross_entropy(tip_logits(x, zero_shot, keys, values, adapter.alpha, adapter.beta, logit_scale), y)
+                logits = tip_logits(x, zero_shot, keys, values, adapter.alpha, adapter.beta, logit_scale)
+                loss = F.cross_entropy(logits, y)
             check_finite(loss, "Tip-Adapter-F", epoch)
             step(loss)
             schedule.step()
-            total += loss.item() * len(y)
-        if epoch == 1 or epoch == epochs or epoch % 5 == 0:
-            logger.info(f"Tip-Adapter-F epoch [{epoch}/{epochs}] loss {total / len(train):.4f}")
+            tally.add(loss.item(), len(y), logits, y)
+        report_epoch("Tip-Adapter-F", trainer, epoch, epochs, {**tally.values(), "lr": lr},
+                     log=epoch == 1 or epoch == epochs or epoch % 5 == 0)
         if after_epoch is not None:
             after_epoch(epoch, keys.detach())
+    warn_if_collapsed(trainer, tally)
     adapter.keys = keys.detach()

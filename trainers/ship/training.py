@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +14,7 @@ from .features import FeatureSet
 from .generator import ShipGenerator
 from .progress import Progress
 from .runtime import OptimizerStep, autocast
+from .scalars import EpochTally, report_epoch, warn_if_collapsed
 from .synthesis import SyntheticStream
 from .text_encoder import ClassPrompts
 
@@ -65,7 +66,7 @@ def train_generator(
     history = []
     progress = Progress("generator", epochs * math.ceil(len(train) / batch_size))
     for epoch in progress.epochs(epochs):
-        sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0}
+        tallies = {"loss": EpochTally(), "rec": EpochTally(), "kl": EpochTally()}
         for x, y in progress.track(epoch_batches(train, batch_size, device)):
             with autocast(precision):
                 rec, kl = generator(x, prompts, y)
@@ -73,9 +74,9 @@ def train_generator(
             check_finite(loss, "generator", epoch)
             step(loss)
             for name, value in (("loss", loss), ("rec", rec), ("kl", kl)):
-                sums[name] += value.item() * len(y)
-        history.append({k: v / len(train) for k, v in sums.items()})
-        logger.info(f"generator epoch [{epoch}/{epochs}] " + " ".join(f"{k} {v:.4f}" for k, v in history[-1].items()))
+                tallies[name].add(value.item(), len(y))
+        history.append({k: t.values()["loss"] for k, t in tallies.items()})
+        report_epoch("generator", "generator", epoch, epochs, {**history[-1], "lr": step.optimizer.param_groups[0]["lr"]})
         if after_epoch is not None:
             after_epoch(epoch)
     generator.eval()
@@ -91,14 +92,23 @@ def make_optimizer(params, name: str, lr: float, momentum: float = 0.0, weight_d
     raise ShipError(f"unknown optimizer {name!r}; expected 'sgd' or 'adamw'")
 
 
-# (learner, prompts, features, labels) -> the loss, or (loss, guide) where the guide's gradient steers the
-# loss's (ProGrad); None: CoOp's cross-entropy
-Objective = Callable[[PromptLearner, ClassPrompts, torch.Tensor, torch.Tensor], "torch.Tensor | tuple[torch.Tensor, torch.Tensor]"]
+class StepLoss(NamedTuple):
+    """What an objective returns: the loss, the logits it was computed from (the epoch's training accuracy), and
+    for ProGrad a guide whose gradient steers the loss's."""
+
+    loss: torch.Tensor
+    logits: torch.Tensor
+    guide: torch.Tensor | None = None
 
 
-def cross_entropy(learner: PromptLearner, prompts: ClassPrompts, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+# (learner, prompts, features, labels) -> StepLoss; None: CoOp's cross-entropy
+Objective = Callable[[PromptLearner, ClassPrompts, torch.Tensor, torch.Tensor], StepLoss]
+
+
+def cross_entropy(learner: PromptLearner, prompts: ClassPrompts, x: torch.Tensor, y: torch.Tensor) -> StepLoss:
     """CoOp's objective: cross-entropy of scale · cos(feature, class text feature)."""
-    return F.cross_entropy(learner.logits(prompts, x), y)
+    logits = learner.logits(prompts, x)
+    return StepLoss(F.cross_entropy(logits, y), logits)
 
 
 def prompt_learner_step(
@@ -112,19 +122,34 @@ def prompt_learner_step(
     epoch: int = 0,
     objective: Objective | None = None,
     guide_weight: float = 1.0,
+    tally: EpochTally | None = None,
 ) -> float:
     """One step of a prompt learner on a batch of real features; with ``synthetic``, as many synthetic
-    features join it (SHIP). ``guide_weight``: ProGrad's λ (:func:`runtime.project_conflicting`)."""
+    features join it (SHIP). ``guide_weight``: ProGrad's λ (:func:`runtime.project_conflicting`); ``tally``
+    adds the step's loss and predictions to its epoch's."""
     if synthetic is not None:
         x_syn, y_syn = synthetic.sample(len(y))
         x, y = torch.cat([x, x_syn]), torch.cat([y, y_syn])
     with autocast(learner.text_encoder.precision):
         out = (objective or cross_entropy)(learner, prompts, x, y)
-    loss, guide = out if isinstance(out, tuple) else (out, None)
-    check_finite(loss, "prompt learner", epoch)
-    step(loss, guide, guide_weight)
+    check_finite(out.loss, "prompt learner", epoch)
+    step(out.loss, out.guide, guide_weight)
     schedule.after_step()
-    return loss.item()
+    if tally is not None:
+        tally.add(out.loss.item(), len(y), out.logits, y)
+    return out.loss.item()
+
+
+def prompt_learner_epoch(learner: PromptLearner, prompts: ClassPrompts, batches, step: OptimizerStep,
+                         schedule: "Schedule", synthetic: SyntheticStream | None = None, epoch: int = 0,
+                         objective: Objective | None = None, guide_weight: float = 1.0) -> dict[str, float]:
+    """One epoch of :func:`prompt_learner_step` over ``batches``: its mean loss, training accuracy (real and synthetic
+    features, %) and learning rate (``values``), and its :class:`scalars.EpochTally` (``tally``)."""
+    lr, tally = schedule.lr(), EpochTally()
+    for x, y in batches:
+        prompt_learner_step(learner, prompts, x, y, step, schedule, synthetic, epoch, objective, guide_weight, tally)
+    schedule.after_epoch()
+    return {"values": {**tally.values(), "lr": lr}, "tally": tally}
 
 
 LR_SCHEDULERS = ("dassl", "cosine_iter")
@@ -203,14 +228,16 @@ def train_prompt_learner(
     objective: Objective | None = None,
     guide_weight: float = 1.0,
     drop_last: bool = False,
+    trainer: str = "CoOp",
 ) -> list[float]:
     """CoOp (or CoCoOp) on features: cross-entropy of scale·cos(feature, class text feature) over
     ``prompts``' classes (or ``objective``: KgCoOp, ProGrad).
 
     With ``synthetic``, every batch of real features is joined by as many
     synthetic features of label-only classes (SHIP). The learning rate follows ``lr_scheduler``
-    (:func:`build_schedule`); ``drop_last``: the Dassl recipes' loader (:func:`epoch_steps`). Returns per-epoch mean
-    losses.
+    (:func:`build_schedule`); ``drop_last``: the Dassl recipes' loader (:func:`epoch_steps`). Returns per-epoch
+    mean losses. Every epoch is reported (``scalars``: the scalars ``<trainer>/loss``, ``/acc``, ``/lr``; a log
+    line at epochs 1, every 10th and the last); a head that collapsed is one warning line naming ``trainer``.
     """
     device = next(learner.parameters()).device
     steps_per_epoch = epoch_steps(len(train), batch_size, drop_last)
@@ -218,12 +245,13 @@ def train_prompt_learner(
                                                eps, lr_scheduler, warmup_epochs, warmup_lr)
     history = []
     progress = Progress("prompt learner", epochs * steps_per_epoch)
+    done = None
     for epoch in progress.epochs(epochs):
-        epoch_lr = schedule.lr()
-        total = sum(prompt_learner_step(learner, prompts, x, y, step, schedule, synthetic, epoch, objective, guide_weight)
-                    for x, y in progress.track(epoch_batches(train, batch_size, device, drop_last)))
-        schedule.after_epoch()
-        history.append(total / steps_per_epoch)
-        if epoch == 1 or epoch % 10 == 0 or epoch == epochs:
-            logger.info(f"prompt learner epoch [{epoch}/{epochs}] loss {history[-1]:.4f} lr {epoch_lr:.2e}")
+        done = prompt_learner_epoch(learner, prompts, progress.track(epoch_batches(train, batch_size, device, drop_last)), step,
+                                    schedule, synthetic, epoch, objective, guide_weight)
+        history.append(done["values"]["loss"])
+        report_epoch("prompt learner", trainer, epoch, epochs, done["values"],
+                     log=epoch == 1 or epoch % 10 == 0 or epoch == epochs)
+    if done is not None:
+        warn_if_collapsed(trainer, done["tally"])
     return history

@@ -84,7 +84,8 @@ class CLIPAdapter(FeatureMethod):
         train_prompt_learner(self.adapter, weights, inputs.train, inputs.synthetic, epochs=h.EPOCHS, lr=h.LR,
                              batch_size=h.BATCH_SIZE, momentum=h.MOMENTUM, weight_decay=h.WEIGHT_DECAY,
                              lr_scheduler=h.LR_SCHEDULER, warmup_epochs=h.WARMUP_EPOCHS, warmup_lr=h.WARMUP_LR,
-                             drop_last=h.DROP_LAST)
+                             drop_last=h.DROP_LAST,
+                             trainer=("SHIP_" if inputs.synthetic is not None else "") + self.name)
         self.adapter.eval()
 
     def scorer(self, classes):

@@ -6,13 +6,21 @@ Defaults: the SHIP code's CoOp head; CoOp's own recipe, as the CoCoOp paper ran 
 ``vit_b16_ctxv1`` (ImageNet: ``vit_b16_ep50_ctxv1``), i.e. :func:`dassl_recipe` with 200 (50) epochs, batch 32."""
 from __future__ import annotations
 
+import logging
+
 from yacs.config import CfgNode as CN
 
 from ..classifiers import PromptLearner
+from ..config import HEAD_RECIPES
 from ..known_datasets import method_templates
 from ..training import LR_SCHEDULERS, train_prompt_learner
+from ..errors import ShipError
 from ..settings_check import Choice, Flag, Int, Interval, Num, Positive, Spec, Text
 from .base import FeatureMethod, register
+
+logger = logging.getLogger("ship")
+# The SHIP code's head (main_coop_vae.py): SGD without momentum or weight decay, torch's cosine every iteration, no warm-up
+SHIP_HEAD = dict(momentum=0.0, weight_decay=0.0, lr_scheduler="cosine_iter", warmup_epochs=0)
 
 
 def coop_defaults() -> CN:
@@ -57,12 +65,32 @@ def coop_ranges() -> dict[str, Spec]:
                 LR_SCHEDULER=Choice(LR_SCHEDULERS), CROP_SCALE=Interval(0, 1, low_open=True), DROP_LAST=Flag())
 
 
+def twin_recipe(trainer: str, recipe: dict, head_recipe: str) -> dict:
+    """The recipe a SHIP twin trains its head with (``TRAINER.SHIP.HEAD_RECIPE``), and one log line naming it.
+
+    ``ship``: an SGD recipe trains as the SHIP code trains its CoOp head (:data:`SHIP_HEAD`), keeping the method's
+    epochs, batch size, learning rate, context and loss; an AdamW recipe (the SHIP code's ImageNet head) is kept.
+    ``method``: the method's own recipe (e.g. Dassl's momentum 0.9, weight decay, warm-up and per-epoch cosine)."""
+    if head_recipe not in HEAD_RECIPES:
+        raise ShipError(f"unknown TRAINER.SHIP.HEAD_RECIPE {head_recipe!r}; expected one of {', '.join(HEAD_RECIPES)}")
+    changed = {k: v for k, v in SHIP_HEAD.items() if recipe[k] != v} if recipe["optimizer"] == "sgd" else {}
+    if head_recipe == "method" or not changed:
+        logger.info(f"{trainer}: head recipe {head_recipe} (TRAINER.SHIP.HEAD_RECIPE): the method's own "
+                    f"({recipe['optimizer']}, momentum {recipe['momentum']}, {recipe['lr_scheduler']})")
+        return recipe
+    logger.info(f"{trainer}: head recipe ship (TRAINER.SHIP.HEAD_RECIPE): the SHIP code's head, "
+                + ", ".join(f"{k} {v} (the method's {recipe[k]})" for k, v in changed.items())
+                + "; the method's own recipe: TRAINER.SHIP.HEAD_RECIPE method")
+    return {**recipe, **changed}
+
+
 @register
 class CoOp(FeatureMethod):
     name = "CoOp"
     checkpoint = "prompt_learner"
     config = "COOP"
 
+    ship_settings = FeatureMethod.ship_settings + ("HEAD_RECIPE",)
     extra_settings: dict = {}  # a CoOp variant's settings beside CoOp's (KgCoOp's LAMBDA, ProGrad's T)
     extra_ranges: dict = {}  # and their allowed values
 
@@ -100,8 +128,12 @@ class CoOp(FeatureMethod):
 
     def fit(self, inputs) -> None:
         names = inputs.base_names + (inputs.label_only if inputs.synthetic is not None else [])
+        recipe, trainer = self.recipe(), self.name
+        if inputs.synthetic is not None:
+            trainer = f"SHIP_{self.name}"
+            recipe = twin_recipe(trainer, recipe, self.cfg.TRAINER.SHIP.HEAD_RECIPE)
         train_prompt_learner(self.learner, self.learner.class_prompts(names), inputs.train, inputs.synthetic,
-                             objective=self.objective(names), **self.recipe())
+                             objective=self.objective(names), trainer=trainer, **recipe)
         self.learner.eval()
 
     def own_templates(self) -> list[str]:

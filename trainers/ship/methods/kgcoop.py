@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from ..classifiers import zero_shot_weights
 from ..settings_check import Num
+from ..training import StepLoss
 from .base import register
 from .coop import CoOp, dassl_recipe
 
@@ -37,6 +38,6 @@ class KgCoOp(CoOp):
         def loss(learner, prompts, x, y):
             text = learner(prompts)
             logits = self.text_encoder.logit_scale * x.float() @ text.t()
-            return F.cross_entropy(logits, y) + weight * knowledge_distance(text, hand_crafted)
+            return StepLoss(F.cross_entropy(logits, y) + weight * knowledge_distance(text, hand_crafted), logits)
 
         return loss

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ..classifiers import PromptLearner, cosine_logits, zero_shot_weights
 from ..settings_check import Num, Positive
+from ..training import StepLoss
 from .base import register
 from .coop import CoOp, dassl_recipe
 
@@ -64,6 +65,6 @@ class ProGrad(CoOp):
         def loss(learner, prompts, x, y):
             logits = learner.logits(prompts, x)
             guide = zero_shot_kl(logits, cosine_logits(x, zero_shot, self.text_encoder.logit_scale).detach(), temperature)
-            return F.cross_entropy(logits, y), guide
+            return StepLoss(F.cross_entropy(logits, y), logits, guide)
 
         return loss
