@@ -33,13 +33,15 @@ class SHIP_CoOp(FeatureTrainerX):
         self.setup_clip_and_features()
         self.learner = PromptLearner(self.text_encoder, c.N_CTX, c.CTX_INIT)
         self.max_epoch = c.EPOCHS
-        steps = self.steps_per_epoch(c.BATCH_SIZE, c.DROP_LAST)
         recipe = dict(optimizer=c.OPTIM, lr=c.LR, momentum=c.MOMENTUM, weight_decay=c.WEIGHT_DECAY, eps=c.EPS,
-                      lr_scheduler=c.LR_SCHEDULER, warmup_epochs=c.WARMUP_EPOCHS, warmup_lr=c.WARMUP_LR)
+                      lr_scheduler=c.LR_SCHEDULER, warmup_epochs=c.WARMUP_EPOCHS, warmup_lr=c.WARMUP_LR,
+                      drop_last=c.DROP_LAST)
         self.trainer_name = "CoOp"
         if self.cfg.TRAINER.SHIP.SYNTHESIZE:  # the twin's head recipe (TRAINER.SHIP.HEAD_RECIPE), as the core's
             self.trainer_name = "SHIP_CoOp"
             recipe = twin_recipe(self.trainer_name, recipe, self.cfg.TRAINER.SHIP.HEAD_RECIPE)
+        self.drop_last = recipe.pop("drop_last")
+        steps = self.steps_per_epoch(c.BATCH_SIZE, self.drop_last)
         optim, self.optimizer_step, self.schedule = build_prompt_optimizer(self.learner, self.max_epoch, steps, **recipe)
         self.register_model(self.stage, self.learner, optim, self.schedule.scheduler)
         self.synthetic = None
@@ -57,7 +59,7 @@ class SHIP_CoOp(FeatureTrainerX):
         epoch = self.epoch + 1
         done = prompt_learner_epoch(self.learner, self.train_prompts,
                                     epoch_batches(self.train_features, self.cfg.TRAINER.COOP.BATCH_SIZE, self.device,
-                                                   self.cfg.TRAINER.COOP.DROP_LAST),
+                                                  self.drop_last),
                                     self.optimizer_step, self.schedule, self.synthetic, epoch)
         report_epoch("prompt learner", self.trainer_name, epoch, self.max_epoch, done["values"])
         if epoch == self.max_epoch:

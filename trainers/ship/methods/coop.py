@@ -19,8 +19,9 @@ from ..settings_check import Choice, Flag, Int, Interval, Num, Positive, Spec, T
 from .base import FeatureMethod, register
 
 logger = logging.getLogger("ship")
-# The SHIP code's head (main_coop_vae.py): SGD without momentum or weight decay, torch's cosine every iteration, no warm-up
-SHIP_HEAD = dict(momentum=0.0, weight_decay=0.0, lr_scheduler="cosine_iter", warmup_epochs=0)
+# The SHIP code's head (main_coop_vae.py): SGD without momentum or weight decay, torch's cosine every iteration, no
+# warm-up, every image of an epoch (its loader keeps the last partial batch)
+SHIP_HEAD = dict(momentum=0.0, weight_decay=0.0, lr_scheduler="cosine_iter", warmup_epochs=0, drop_last=False)
 
 
 def coop_defaults() -> CN:
