@@ -165,3 +165,42 @@ def test_log_txt_has_a_header_per_run_and_timestamps(tmp_path, tiny_clip_path, c
 def test_loader_workers_default_to_the_cores_this_process_may_use(cores, workers, monkeypatch):
     monkeypatch.setattr("trainers.ship.config.usable_cpus", lambda: cores)
     assert get_cfg_defaults().DATALOADER.NUM_WORKERS == workers
+
+
+class _FixedHead(torch.nn.Module):
+    """A head whose logits are given: ``predict(x, n_classes)`` -> predicted classes."""
+
+    def __init__(self, predict, n_classes):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.text_encoder = type("T", (), {"precision": "fp32"})()
+        self.predict, self.n_classes = predict, n_classes
+
+    def logits(self, prompts, x):
+        return torch.nn.functional.one_hot(self.predict(x), self.n_classes).float()
+
+
+class _Stream:
+    def sample(self, n):
+        return torch.randn(n, 4), torch.randint(6, 12, (n,))
+
+
+def test_a_final_head_that_predicts_a_few_classes_is_one_warning(ship_log):
+    """warn_if_head_collapsed scores the final head on the training features (and as many synthetic ones): a head
+    that predicts 2 of 12 classes for everything warns once, naming the trainer; one that predicts the labels does not;
+    the random state is left as it was."""
+    from trainers.ship.training import warn_if_head_collapsed
+
+    labels = torch.arange(6).repeat(5)
+    train = FeatureSet(torch.randn(2, 30, 4), labels)
+    collapsed = _FixedHead(lambda x: (x[:, 0] > 0).long(), 12)
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    assert warn_if_head_collapsed("SHIP_Toy", collapsed, None, train, _Stream())
+    assert torch.equal(torch.rand(3), expected)
+    (line,) = [m for m in ship_log if "collapsed" in m]
+    assert line.startswith("warning: SHIP_Toy collapsed: 3 of its 12 classes received 100% of its predictions on 30 "
+                           "of its training features and 30 synthetic ones")
+    healthy = _FixedHead(lambda x: labels[: len(x)] if len(x) == 30 else torch.arange(len(x)) % 12, 12)
+    assert not warn_if_head_collapsed("Toy", healthy, None, train)

@@ -65,4 +65,4 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, folder, tiny_c
 
 def test_negative_seed_is_an_error(tmp_path, folder, tiny_clip_path, capsys):
     assert main(args(folder, tiny_clip_path, tmp_path / "r", tmp_path / "c") + ["SEED", "-1"]) == 2
-    assert "SEED -1 is not allowed; expected an integer >= 0" in capsys.readouterr().err
+    assert "SEED -1 is not allowed; expected an integer in [0, 4294967295]" in capsys.readouterr().err

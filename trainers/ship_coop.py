@@ -16,9 +16,9 @@ from trainers.dassl_feature_trainer import FeatureTrainerX
 from trainers.ship.classifiers import PromptLearner
 from trainers.ship.dassl_config import checkpoint_file
 from trainers.ship.runtime import seed_everything, stage_seed
-from trainers.ship.methods.coop import twin_recipe
-from trainers.ship.scalars import report_epoch, warn_if_collapsed
-from trainers.ship.training import build_prompt_optimizer, epoch_batches, prompt_learner_epoch
+from trainers.ship.methods.coop import CoOp, twin_recipe
+from trainers.ship.scalars import report_epoch
+from trainers.ship.training import build_prompt_optimizer, epoch_batches, prompt_learner_epoch, warn_if_head_collapsed
 
 
 @TRAINER_REGISTRY.register()
@@ -39,7 +39,8 @@ class SHIP_CoOp(FeatureTrainerX):
         self.trainer_name = "CoOp"
         if self.cfg.TRAINER.SHIP.SYNTHESIZE:  # the twin's head recipe (TRAINER.SHIP.HEAD_RECIPE), as the core's
             self.trainer_name = "SHIP_CoOp"
-            recipe = twin_recipe(self.trainer_name, recipe, self.cfg.TRAINER.SHIP.HEAD_RECIPE)
+            chosen = self.cfg.TRAINER.SHIP.HEAD_RECIPE
+            recipe = twin_recipe(self.trainer_name, recipe, CoOp.twin_head_recipe if chosen == "auto" else chosen)
         self.drop_last = recipe.pop("drop_last")
         steps = self.steps_per_epoch(c.BATCH_SIZE, self.drop_last)
         optim, self.optimizer_step, self.schedule = build_prompt_optimizer(self.learner, self.max_epoch, steps, **recipe)
@@ -63,7 +64,7 @@ class SHIP_CoOp(FeatureTrainerX):
                                     self.optimizer_step, self.schedule, self.synthetic, epoch)
         report_epoch("prompt learner", self.trainer_name, epoch, self.max_epoch, done["values"])
         if epoch == self.max_epoch:
-            warn_if_collapsed(self.trainer_name, done["tally"])
+            warn_if_head_collapsed(self.trainer_name, self.learner, self.train_prompts, self.train_features, self.synthetic)
 
     @torch.no_grad()
     def score(self, features, classes):

@@ -16,7 +16,7 @@ from .run_log import usable_cpus
 from .settings_check import (Choice, Flag, Int, Interval, Names, Num, Positive, Spec, Templates, Text,
                              accept_ints_for_floats, check_settings, node_ranges)
 
-HEAD_RECIPES = ("ship", "method")  # TRAINER.SHIP.HEAD_RECIPE (methods.coop.twin_recipe)
+HEAD_RECIPES = ("auto", "ship", "method")  # TRAINER.SHIP.HEAD_RECIPE (methods.coop.twin_recipe)
 
 
 SEED_MAX = 2**32 - 1  # numpy's seeds: 0 ... 2**32 - 1
@@ -46,8 +46,9 @@ def ship_trainer_defaults() -> CN:
     s.SYN_POOL_PER_CLASS = 0
     # How a SHIP twin of a CoOp-family prompt learner (CoOp, KgCoOp, ProGrad, CoCoOp) trains its head: "ship", the SHIP
     # code's head (SGD without momentum or weight decay, per-iteration cosine, no warm-up; the method's epochs, batch,
-    # lr, context and loss); "method", the method's own recipe (its node's keys, e.g. Dassl's momentum 0.9).
-    s.HEAD_RECIPE = "ship"
+    # lr, context and loss); "method", the method's own recipe (its node's keys, e.g. Dassl's momentum 0.9); "auto": each
+    # method's choice (methods.coop.CoOp.twin_head_recipe): ship for CoOp, KgCoOp, ProGrad; method for CoCoOp (batch 1).
+    s.HEAD_RECIPE = "auto"
     # feature_map.png after a SHIP run: real vs synthetic features of up to this many classes per panel (0: none).
     s.FEATURE_MAP = 10
     # SHIP + Tip-Adapter: synthetic cache keys per label-only class; 0: as many as the shots

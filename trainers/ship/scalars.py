@@ -24,6 +24,7 @@ TENSORBOARD_DIR = "tensorboard"  # under OUTPUT_DIR, Dassl's folder
 # least 2) receive at least COLLAPSE_SHARE of its predictions on its training features (real and synthetic) in its last
 # epoch. A head that predicts every class equally often gives them a quarter.
 COLLAPSE_MIN_CLASSES, COLLAPSE_SHARE = 5, 0.75
+COLLAPSE_PROBE = 256  # real training features (and as many synthetic) a final prompt head is checked on
 
 _current: list[Any] = [None]  # the run's SummaryWriter, or None
 
@@ -141,15 +142,15 @@ def collapse_share(counts: torch.Tensor | None) -> float | None:
     return (counts.sort(descending=True).values[:few_classes(len(counts))].sum() / counts.sum()).item()
 
 
-def warn_if_collapsed(trainer: str, tally: EpochTally) -> bool:
-    """One warning line when the head's last epoch predicted few classes for most of its training features
+def warn_if_collapsed(trainer: str, tally: EpochTally, where: str = "its training features in the last epoch") -> bool:
+    """One warning line when the head predicted few classes for most of the features of ``tally`` (``where``)
     (:func:`few_classes` of ≥ :data:`COLLAPSE_MIN_CLASSES` classes received ≥ :data:`COLLAPSE_SHARE`)."""
     share = collapse_share(tally.counts)
     if share is None or share < COLLAPSE_SHARE:
         return False
     logger.warning(f"warning: {trainer} collapsed: {few_classes(len(tally.counts))} of its {len(tally.counts)} classes received "
-                   f"{100 * share:.0f}% of its predictions on its training features in the last epoch (training "
-                   f"accuracy {tally.values()['acc']:.1f}%); its results are near chance on most classes")
+                   f"{100 * share:.0f}% of its predictions on {where} (accuracy {tally.values()['acc']:.1f}%); its "
+                   f"results are near chance on most classes")
     return True
 
 

@@ -14,7 +14,7 @@ from .features import FeatureSet
 from .generator import ShipGenerator
 from .progress import Progress
 from .runtime import OptimizerStep, autocast
-from .scalars import EpochTally, report_epoch, warn_if_collapsed
+from .scalars import COLLAPSE_PROBE, EpochTally, report_epoch, warn_if_collapsed
 from .synthesis import SyntheticStream
 from .text_encoder import ClassPrompts
 
@@ -245,13 +245,35 @@ def train_prompt_learner(
                                                eps, lr_scheduler, warmup_epochs, warmup_lr)
     history = []
     progress = Progress("prompt learner", epochs * steps_per_epoch)
-    done = None
     for epoch in progress.epochs(epochs):
         done = prompt_learner_epoch(learner, prompts, progress.track(epoch_batches(train, batch_size, device, drop_last)), step,
                                     schedule, synthetic, epoch, objective, guide_weight)
         history.append(done["values"]["loss"])
         report_epoch("prompt learner", trainer, epoch, epochs, done["values"],
                      log=epoch == 1 or epoch % 10 == 0 or epoch == epochs)
-    if done is not None:
-        warn_if_collapsed(trainer, done["tally"])
+    warn_if_head_collapsed(trainer, learner, prompts, train, synthetic)
     return history
+
+
+@torch.no_grad()
+def warn_if_head_collapsed(trainer: str, learner: PromptLearner, prompts: ClassPrompts, train: FeatureSet,
+                           synthetic: SyntheticStream | None = None) -> bool:
+    """One warning line (:func:`scalars.warn_if_collapsed`) when the final head predicts a few classes for most of
+    up to :data:`scalars.COLLAPSE_PROBE` of its training features (first pass, evenly spread) and as many synthetic
+    ones; the random state is left as it was."""
+    device = next(learner.parameters()).device
+    n = min(len(train), COLLAPSE_PROBE)
+    if n == 0:
+        return False
+    pick = torch.linspace(0, len(train) - 1, n).round().long()
+    x, y = train.features[0, pick].to(device), train.labels[pick].to(device)
+    if synthetic is not None:
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            x_syn, y_syn = synthetic.sample(n)
+        x, y = torch.cat([x, x_syn.to(device)]), torch.cat([y, y_syn.to(device)])
+    with autocast(learner.text_encoder.precision):
+        logits = learner.logits(prompts, x)
+    tally = EpochTally()
+    tally.add(0.0, len(y), logits.float(), y)
+    what = f"{n} of its training features" + (f" and {n} synthetic ones" if synthetic is not None else "")
+    return warn_if_collapsed(trainer, tally, f"{what} after training")

@@ -14,6 +14,9 @@ from .coop import CoOp, coop_ranges
 class CoCoOp(CoOp):
     name = "CoCoOp"
     config = "COCOOP"
+    # HEAD_RECIPE auto: CoCoOp's own recipe; with one image a step, momentum is what averages its gradients (in the
+    # tests' behaviour world the twin beats CoCoOp with it, and falls below CoCoOp without it)
+    twin_head_recipe = "method"
 
     @classmethod
     def defaults(cls) -> CN:
