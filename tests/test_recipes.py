@@ -81,16 +81,22 @@ def test_per_iteration_cosine_of_the_ship_code():
         build_schedule(opt, "step", 4, 5)
 
 
-def test_training_follows_dassl_schedule(text_encoder, monkeypatch):
-    world = make_world(text_encoder, 0, shots=2)  # 12 images: 3 steps per epoch at batch 4
-    seen = []
-    real_call = OptimizerStep.__call__
+@pytest.fixture
+def step_lrs(monkeypatch) -> list[float]:
+    """The learning rate of every optimiser step taken during the test."""
+    seen, real_call = [], OptimizerStep.__call__
 
     def spy(self, loss, guide=None, guide_weight=1.0):
         seen.append(self.optimizer.param_groups[0]["lr"])
         return real_call(self, loss, guide, guide_weight)
 
     monkeypatch.setattr(OptimizerStep, "__call__", spy)
+    return seen
+
+
+def test_training_follows_dassl_schedule(text_encoder, step_lrs):
+    world = make_world(text_encoder, 0, shots=2)  # 12 images: 3 steps per epoch at batch 4
+    seen = step_lrs
     learner = PromptLearner(text_encoder)
     train_prompt_learner(learner, learner.class_prompts(world.base_names), world.train, epochs=4, lr=2e-3, batch_size=4,
                          lr_scheduler="dassl", warmup_epochs=1, warmup_lr=1e-5)
@@ -135,16 +141,9 @@ def test_epoch_batches_drop_the_last_partial_batch_as_dassl(n, batch_size):
 
 
 @pytest.mark.parametrize("drop_last", [True, False])
-def test_prompt_learner_steps_and_schedule_length_follow_drop_last(text_encoder, monkeypatch, drop_last):
+def test_prompt_learner_steps_and_schedule_length_follow_drop_last(text_encoder, step_lrs, drop_last):
     world = make_world(text_encoder, 0, shots=2)  # 12 images at batch 5: Dassl 2 steps an epoch, the SHIP code 3
-    n, seen = len(world.train), []
-    real_call = OptimizerStep.__call__
-
-    def spy(self, loss, guide=None, guide_weight=1.0):
-        seen.append(self.optimizer.param_groups[0]["lr"])
-        return real_call(self, loss, guide, guide_weight)
-
-    monkeypatch.setattr(OptimizerStep, "__call__", spy)
+    n, seen = len(world.train), step_lrs
     learner = PromptLearner(text_encoder)
     train_prompt_learner(learner, learner.class_prompts(world.base_names), world.train, epochs=3, lr=2e-3, batch_size=5,
                          lr_scheduler="cosine_iter", drop_last=drop_last)
