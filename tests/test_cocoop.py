@@ -1,7 +1,9 @@
 """CoCoOp on features: the meta-net shifts the context per image; training (its schedule: tests/test_recipes.py)."""
+import pytest
 import torch
 
 from trainers.ship.classifiers import ConditionalPromptLearner, PromptLearner
+from trainers.ship.errors import ShipError
 from trainers.ship.training import train_prompt_learner
 
 from .helpers import make_world
@@ -10,10 +12,9 @@ NAMES = ["cat", "dog", "car", "tree", "boat"]
 
 
 def test_without_meta_net_shift_it_is_coop(text_encoder):
+    """META_NET_INIT zero: CoCoOp starts where CoOp starts."""
     torch.manual_seed(0)
-    cocoop, coop = ConditionalPromptLearner(text_encoder), PromptLearner(text_encoder)
-    torch.nn.init.zeros_(cocoop.meta_net[2].weight)
-    torch.nn.init.zeros_(cocoop.meta_net[2].bias)
+    cocoop, coop = ConditionalPromptLearner(text_encoder, meta_net_init="zero"), PromptLearner(text_encoder)
     features = torch.nn.functional.normalize(torch.randn(7, text_encoder.embed_dim), dim=-1)
     prompts = coop.class_prompts(NAMES)
     with torch.no_grad():
@@ -49,3 +50,16 @@ def test_training_lowers_the_loss(text_encoder):
                                    batch_size=4, momentum=0.9, weight_decay=5e-4, lr_scheduler="dassl", warmup_epochs=1)
     assert history[-1] < history[1]
     assert learner.meta_net[0].weight.grad is not None
+
+
+def test_zero_meta_net_init_still_learns_an_image_dependent_shift(text_encoder):
+    world = make_world(text_encoder, 0, shots=4)
+    torch.manual_seed(0)
+    learner = ConditionalPromptLearner(text_encoder, meta_net_init="zero")
+    train_prompt_learner(learner, learner.class_prompts(world.base_names), world.train, epochs=3, lr=2e-3, batch_size=4,
+                         momentum=0.9, lr_scheduler="dassl", warmup_epochs=1)
+    with torch.no_grad():
+        shifts = learner.meta_net(world.train.features[0, :8])
+    assert (shifts - shifts[0]).abs().max() > 0  # the first layer got gradients once the last one left zero
+    with pytest.raises(ShipError, match="META_NET_INIT"):
+        ConditionalPromptLearner(text_encoder, meta_net_init="normal")

@@ -208,7 +208,12 @@ def test_generator_variants_in_the_world(text_encoder):
 TWIN_SEEDS = (0, 1, 2)
 # each method's default recipe with fewer epochs; lr 2e-4 on both sides: at 2e-3 this world's tiny text encoder throws
 # the plain heads too off their class names (measured: most plain heads collapse), which would test nothing
-TWINS = {"KgCoOp": {"EPOCHS": 30}, "ProGrad": {"EPOCHS": 20}, "CoCoOp": {"EPOCHS": 2},
+# CoCoOp's meta-net with a zero last layer on both sides: this world's 2-unit meta-net (D/16 of D 32) at PyTorch's init
+# shifts the context by a random vector of norm 3.1-3.5, 20 times the context's (0.15): the initial loss is ~17, the
+# heads start on one class (seed 1: 79 of 96 real features, first-epoch loss 17) and seed 1's twin stays collapsed at
+# every epochs (2-10) and lr (2e-4 to 2e-3) tried, the plain head at most; with it the first-epoch loss is 0.9-2.8 and
+# no CoCoOp head collapses. ProGrad at 60 epochs: at 20, SHIP_ProGrad collapses
+TWINS = {"KgCoOp": {"EPOCHS": 30}, "ProGrad": {"EPOCHS": 60}, "CoCoOp": {"EPOCHS": 2, "META_NET_INIT": "zero"},
          "CoOp": dassl_recipe(epochs=30, batch_size=32)}  # CoOp under its ctxv1 recipe (Dassl's momentum 0.9)
 TWIN_LR = 2e-4
 
@@ -247,7 +252,7 @@ def twin_outcomes(text_encoder, head_recipe: str = "auto") -> dict:
 
 def test_every_ship_twin_beats_its_method_under_the_default_head_recipe(text_encoder):
     """Each twin (TRAINER.SHIP.HEAD_RECIPE auto) is at least its plain method (the method's own recipe) on mean
-    new-class accuracy and mean H over the worlds, and its heads collapse less often than the plain methods'.
+    new-class accuracy and mean H over the worlds, and no twin's head collapses.
     (Measured with HEAD_RECIPE method, Dassl's momentum 0.9 for every twin: SHIP_CoOp mean H 27.6 < CoOp 40.7, and
     8 collapsed twins.)"""
     out = twin_outcomes(text_encoder)
@@ -260,4 +265,4 @@ def test_every_ship_twin_beats_its_method_under_the_default_head_recipe(text_enc
             plain, ship = mean([p[index] for p, _ in rows]), mean([s[index] for _, s in rows])
             assert ship >= plain, f"SHIP_{name} mean {what} {ship:.1f} < {name} {plain:.1f}"
     print("collapsed:", *out["twins_collapsed"], *out["plain_collapsed"], sep="\n")
-    assert len(out["twins_collapsed"]) < len(out["plain_collapsed"]), out
+    assert not out["twins_collapsed"], out

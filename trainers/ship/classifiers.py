@@ -24,6 +24,9 @@ def zero_shot_weights(text_encoder: TextEncoder, classnames: Sequence[str], temp
 
 
 CTX_INIT_RULES = ("coop", "prograd")
+# CoCoOp's meta-net init: ``torch`` PyTorch's default Linear init (the CoCoOp code); ``zero`` its last layer zero, so
+# that π(x) = 0 at the start and the context starts at the init phrase, as CoOp's does
+META_NET_INITS = ("torch", "zero")
 
 
 def init_context(text_encoder: TextEncoder, n_ctx: int, ctx_init: str, rule: str = "coop"
@@ -88,14 +91,19 @@ class ConditionalPromptLearner(PromptLearner):
     """CoCoOp: the context is shifted per image by a meta-net of its feature, ctx_m(x) = ctx_m + π(x).
 
     π = Linear(D, D/16) → ReLU → Linear(D/16, W), one shift shared by the M context vectors; every
-    image therefore has its own text features for every class.
+    image therefore has its own text features for every class. ``meta_net_init``: :data:`META_NET_INITS`.
     """
 
     def __init__(self, text_encoder: TextEncoder, n_ctx: int = 4, ctx_init: str = "a photo of a",
-                 max_prompts: int = 8192):
+                 max_prompts: int = 8192, meta_net_init: str = "torch"):
         super().__init__(text_encoder, n_ctx, ctx_init)
+        if meta_net_init not in META_NET_INITS:
+            raise ShipError(f"unknown META_NET_INIT {meta_net_init!r}; expected one of {', '.join(META_NET_INITS)}")
         dim, width = text_encoder.embed_dim, text_encoder.width
         self.meta_net = nn.Sequential(nn.Linear(dim, dim // 16), nn.ReLU(), nn.Linear(dim // 16, width))
+        if meta_net_init == "zero":
+            nn.init.zeros_(self.meta_net[2].weight)
+            nn.init.zeros_(self.meta_net[2].bias)
         self.meta_net.to(text_encoder.device)
         self.max_prompts = max_prompts  # images x classes encoded at once: bounds the memory of a batch
 
