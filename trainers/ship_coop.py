@@ -62,7 +62,7 @@ class SHIP_CoOp(FeatureTrainerX):
                                     epoch_batches(self.train_features, self.cfg.TRAINER.COOP.BATCH_SIZE, self.device,
                                                   self.drop_last),
                                     self.optimizer_step, self.schedule, self.synthetic, epoch)
-        report_epoch("prompt learner", self.trainer_name, epoch, self.max_epoch, done["values"])
+        report_epoch("prompt learner", self.trainer_name, epoch, self.max_epoch, done)
         if epoch == self.max_epoch:
             warn_if_head_collapsed(self.trainer_name, self.learner, self.train_prompts, self.train_features, self.synthetic)
 

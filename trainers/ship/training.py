@@ -143,13 +143,13 @@ def prompt_learner_step(
 def prompt_learner_epoch(learner: PromptLearner, prompts: ClassPrompts, batches, step: OptimizerStep,
                          schedule: "Schedule", synthetic: SyntheticStream | None = None, epoch: int = 0,
                          objective: Objective | None = None, guide_weight: float = 1.0) -> dict[str, float]:
-    """One epoch of :func:`prompt_learner_step` over ``batches``: its mean loss, training accuracy (real and synthetic
-    features, %) and learning rate (``values``), and its :class:`scalars.EpochTally` (``tally``)."""
+    """One epoch of :func:`prompt_learner_step` over ``batches``: its mean ``loss``, training accuracy ``acc`` (real and
+    synthetic features, %) and learning rate ``lr``."""
     lr, tally = schedule.lr(), EpochTally()
     for x, y in batches:
         prompt_learner_step(learner, prompts, x, y, step, schedule, synthetic, epoch, objective, guide_weight, tally)
     schedule.after_epoch()
-    return {"values": {**tally.values(), "lr": lr}, "tally": tally}
+    return {**tally.values(), "lr": lr}
 
 
 LR_SCHEDULERS = ("dassl", "cosine_iter")
@@ -248,8 +248,8 @@ def train_prompt_learner(
     for epoch in progress.epochs(epochs):
         done = prompt_learner_epoch(learner, prompts, progress.track(epoch_batches(train, batch_size, device, drop_last)), step,
                                     schedule, synthetic, epoch, objective, guide_weight)
-        history.append(done["values"]["loss"])
-        report_epoch("prompt learner", trainer, epoch, epochs, done["values"],
+        history.append(done["loss"])
+        report_epoch("prompt learner", trainer, epoch, epochs, done,
                      log=epoch == 1 or epoch % 10 == 0 or epoch == epochs)
     warn_if_head_collapsed(trainer, learner, prompts, train, synthetic)
     return history
