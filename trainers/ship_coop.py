@@ -16,7 +16,7 @@ from trainers.dassl_feature_trainer import FeatureTrainerX
 from trainers.ship.classifiers import PromptLearner
 from trainers.ship.dassl_config import checkpoint_file
 from trainers.ship.runtime import seed_everything, stage_seed
-from trainers.ship.methods.coop import CoOp, twin_recipe
+from trainers.ship.methods.coop import CoOp, node_recipe, twin_recipe
 from trainers.ship.scalars import report_epoch
 from trainers.ship.training import build_prompt_optimizer, epoch_batches, prompt_learner_epoch, warn_if_head_collapsed
 
@@ -33,14 +33,11 @@ class SHIP_CoOp(FeatureTrainerX):
         self.setup_clip_and_features()
         self.learner = PromptLearner(self.text_encoder, c.N_CTX, c.CTX_INIT)
         self.max_epoch = c.EPOCHS
-        recipe = dict(optimizer=c.OPTIM, lr=c.LR, momentum=c.MOMENTUM, weight_decay=c.WEIGHT_DECAY, eps=c.EPS,
-                      lr_scheduler=c.LR_SCHEDULER, warmup_epochs=c.WARMUP_EPOCHS, warmup_lr=c.WARMUP_LR,
-                      drop_last=c.DROP_LAST)
-        self.trainer_name = "CoOp"
+        recipe = node_recipe(c)
+        self.trainer_name = "SHIP_CoOp" if self.cfg.TRAINER.SHIP.SYNTHESIZE else "CoOp"
         if self.cfg.TRAINER.SHIP.SYNTHESIZE:  # the twin's head recipe (TRAINER.SHIP.HEAD_RECIPE), as the core's
-            self.trainer_name = "SHIP_CoOp"
-            chosen = self.cfg.TRAINER.SHIP.HEAD_RECIPE
-            recipe = twin_recipe(self.trainer_name, recipe, CoOp.twin_head_recipe if chosen == "auto" else chosen)
+            recipe = twin_recipe(self.trainer_name, recipe, self.cfg.TRAINER.SHIP.HEAD_RECIPE, CoOp.twin_head_recipe)
+        del recipe["epochs"], recipe["batch_size"]  # Dassl's epoch loop and the trainer's batches
         self.drop_last = recipe.pop("drop_last")
         steps = self.steps_per_epoch(c.BATCH_SIZE, self.drop_last)
         optim, self.optimizer_step, self.schedule = build_prompt_optimizer(self.learner, self.max_epoch, steps, **recipe)

@@ -16,7 +16,7 @@ from .run_log import usable_cpus
 from .settings_check import (Choice, Flag, Int, Interval, Names, Num, Positive, Spec, Templates, Text,
                              accept_ints_for_floats, check_settings, node_ranges)
 
-HEAD_RECIPES = ("auto", "ship", "method")  # TRAINER.SHIP.HEAD_RECIPE (methods.coop.twin_recipe)
+HEAD_RECIPES = ("auto", "ship", "method")  # TRAINER.SHIP.HEAD_RECIPE (methods.coop.twin_recipe resolves auto)
 
 
 SEED_MAX = 2**32 - 1  # numpy's seeds: 0 ... 2**32 - 1

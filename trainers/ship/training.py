@@ -66,7 +66,7 @@ def train_generator(
     history = []
     progress = Progress("generator", epochs * math.ceil(len(train) / batch_size))
     for epoch in progress.epochs(epochs):
-        tallies = {"loss": EpochTally(), "rec": EpochTally(), "kl": EpochTally()}
+        sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0}
         for x, y in progress.track(epoch_batches(train, batch_size, device)):
             with autocast(precision):
                 rec, kl = generator(x, prompts, y)
@@ -74,8 +74,8 @@ def train_generator(
             check_finite(loss, "generator", epoch)
             step(loss)
             for name, value in (("loss", loss), ("rec", rec), ("kl", kl)):
-                tallies[name].add(value.item(), len(y))
-        history.append({k: t.values()["loss"] for k, t in tallies.items()})
+                sums[name] += value.item() * len(y)
+        history.append({k: v / len(train) for k, v in sums.items()})
         report_epoch("generator", "generator", epoch, epochs, {**history[-1], "lr": step.optimizer.param_groups[0]["lr"]})
         if after_epoch is not None:
             after_epoch(epoch)

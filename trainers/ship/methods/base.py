@@ -16,6 +16,7 @@ from yacs.config import CfgNode
 from ..classes import Classes
 from ..errors import ShipError
 from ..features import FeatureSet
+from ..known_datasets import method_templates
 from ..settings_check import Spec
 from ..stages import STAGE_KEYS
 from ..synthesis import SyntheticStream
@@ -62,6 +63,17 @@ class FeatureMethod:
     def ranges(cls) -> dict[str, Spec]:
         """The allowed values of each key of :meth:`defaults` (``settings_check``; every key declares one)."""
         return {}
+
+    def trainer_name(self, ship: bool) -> str:
+        """The trainer this method runs as: ``SHIP_<name>`` when synthetic features join its training."""
+        return f"SHIP_{self.name}" if ship else self.name
+
+    def own_templates(self) -> list[str]:
+        """The method's own hand-crafted prompt of the dataset (``known_datasets.METHOD_TEMPLATES``: KgCoOp,
+        ProGrad, CLIP-Adapter), unless ``DATASET.TEMPLATES`` is set."""
+        if self.cfg.DATASET.get("TEMPLATES"):
+            return self.templates
+        return method_templates(self.name, self.cfg.DATASET.NAME, self.templates)
 
     def epochs(self) -> int:
         """The number in the checkpoint's name (``model.pth.tar-<epochs>``)."""

@@ -11,7 +11,6 @@ import torch.nn as nn
 from yacs.config import CfgNode as CN
 
 from ..classifiers import cosine_logits, zero_shot_weights
-from ..known_datasets import method_templates
 from ..training import LR_SCHEDULERS, train_prompt_learner
 from ..settings_check import Choice, Flag, Int, Interval, Num, Positive
 from .base import FeatureMethod, register
@@ -68,8 +67,7 @@ class CLIPAdapter(FeatureMethod):
 
     def __init__(self, cfg, text_encoder, templates):
         super().__init__(cfg, text_encoder, templates)
-        if not cfg.DATASET.get("TEMPLATES"):  # its own prompt of the dataset, unless DATASET.TEMPLATES says otherwise
-            self.templates = method_templates(self.name, cfg.DATASET.NAME, templates)
+        self.templates = self.own_templates()  # its own prompt of the dataset, unless DATASET.TEMPLATES is set
         self.adapter = ResidualAdapter(text_encoder, self.hp.REDUCTION, self.hp.RATIO)
 
     def epochs(self) -> int:
@@ -85,7 +83,7 @@ class CLIPAdapter(FeatureMethod):
                              batch_size=h.BATCH_SIZE, momentum=h.MOMENTUM, weight_decay=h.WEIGHT_DECAY,
                              lr_scheduler=h.LR_SCHEDULER, warmup_epochs=h.WARMUP_EPOCHS, warmup_lr=h.WARMUP_LR,
                              drop_last=h.DROP_LAST,
-                             trainer=("SHIP_" if inputs.synthetic is not None else "") + self.name)
+                             trainer=self.trainer_name(inputs.synthetic is not None))
         self.adapter.eval()
 
     def scorer(self, classes):

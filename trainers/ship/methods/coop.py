@@ -11,8 +11,6 @@ import logging
 from yacs.config import CfgNode as CN
 
 from ..classifiers import PromptLearner
-from ..config import HEAD_RECIPES
-from ..known_datasets import method_templates
 from ..training import LR_SCHEDULERS, train_prompt_learner
 from ..errors import ShipError
 from ..settings_check import Choice, Flag, Int, Interval, Num, Positive, Spec, Text
@@ -66,14 +64,24 @@ def coop_ranges() -> dict[str, Spec]:
                 LR_SCHEDULER=Choice(LR_SCHEDULERS), CROP_SCALE=Interval(0, 1, low_open=True), DROP_LAST=Flag())
 
 
-def twin_recipe(trainer: str, recipe: dict, head_recipe: str) -> dict:
-    """The recipe a SHIP twin trains its head with (``TRAINER.SHIP.HEAD_RECIPE``), and one log line naming it.
+def node_recipe(h: CN) -> dict:
+    """The training recipe of a CoOp node (``TRAINER.COOP`` and the nodes built like it), as
+    :func:`training.train_prompt_learner`'s keyword arguments."""
+    return dict(epochs=h.EPOCHS, lr=h.LR, batch_size=h.BATCH_SIZE, optimizer=h.OPTIM, momentum=h.MOMENTUM,
+                weight_decay=h.WEIGHT_DECAY, eps=h.EPS, lr_scheduler=h.LR_SCHEDULER, warmup_epochs=h.WARMUP_EPOCHS,
+                warmup_lr=h.WARMUP_LR, drop_last=h.DROP_LAST)
+
+
+def twin_recipe(trainer: str, recipe: dict, setting: str, auto: str) -> dict:
+    """The recipe a SHIP twin trains its head with (``TRAINER.SHIP.HEAD_RECIPE`` ``setting``; ``auto``: the method's
+    choice), and one log line naming it.
 
     ``ship``: an SGD recipe trains as the SHIP code trains its CoOp head (:data:`SHIP_HEAD`), keeping the method's
     epochs, batch size, learning rate, context and loss; an AdamW recipe (the SHIP code's ImageNet head) is kept.
     ``method``: the method's own recipe (e.g. Dassl's momentum 0.9, weight decay, warm-up and per-epoch cosine)."""
-    if head_recipe not in HEAD_RECIPES:
-        raise ShipError(f"unknown TRAINER.SHIP.HEAD_RECIPE {head_recipe!r}; expected one of {', '.join(HEAD_RECIPES)}")
+    head_recipe = auto if setting == "auto" else setting
+    if head_recipe not in ("ship", "method"):
+        raise ShipError(f"unknown TRAINER.SHIP.HEAD_RECIPE {setting!r}; expected auto, ship or method")
     changed = {k: v for k, v in SHIP_HEAD.items() if recipe[k] != v} if recipe["optimizer"] == "sgd" else {}
     if head_recipe == "method" or not changed:
         logger.info(f"{trainer}: head recipe {head_recipe} (TRAINER.SHIP.HEAD_RECIPE): the method's own "
@@ -122,35 +130,19 @@ class CoOp(FeatureMethod):
         return PromptLearner(self.text_encoder, self.hp.N_CTX, self.hp.CTX_INIT)
 
     def recipe(self) -> dict:
-        h = self.hp
-        return dict(epochs=h.EPOCHS, lr=h.LR, batch_size=h.BATCH_SIZE, optimizer=h.OPTIM, momentum=h.MOMENTUM,
-                    weight_decay=h.WEIGHT_DECAY, eps=h.EPS, lr_scheduler=h.LR_SCHEDULER, warmup_epochs=h.WARMUP_EPOCHS,
-                    warmup_lr=h.WARMUP_LR, drop_last=h.DROP_LAST)
-
-    def head_recipe(self) -> str:
-        """``TRAINER.SHIP.HEAD_RECIPE``, with ``auto`` resolved to the method's :attr:`twin_head_recipe`."""
-        chosen = self.cfg.TRAINER.SHIP.HEAD_RECIPE
-        return self.twin_head_recipe if chosen == "auto" else chosen
+        return node_recipe(self.hp)
 
     def epochs(self) -> int:
         return self.recipe()["epochs"]
 
     def fit(self, inputs) -> None:
         names = inputs.base_names + (inputs.label_only if inputs.synthetic is not None else [])
-        recipe, trainer = self.recipe(), self.name
+        recipe, trainer = self.recipe(), self.trainer_name(inputs.synthetic is not None)
         if inputs.synthetic is not None:
-            trainer = f"SHIP_{self.name}"
-            recipe = twin_recipe(trainer, recipe, self.head_recipe())
+            recipe = twin_recipe(trainer, recipe, self.cfg.TRAINER.SHIP.HEAD_RECIPE, self.twin_head_recipe)
         train_prompt_learner(self.learner, self.learner.class_prompts(names), inputs.train, inputs.synthetic,
                              objective=self.objective(names), trainer=trainer, **recipe)
         self.learner.eval()
-
-    def own_templates(self) -> list[str]:
-        """The method's own hand-crafted prompt of the dataset (``known_datasets.METHOD_TEMPLATES``: KgCoOp,
-        ProGrad), unless ``DATASET.TEMPLATES`` is set."""
-        if self.cfg.DATASET.get("TEMPLATES"):
-            return self.templates
-        return method_templates(self.name, self.cfg.DATASET.NAME, self.templates)
 
     def objective(self, names: list[str]):
         """The training loss over the classes ``names`` (training.Objective); None: cross-entropy."""

@@ -80,7 +80,7 @@ class TipAdapter(FeatureMethod):
             head = Cache(cache.keys, cache.values[:, classes], cache.alpha, cache.beta)
             finetune_keys(head, inputs.train, zero_shot[classes], scale, self.epochs(), h.LR, h.BATCH_SIZE,
                           synthetic, self.text_encoder.precision, keep_best if on_test else None,
-                          trainer=("SHIP_" if synthetic is not None else "") + self.name)
+                          trainer=self.trainer_name(synthetic is not None))
             cache.keys = best[2] if on_test else head.keys.cpu()
         search_scale = tuple(h.SEARCH_SCALE) or SEARCH_SCALE.get(inputs.dataset, (7.0, 3.0))
         alpha, beta, _ = search_alpha_beta(inputs.val, zero_shot[:n_base], cache.keys.to(zero_shot.device),
