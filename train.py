@@ -67,8 +67,7 @@ def main(args) -> int:
     except ShipError as exc:  # a config file that is no YAML mapping, a bad trainer name, seed or DATA root
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if cfg.SEED >= 0:
-        set_random_seed(cfg.SEED)
+    set_random_seed(cfg.SEED)  # in [0, 2**32 - 1]: checked with the config
     setup_logger(cfg.OUTPUT_DIR)  # Dassl tees stdout into OUTPUT_DIR/log.txt (log.txt-<time> when one exists)
     print(run_header())
     print(f"config file: {args.config_file or '(none)'}; dataset config file: {args.dataset_config_file or '(none)'}")
@@ -89,7 +88,7 @@ def parse_args(argv=None):
     p.add_argument("--root", default="", help="DATA root with CoOp's dataset folders")
     p.add_argument("--output-dir", default="", help="output directory")
     p.add_argument("--resume", default="", help="checkpoint directory to resume from")
-    p.add_argument("--seed", type=int, default=-1, help="only positive values set a fixed seed")
+    p.add_argument("--seed", type=int, default=1, help="the run's seed, 0 ... 2**32-1 (as python -m trainers.ship)")
     p.add_argument("--config-file", default="", help="trainer config, e.g. configs/trainers/SHIP/vit_b16.yaml")
     p.add_argument("--dataset-config-file", default="", help="dataset config, e.g. configs/datasets/caltech101.yaml")
     p.add_argument("--trainer", default="", help=f"name of trainer: {', '.join(ship_trainer_names())}")

@@ -73,7 +73,8 @@ def test_under_coops_train_py_bad_trainer_seed_and_root_stop_before_log_or_data(
     dassl_cfg(root=tmp_path).freeze()  # a good run passes
     with pytest.raises(ShipError, match=rf"seed {SEED_MAX + 1} is not allowed .*\[0, {SEED_MAX}\]"):
         dassl_cfg(root=tmp_path, seed=SEED_MAX + 1).freeze()  # freeze: the end of setup_cfg, before set_random_seed
-    dassl_cfg(root=tmp_path, seed=-1).freeze()  # CoOp's "no fixed seed"
+    with pytest.raises(ShipError, match=rf"seed -1 is not allowed .*\[0, {SEED_MAX}\].*pass --seed"):
+        dassl_cfg(root=tmp_path, seed=-1).freeze()  # CoOp's "no seed" would still seed SHIP's stages from -1
     missing = tmp_path / "no-DATA"
     with pytest.raises(ShipError, match=f"DATA root not found: {missing}"):
         dassl_cfg(root=missing).freeze()

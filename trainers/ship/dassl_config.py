@@ -98,9 +98,9 @@ def check_before_run(cfg: CfgNode) -> None:
     readers create ``split_fewshot/`` under it before SHIP sees the data)."""
     check_trainer_name(cfg.TRAINER.get("NAME", ""))
     seed = cfg.get("SEED", -1)
-    if isinstance(seed, int) and seed > SEED_MAX:
+    if isinstance(seed, int) and not 0 <= seed <= SEED_MAX:  # CoOp's -1 ("no seed") would still seed SHIP's stages
         raise ShipError(f"seed {seed} is not allowed (--seed, SEED); expected an integer in [0, {SEED_MAX}] "
-                        f"(or negative: no fixed seed, as in CoOp's train.py)")
+                        f"(CoOp's train.py passes -1 when --seed is omitted: pass --seed, as CoOp's scripts do)")
     check_settings(cfg, dassl=True)
     check_selection(cfg)
     root = cfg.get("DATASET", {}).get("ROOT", "")
