@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from trainers.ship.common.errors import ShipError, report_errors
+from trainers.ship.common.run_log import run_header
 from trainers.ship.config import set_key
-from trainers.ship.dassl_config import add_ship_cfg, config_for_dataset, ship_trainer_names
-from trainers.ship.errors import ShipError, report_errors
-from trainers.ship.run_log import run_header
+from trainers.ship.dassl.config import add_ship_cfg, config_for_dataset, ship_trainer_names
 
 DASSL_MISSING = (
     "error: this entry point needs Dassl, which is not installed: git clone "
@@ -56,8 +56,7 @@ def main(args) -> int:
     from dassl.engine import build_trainer
     from dassl.utils import set_random_seed, setup_logger
 
-    import datasets.dassl_datasets  # noqa: F401  registers the datasets
-    import trainers.ship_methods  # noqa: F401  registers SHIP_CoOp and SHIP_<method> for every registered method
+    import trainers.ship_methods  # noqa: F401  registers the datasets, SHIP_CoOp and SHIP_<method> for every registered method
 
     try:
         cfg = setup_cfg(args)

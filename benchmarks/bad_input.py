@@ -393,7 +393,7 @@ def class_folders(kind: str) -> tuple[Callable[[Path], None], str, Callable[[Pat
 # --------------------------------------------------------------------------- settings: every declared range
 def bad_values(spec) -> list[str]:
     """Values outside a declared range, as a user types them."""
-    from trainers.ship.settings_check import Choice, Flag, Interval, Names, Num, Pair, Templates, Text
+    from trainers.ship.common.ranges import Choice, Flag, Interval, Names, Num, Pair, Templates, Text
 
     if isinstance(spec, Num):
         values = []
@@ -422,7 +422,7 @@ def bad_values(spec) -> list[str]:
 
 
 def settings_cases() -> list[Case]:
-    from trainers.ship.settings_check import declared_ranges
+    from trainers.ship.config import declared_ranges
 
     cases = []
     for key, spec in declared_ranges().items():
@@ -603,7 +603,7 @@ def summary_of_broken_results(world, case_dir):
     for name, text in (("empty", ""), ("half", '{"protocol": "base2new", "trai')):
         (tree / name).mkdir()
         (tree / name / "results.json").write_text(text)
-    o = program([sys.executable, "-m", "trainers.ship.summary", str(tree)], case_dir, 120)
+    o = program([sys.executable, "-m", "trainers.ship.reports.summary", str(tree)], case_dir, 120)
     named = [line for line in o.err.splitlines() if "results.json" in line]
     if o.code == 0 and (len(named) != 2 or "SHIP_CoOp" not in o.out):
         o.wrong = f"{len(named)} lines name the broken files; the finished run tabled: {'SHIP_CoOp' in o.out}"
@@ -804,7 +804,7 @@ def fault_cases() -> list[Case]:
 
 
 # --------------------------------------------------------------------------- scripts and entry points
-ENTRY_MODULES = ["trainers.ship", "trainers.ship.install_into", "trainers.ship.interpret", "trainers.ship.summary",
+ENTRY_MODULES = ["trainers.ship", "trainers.ship.tools.install_into", "trainers.ship.reports.interpret", "trainers.ship.reports.summary",
                  "datasets.download", "benchmarks", "benchmarks.text_encoder", "benchmarks.generator",
                  "benchmarks.base2new_pipeline", "benchmarks.vs_coop_image_loop", "benchmarks.bad_input"]
 

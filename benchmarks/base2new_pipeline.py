@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from trainers.ship.pipeline import run
 from trainers.ship.config import build_cfg
+from trainers.ship.run.pipeline import run
 
 from .common import benchmark_parser, save_random_clip
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from trainers.ship.clip_loader import CLIP, LoadedClip, load_clip
-from trainers.ship.runtime import resolve_device
+from trainers.ship.common.runtime import resolve_device
+from trainers.ship.model.clip_loader import CLIP, LoadedClip, load_clip
 
 ARCHS = {
     # name: CLIP(...) arguments of OpenAI's checkpoints

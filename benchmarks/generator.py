@@ -11,10 +11,10 @@ import json
 import torch
 import torch.nn.functional as F
 
-from trainers.ship.generator import ShipGenerator
-from trainers.ship.runtime import autocast
-from trainers.ship.synthesis import synthesize_per_class
-from trainers.ship.text_encoder import TextEncoder
+from trainers.ship.common.runtime import autocast
+from trainers.ship.model.generator import ShipGenerator
+from trainers.ship.model.synthesis import synthesize_per_class
+from trainers.ship.model.text_encoder import TextEncoder
 
 from .common import device_name, matmul_peak_gflops, text_tower_flops, timed, tower_benchmark_setup
 

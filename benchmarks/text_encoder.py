@@ -10,8 +10,8 @@ import json
 
 import torch
 
-from trainers.ship.runtime import autocast
-from trainers.ship.text_encoder import ClassPrompts, TextEncoder
+from trainers.ship.common.runtime import autocast
+from trainers.ship.model.text_encoder import ClassPrompts, TextEncoder
 
 from .common import device_name, matmul_peak_gflops, text_tower_flops, timed, tower_benchmark_setup
 

@@ -23,14 +23,14 @@ from torch.utils.data import DataLoader
 
 from datasets.image_folder import read_image_folder
 from datasets.splits import base_new_split, few_shot_splits
-from trainers.ship.pipeline import run
-from trainers.ship.classifiers import PromptLearner, cosine_logits
-from trainers.ship.clip_loader import load_clip
+from trainers.ship.common.runtime import autocast, resolve_device, seed_everything
 from trainers.ship.config import build_cfg
-from trainers.ship.features import ImageFiles, encode_images, test_transform, train_transform
-from trainers.ship.runtime import autocast, resolve_device, seed_everything
-from trainers.ship.text_encoder import TextEncoder
-from trainers.ship.training import build_prompt_optimizer
+from trainers.ship.data.features import ImageFiles, encode_images, test_transform, train_transform
+from trainers.ship.model.classifiers import PromptLearner, cosine_logits
+from trainers.ship.model.clip_loader import load_clip
+from trainers.ship.model.text_encoder import TextEncoder
+from trainers.ship.run.pipeline import run
+from trainers.ship.training.schedules import build_prompt_optimizer
 
 from .base2new_pipeline import write_folder
 from .common import benchmark_parser, device_name, save_random_clip, synchronize

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from trainers.ship.errors import ShipError
-from trainers.ship.known_datasets import ALIASES, DATASET_TEMPLATES
+from trainers.ship.common.errors import ShipError
+from trainers.ship.common.known_datasets import ALIASES, DATASET_TEMPLATES
 
 from .fewshot_cache import few_shot_subsets, read_coop_pickle
 from .image_folder import read_coop_split

@@ -24,8 +24,8 @@ import urllib.error
 from pathlib import Path
 from typing import Callable
 
-from trainers.ship.errors import ShipError, report_errors
-from trainers.ship.runtime import atomic_write_json
+from trainers.ship.common.errors import ShipError, report_errors
+from trainers.ship.common.runtime import atomic_write_json
 
 from .catalog import DATASETS_DOC, dataset_spec, generated_split_file
 from .image_folder import split_class
@@ -62,7 +62,7 @@ def _folder_split(image_dir: Path, ignored=frozenset(), rename=None) -> Split:
 
 def _tv(cls_name: str, staging: Path, **kwargs):
     """A torchvision dataset object, downloaded into ``staging``."""
-    import torchvision.datasets as tvd
+    import torchvision.datasets as tvd  # heavy: only when a download is asked for
 
     return getattr(tvd, cls_name)(str(staging), download=True, **kwargs)
 

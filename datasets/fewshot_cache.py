@@ -15,8 +15,8 @@ import pickle
 import random
 from pathlib import Path
 
-from trainers.ship.errors import ShipError
-from trainers.ship.runtime import atomic_write_json
+from trainers.ship.common.errors import ShipError
+from trainers.ship.common.runtime import atomic_write_json
 
 from . import splits
 from .splits import Item, sample_few_shot

@@ -11,7 +11,7 @@ import os
 import random
 from pathlib import Path
 
-from trainers.ship.errors import ShipError
+from trainers.ship.common.errors import ShipError
 
 from .splits import DatasetSplits, Item
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from operator import attrgetter
 from typing import Callable, Literal, Sequence, TypeVar
 
-from trainers.ship.errors import ShipError
+from trainers.ship.common.errors import ShipError
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@ import logging
 
 import pytest
 
-from trainers.ship.clip_loader import LoadedClip, load_clip
-from trainers.ship.text_encoder import TextEncoder
+from trainers.ship.model.clip_loader import LoadedClip, load_clip
+from trainers.ship.model.text_encoder import TextEncoder
 
 from .helpers import ListHandler, save_tiny_clip
 

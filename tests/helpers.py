@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from trainers.ship.clip_loader import CLIP
-from trainers.ship.features import FeatureSet
-from trainers.ship.text_encoder import ClassPrompts, TextEncoder
+from trainers.ship.data.features import FeatureSet
+from trainers.ship.model.clip_loader import CLIP
+from trainers.ship.model.text_encoder import ClassPrompts, TextEncoder
 
 CALTECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "caltech-101"
 
@@ -152,3 +152,53 @@ def read_scalars(log_dir: Path) -> dict[str, list[int]]:
         for tag in accumulator.Tags()["scalars"]:
             steps.setdefault(tag, []).extend(e.step for e in accumulator.Scalars(tag))
     return steps
+
+
+COOP_TRAIN_PY = '''\
+import argparse
+import torch
+
+from dassl.config import get_cfg_default
+
+# custom
+import datasets.oxford_pets
+import datasets.caltech101
+
+import trainers.coop
+import trainers.zsclip
+
+
+def reset_cfg(cfg, args):
+    if args.root:
+        cfg.DATASET.ROOT = args.root
+
+
+def extend_cfg(cfg):
+    """
+    Add new config variables.
+    """
+    from yacs.config import CfgNode as CN
+
+    cfg.TRAINER.COOP = CN()
+    cfg.TRAINER.COOP.N_CTX = 16  # number of context vectors
+
+    cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all, base or new
+
+
+def main(args):
+    pass
+'''
+
+
+def coop_shaped_checkout(root: Path) -> Path:
+    """A CoOp checkout's shape at ``root``: train.py with extend_cfg, a trainers/ package, and CoOp's own datasets/
+    package, which has no catalog (an import of this project's datasets.catalog there fails)."""
+    (root / "trainers").mkdir(parents=True)
+    (root / "trainers" / "__init__.py").write_text("")
+    (root / "trainers" / "coop.py").write_text("# CoOp's trainer\n")
+    (root / "datasets").mkdir()
+    (root / "datasets" / "__init__.py").write_text("")
+    (root / "configs" / "datasets").mkdir(parents=True)
+    (root / "configs" / "datasets" / "caltech101.yaml").write_text("DATASET:\n  NAME: \"Caltech101\"\n")
+    (root / "train.py").write_text(COOP_TRAIN_PY)
+    return root

@@ -10,7 +10,7 @@ import pytest
 
 from datasets.catalog import available_datasets, load_dataset
 from datasets.splits import subsample_classes
-from trainers.ship.errors import ShipError
+from trainers.ship.common.errors import ShipError
 
 from .helpers import image, split_json_dataset
 

@@ -3,9 +3,9 @@ import urllib.error
 import pytest
 import torch
 
-from trainers.ship import clip_loader
-from trainers.ship.clip_loader import load_clip
-from trainers.ship.errors import ShipError
+from trainers.ship.common.errors import ShipError
+from trainers.ship.model import clip_loader
+from trainers.ship.model.clip_loader import load_clip
 
 from .helpers import save_tiny_clip
 

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from trainers.ship.classifiers import ConditionalPromptLearner, PromptLearner
-from trainers.ship.errors import ShipError
-from trainers.ship.training import train_prompt_learner
+from trainers.ship.common.errors import ShipError
+from trainers.ship.model.classifiers import ConditionalPromptLearner, PromptLearner
+from trainers.ship.training.loops import train_prompt_learner
 
 from .helpers import make_world
 

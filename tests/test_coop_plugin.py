@@ -13,78 +13,35 @@ import pytest
 import torch
 from yacs.config import CfgNode as CN
 
+from trainers.ship.common.errors import ShipError
 from trainers.ship.config import get_cfg_defaults
-from trainers.ship.dassl_classes import dassl_class_split
-from trainers.ship.dassl_config import add_ship_cfg
-from trainers.ship.errors import ShipError
-from trainers.ship.install_into import MANIFEST, install, uninstall
-from trainers.ship.text_encoder import ClassPrompts, tokenize
+from trainers.ship.dassl.classes import dassl_class_split
+from trainers.ship.dassl.config import add_ship_cfg
+from trainers.ship.model.text_encoder import ClassPrompts, tokenize
+from trainers.ship.tools.install_into import MANIFEST, install, uninstall
+
+from .helpers import COOP_TRAIN_PY, coop_shaped_checkout
 
 ROOT = Path(__file__).resolve().parents[1]
-COOP_TRAIN_PY = '''\
-import argparse
-import torch
-
-from dassl.config import get_cfg_default
-
-# custom
-import datasets.oxford_pets
-import datasets.caltech101
-
-import trainers.coop
-import trainers.zsclip
-
-
-def reset_cfg(cfg, args):
-    if args.root:
-        cfg.DATASET.ROOT = args.root
-
-
-def extend_cfg(cfg):
-    """
-    Add new config variables.
-    """
-    from yacs.config import CfgNode as CN
-
-    cfg.TRAINER.COOP = CN()
-    cfg.TRAINER.COOP.N_CTX = 16  # number of context vectors
-
-    cfg.DATASET.SUBSAMPLE_CLASSES = "all"  # all, base or new
-
-
-def main(args):
-    pass
-'''
 
 
 @pytest.fixture
 def checkout(tmp_path):
-    """A CoOp checkout's shape: train.py with extend_cfg, a trainers/ package, and CoOp's own datasets/ package,
-    which has no catalog (an import of this project's datasets.catalog there fails)."""
-    root = tmp_path / "CoOp"
-    (root / "trainers").mkdir(parents=True)
-    (root / "trainers" / "__init__.py").write_text("")
-    (root / "trainers" / "coop.py").write_text("# CoOp's trainer\n")
-    (root / "datasets").mkdir()
-    (root / "datasets" / "__init__.py").write_text("")
-    (root / "configs" / "datasets").mkdir(parents=True)
-    (root / "configs" / "datasets" / "caltech101.yaml").write_text("DATASET:\n  NAME: \"Caltech101\"\n")
-    (root / "train.py").write_text(COOP_TRAIN_PY)
-    return root
+    return coop_shaped_checkout(tmp_path / "CoOp")
 
 
 def test_installer_adds_its_files_and_two_marked_edits(checkout, capsys):
     changes = install(checkout)
     assert any("trainers/ship" in c for c in changes) and any("train.py" in c for c in changes)
-    for path in ("trainers/ship/stages.py", "trainers/ship_coop.py", "trainers/ship_methods.py",
-                 "trainers/dassl_feature_trainer.py", "ship_datasets/dassl_datasets.py", "configs/trainers/SHIP/vit_b16.yaml",
-                 "configs/datasets/cub.yaml"):
+    for path in ("trainers/ship/training/stages.py", "trainers/ship/dassl/ship_coop.py", "trainers/ship_methods.py",
+                 "trainers/ship/dassl/feature_trainer.py", "trainers/ship/dassl/datasets.py", "ship_datasets/catalog.py",
+                 "configs/trainers/SHIP/vit_b16.yaml", "configs/datasets/cub.yaml"):
         assert (checkout / path).is_file(), path
     assert (checkout / "configs/datasets/caltech101.yaml").read_text() == "DATASET:\n  NAME: \"Caltech101\"\n"  # CoOp's kept
     assert not list((checkout / "trainers" / "ship").rglob("__pycache__"))
     text = (checkout / "train.py").read_text()
     added = [line for line in text.splitlines() if "# SHIP plug-in" in line]
-    assert len(added) == 4 and "".join(line for line in text.splitlines(keepends=True) if line.rstrip() not in added) == COOP_TRAIN_PY
+    assert len(added) == 3 and "".join(line for line in text.splitlines(keepends=True) if line.rstrip() not in added) == COOP_TRAIN_PY
     lines = text.splitlines()
     assert lines.index("import trainers.zsclip") + 1 == lines.index(added[0])  # after CoOp's trainer imports
     assert lines[lines.index("def main(args):") - 3].strip().startswith("add_ship_cfg(cfg)")  # end of extend_cfg
@@ -107,7 +64,7 @@ def test_installer_adds_its_files_and_two_marked_edits(checkout, capsys):
 
     # an install by an older version (a list of paths): another marked line and a file it no longer ships; an
     # update replaces both
-    (checkout / "train.py").write_text(text.replace("import ship_datasets.dassl_datasets  # SHIP plug-in",
+    (checkout / "train.py").write_text(text.replace("import trainers.ship_methods  # SHIP plug-in",
                                                     "import trainers.ship_old  # SHIP plug-in"))
     (checkout / "trainers" / "ship_old.py").write_text("# shipped by an older version\n")
     (checkout / MANIFEST).write_text(json.dumps(["trainers/ship_old.py", "trainers/ship", "ship_datasets"]))
@@ -124,11 +81,11 @@ def test_installer_dry_run_link_and_refusals(checkout, tmp_path):
     assert install(checkout, dry_run=True) and not (checkout / "trainers" / "ship").exists()
     assert "SHIP plug-in" not in (checkout / "train.py").read_text()
     install(checkout, link=True)
-    linked = checkout / "trainers" / "ship" / "stages.py"
-    assert linked.is_symlink() and linked.resolve() == ROOT / "trainers" / "ship" / "stages.py"
+    linked = checkout / "trainers" / "ship" / "training" / "stages.py"
+    assert linked.is_symlink() and linked.resolve() == ROOT / "trainers" / "ship" / "training" / "stages.py"
     uninstall(checkout)
-    (checkout / "trainers" / "ship_coop.py").write_text("# someone else's file\n")
-    with pytest.raises(ShipError, match="ship_coop.py exists and was not installed by SHIP"):
+    (checkout / "trainers" / "ship_methods.py").write_text("# someone else's file\n")
+    with pytest.raises(ShipError, match="ship_methods.py exists and was not installed by SHIP"):
         install(checkout)
     with pytest.raises(ShipError, match="is not a CoOp checkout"):
         install(tmp_path / "nowhere")
@@ -137,8 +94,8 @@ def test_installer_dry_run_link_and_refusals(checkout, tmp_path):
 def test_installed_modules_import_beside_coops_datasets_package(checkout):
     """What the Dassl trainers import never needs this project's datasets/ package (CoOp has its own)."""
     install(checkout)
-    code = ("import trainers.ship.stages, trainers.ship.run_setup, trainers.ship.dassl_classes, "
-            "trainers.ship.dassl_config, trainers.ship.summary, ship_datasets.catalog; "
+    code = ("import trainers.ship.training.stages, trainers.ship.run.setup, trainers.ship.dassl.classes, "
+            "trainers.ship.dassl.config, trainers.ship.reports.summary, ship_datasets.catalog; "
             "import datasets; assert not hasattr(datasets, 'catalog'); print('ok')")
     proc = subprocess.run([sys.executable, "-c", code], cwd=checkout, capture_output=True, text=True, timeout=120,
                           env={"PATH": "/usr/bin:/bin", "HOME": str(checkout)})
@@ -217,17 +174,17 @@ def test_dataset_wrappers_register_only_free_names(monkeypatch, capsys):
     for name in ("dassl", "dassl.data"):
         monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
     monkeypatch.setitem(sys.modules, "dassl.data.datasets", datasets_module)
-    monkeypatch.delitem(sys.modules, "datasets.dassl_datasets", raising=False)
-    import datasets.dassl_datasets  # noqa: F401
+    monkeypatch.delitem(sys.modules, "trainers.ship.dassl.datasets", raising=False)
+    import trainers.ship.dassl.datasets  # noqa: F401
 
     assert registry.names["Caltech101"] == "CoOp's reader" and registry.names["EuroSAT"] == "CoOp's reader"
     assert "CUB" in registry.names and "DescribableTextures" in registry.names
     assert capsys.readouterr().out == ""  # CoOp's own runs import it too: their log stays CoOp's
-    from trainers.ship.dassl_config import DASSL_NOTES
+    from trainers.ship.dassl.config import DASSL_NOTES
 
     assert any("Caltech101, EuroSAT keep the reader registered already" in line for line in DASSL_NOTES)  # SHIP runs print it
     DASSL_NOTES.clear()
-    monkeypatch.delitem(sys.modules, "datasets.dassl_datasets")
+    monkeypatch.delitem(sys.modules, "trainers.ship.dassl.datasets")
 
 
 # ----------------------------------------------------------------------------- CoOp's clip
@@ -254,25 +211,25 @@ def test_text_encoder_under_a_clip_whose_blocks_hold_a_fixed_77_token_mask(text_
 def test_installer_never_overwrites_or_deletes_a_file_it_did_not_write(checkout, capsys):
     install(checkout)
     manifest = json.loads((checkout / MANIFEST).read_text())["files"]
-    assert len(manifest["trainers/ship/stages.py"]) == 64  # a SHA-256 per file written
+    assert len(manifest["trainers/ship/training/stages.py"]) == 64  # a SHA-256 per file written
     mine = checkout / "configs" / "trainers" / "SHIP" / "my_cfg.yaml"  # a user's own config beside SHIP's
     mine.write_text("TRAINER:\n  COOP:\n    EPOCHS: 3\n")
     assert install(checkout) == [] and mine.is_file()  # a rerun leaves it alone
-    edited = checkout / "trainers" / "ship" / "stages.py"
+    edited = checkout / "trainers" / "ship" / "training" / "stages.py"
     edited.write_text(edited.read_text() + "# my local edit\n")
-    with pytest.raises(ShipError, match="trainers/ship/stages.py was changed since SHIP installed it"):
+    with pytest.raises(ShipError, match="trainers/ship/training/stages.py was changed since SHIP installed it"):
         install(checkout)
-    with pytest.raises(ShipError, match="trainers/ship/stages.py was changed since SHIP installed it"):
+    with pytest.raises(ShipError, match="trainers/ship/training/stages.py was changed since SHIP installed it"):
         uninstall(checkout)
     assert edited.read_text().endswith("# my local edit\n") and mine.is_file()  # nothing changed by either refusal
-    edited.write_text((ROOT / "trainers" / "ship" / "stages.py").read_text())  # restored: both go through
+    edited.write_text((ROOT / "trainers" / "ship" / "training" / "stages.py").read_text())  # restored: both go through
     uninstall(checkout)
     assert mine.read_text() == "TRAINER:\n  COOP:\n    EPOCHS: 3\n" and not (checkout / "trainers" / "ship").exists()
 
 
 def test_configs_reachable_under_every_ship_trainer_name(checkout):
     """CoOp's scripts read configs/trainers/${TRAINER}/${CFG}.yaml."""
-    from trainers.ship.dassl_config import ship_trainer_names
+    from trainers.ship.dassl.config import ship_trainer_names
 
     install(checkout)
     names = ship_trainer_names()
@@ -283,7 +240,7 @@ def test_configs_reachable_under_every_ship_trainer_name(checkout):
 
 
 def test_installer_reports_a_torch_that_breaks_coops_own_trainers(checkout, monkeypatch, capsys):
-    from trainers.ship import install_into
+    from trainers.ship.tools import install_into
 
     class Scheduler:  # a torch whose LR schedulers no longer take `verbose`
         def __init__(self, optimizer, last_epoch=-1):
@@ -311,13 +268,13 @@ def test_core_cli_inside_a_checkout_whose_datasets_package_is_coops(checkout):
     proc = subprocess.run([sys.executable, "-m", "trainers.ship", "--help"], cwd=checkout, capture_output=True,
                           text=True, timeout=120, env=env)
     assert proc.returncode == 0 and "--data-dir" in proc.stdout, proc.stderr[-2000:]
-    code = "import trainers.ship.data as d; print(d.PACKAGE)"
+    code = "import trainers.ship.data.readers as d; print(d.PACKAGE)"
     assert subprocess.run([sys.executable, "-c", code], cwd=checkout, capture_output=True, text=True,
                           env=env, timeout=120).stdout.strip() == "ship_datasets"
 
 
 def test_plain_coop_run_gets_no_ship_keys_and_one_line(capsys):
-    from trainers.ship.dassl_config import trainer_from_argv
+    from trainers.ship.dassl.config import trainer_from_argv
 
     cfg = CN()
     cfg.TRAINER, cfg.DATASET, cfg.MODEL = CN(), CN(), CN()
@@ -337,7 +294,7 @@ def test_plain_coop_run_gets_no_ship_keys_and_one_line(capsys):
     ("OPTIM.MAX_EPOCH", 50, "OPTIM.MAX_EPOCH 50 is not read by SHIP_CoOp: it trains for TRAINER.COOP.EPOCHS (200)"),
 ])
 def test_coops_keys_that_ship_coop_would_ignore_are_one_error(key, value, named):
-    from trainers.ship.dassl_config import check_coop_keys
+    from trainers.ship.dassl.config import check_coop_keys
 
     cfg = CN()
     cfg.TRAINER, cfg.DATASET, cfg.MODEL, cfg.OPTIM = CN(), CN(), CN(), CN()
@@ -356,7 +313,8 @@ def test_coops_keys_that_ship_coop_would_ignore_are_one_error(key, value, named)
 
 
 def test_errors_under_dassl_name_config_keys_and_download_root_expands_tilde(tmp_path, monkeypatch, tiny_clip_path):
-    from trainers.ship import clip_loader, options
+    from trainers.ship.common import options
+    from trainers.ship.model import clip_loader
 
     monkeypatch.setattr(options, "_current", dict(options.FLAGS))
     with pytest.raises(ShipError, match="or --weights PATH"):
@@ -373,7 +331,7 @@ def test_errors_under_dassl_name_config_keys_and_download_root_expands_tilde(tmp
 
 
 def test_checkpoint_of_a_missing_epoch_names_loadep(tmp_path):
-    from trainers.ship.dassl_config import checkpoint_file
+    from trainers.ship.training.stages import checkpoint_file
 
     (tmp_path / "model.pth.tar-200").write_bytes(b"x")
     with pytest.raises(ShipError, match=r"--load-epoch 10, LOADEP in CoOp's scripts; this run saved epoch 200"):
@@ -382,7 +340,7 @@ def test_checkpoint_of_a_missing_epoch_names_loadep(tmp_path):
 
 
 def test_imagenet_runs_read_ships_imagenet_recipe():
-    from trainers.ship.dassl_config import config_for_dataset
+    from trainers.ship.dassl.config import config_for_dataset
 
     ship = str(ROOT / "configs" / "trainers" / "SHIP" / "vit_b16.yaml")
     path, note = config_for_dataset(ship, "ImageNet")
@@ -420,8 +378,8 @@ def test_a_config_yacs_refuses_is_one_line_under_coops_train_py(monkeypatch, cap
 def test_core_test_keys_under_a_dassl_config_and_paper_selection_refused():
     """TEST.SELECTION / TEST.SNAPSHOT_EVERY: registered with the core's defaults (a yacs KeyError before), range
     checked, and ``paper`` refused by the SHIP Dassl trainers with one line naming the core's route."""
-    from trainers.ship.dassl_config import check_selection
-    from trainers.ship.settings_check import check_settings
+    from trainers.ship.config import check_settings
+    from trainers.ship.dassl.config import check_selection
 
     core = get_cfg_defaults().TEST
     cfg = CN()

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from trainers.ship.__main__ import main
-from trainers.ship.errors import ShipError
-from trainers.ship.run_data import cross_dataset_label_only
+from trainers.ship.common.errors import ShipError
+from trainers.ship.run.protocol_data import cross_dataset_label_only
 
 from .helpers import assert_png, split_json_dataset
 

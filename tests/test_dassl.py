@@ -120,7 +120,7 @@ def test_evaluating_a_killed_run_names_it_unfinished_in_the_console_and_log(tmp_
     """kill -9 leaves a run without setup.json: the evaluation says it is unfinished and what to do, in one line that
     also ends the evaluation's log.txt; the loader workers default to min(4, cores), as the README says."""
     pytest.importorskip("dassl")
-    from trainers.ship.run_log import usable_cpus
+    from trainers.ship.common.run_log import usable_cpus
 
     killed = tmp_path / "train_base"
     (killed / "generator").mkdir(parents=True)
@@ -189,7 +189,7 @@ def test_scripts_with_the_dassl_backend(tmp_path, eurosat_root, tiny_clip_path):
     pytest.importorskip("dassl")
     import os
 
-    from trainers.ship.summary import main as summary_main
+    from trainers.ship.reports.summary import main as summary_main
 
     env = {**os.environ, "DATA": str(eurosat_root), "OUTPUT": str(tmp_path / "out"), "SHOTS": "2", "BACKEND": "dassl",
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -233,7 +233,7 @@ def test_dassl_gzsl_cross_dataset_and_best_val(tmp_path, tiny_clip_path):
     """Every protocol through train.py: GZSL (seen / unseen / H lines the summary reads), cross-dataset training
     with a target's names as label-only classes then evaluation on the target, and TEST.FINAL_MODEL best_val."""
     pytest.importorskip("dassl")
-    from trainers.ship.summary import collect
+    from trainers.ship.reports.summary import collect
 
     from .helpers import split_json_dataset
 
@@ -303,8 +303,8 @@ def test_a_failed_run_under_coops_train_py_does_not_look_finished(tmp_path, caps
     """CoOp's scripts skip any existing output folder: the excepthook (CoOp's train.py has no handler) moves the
     folder of a run that failed to <folder>.unfinished, in one line, and the same command takes its files back."""
     pytest.importorskip("dassl")
-    from trainers import dassl_feature_trainer as dft
-    from trainers.ship.errors import ShipError
+    from trainers.ship.common.errors import ShipError
+    from trainers.ship.dassl import feature_trainer as dft
 
     out = tmp_path / "seed1"
     out.mkdir()
@@ -358,7 +358,7 @@ def test_dassl_search_val_never_uses_a_val_split_that_is_the_test_set(tmp_path, 
     from dassl.config import get_cfg_default
     from dassl.data.datasets import DATASET_REGISTRY, DatasetBase, Datum
 
-    from trainers.dassl_feature_trainer import FeatureTrainerX
+    from trainers.ship.dassl.feature_trainer import FeatureTrainerX
 
     files = {split: [(tmp_path / f"{split}_{c}_{n}.jpg", c) for c in range(4) for n in range(count)]
              for split, count in (("train", 10), ("val", 3))}
@@ -412,8 +412,8 @@ def test_dassl_route_counts_the_steps_of_dassls_own_train_loader(tmp_path, n, ba
     from dassl.data.data_manager import build_data_loader
     from dassl.data.datasets import Datum
 
-    from trainers.dassl_feature_trainer import FeatureTrainerX
-    from trainers.ship.training import epoch_steps
+    from trainers.ship.dassl.feature_trainer import FeatureTrainerX
+    from trainers.ship.training.schedules import epoch_steps
 
     image = tmp_path / "x.jpg"
     image.touch()

@@ -5,7 +5,7 @@ import pytest
 
 from datasets.image_folder import read_image_folder
 from datasets.splits import Item, base_new_split, few_shot_splits, sample_few_shot, subsample_classes
-from trainers.ship.errors import ShipError
+from trainers.ship.common.errors import ShipError
 
 from .helpers import CALTECH, write_image_folder
 

@@ -10,7 +10,7 @@ from PIL import Image
 
 from datasets.catalog import load_dataset
 from datasets.download import download
-from trainers.ship.errors import ShipError
+from trainers.ship.common.errors import ShipError
 
 from .helpers import CALTECH
 

@@ -7,14 +7,13 @@ import sys
 import pytest
 from yacs.config import CfgNode as CN
 
-from trainers.ship import summary
 from trainers.ship.__main__ import main
-from trainers.ship.config import SEED_MAX, build_cfg
-from trainers.ship.config_file import read_config_file
-from trainers.ship.dassl_config import add_ship_cfg, ship_trainer_names
-from trainers.ship.errors import ShipError
-from trainers.ship.run_log import usable_cpus
-from trainers.ship.run_setup import check_setup
+from trainers.ship.common.errors import ShipError
+from trainers.ship.common.run_log import usable_cpus
+from trainers.ship.config import SEED_MAX, build_cfg, read_config_file
+from trainers.ship.dassl.config import add_ship_cfg, ship_trainer_names
+from trainers.ship.reports import summary
+from trainers.ship.run.setup import check_setup
 
 from .helpers import write_image_folder
 

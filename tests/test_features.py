@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from trainers.ship import features as features_mod
-from trainers.ship.features import FeatureCache, extract_features
+from trainers.ship.data import features as features_mod
+from trainers.ship.data.features import FeatureCache, extract_features
 
 from .helpers import write_image_folder
 

@@ -3,10 +3,10 @@ import math
 import pytest
 import torch
 
-from trainers.ship.errors import ShipError
-from trainers.ship.generator import VARIANTS, ShipGenerator, vae_loss
-from trainers.ship.synthesis import SyntheticStream, synthesize_per_class
-from trainers.ship.training import train_generator
+from trainers.ship.common.errors import ShipError
+from trainers.ship.model.generator import VARIANTS, ShipGenerator, vae_loss
+from trainers.ship.model.synthesis import SyntheticStream, synthesize_per_class
+from trainers.ship.training.loops import train_generator
 
 from .helpers import make_world
 

@@ -3,7 +3,7 @@ import clip
 import torch
 
 from trainers.ship.__main__ import main as ship_main
-from trainers.ship.interpret import main, nearest_tokens, token_texts
+from trainers.ship.reports.interpret import main, nearest_tokens, token_texts
 
 from .helpers import write_image_folder
 

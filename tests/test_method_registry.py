@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 
 from trainers.ship.__main__ import main
-from trainers.ship.classifiers import cosine_logits, zero_shot_weights
-from trainers.ship.errors import ShipError
+from trainers.ship.common.errors import ShipError
 from trainers.ship.methods import METHODS, FeatureMethod, register, resolve, trainer_names
-from trainers.ship.stages import STAGE_KEYS
-from trainers.ship.synthesis import synthesize_per_class
+from trainers.ship.model.classifiers import cosine_logits, zero_shot_weights
+from trainers.ship.model.synthesis import synthesize_per_class
+from trainers.ship.training.stages import STAGE_KEYS
 
 from .helpers import write_image_folder
 

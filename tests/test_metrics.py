@@ -3,7 +3,7 @@ import logging
 import pytest
 import torch
 
-from trainers.ship.metrics import classification_report, harmonic_mean, log_report
+from trainers.ship.reports.metrics import classification_report, harmonic_mean, log_report
 
 from .helpers import ListHandler
 
@@ -33,7 +33,7 @@ def test_dassl_format_lines():
 
 def test_gzsl_by_hand():
     """2 seen classes (0, 1), 2 unseen (2, 3), one joint label space."""
-    from trainers.ship.metrics import gzsl_report
+    from trainers.ship.reports.metrics import gzsl_report
 
     labels = torch.tensor([0, 0, 0, 0, 1, 1, 2, 2, 2, 3])
     pred = torch.tensor([0, 0, 0, 2, 1, 0, 2, 1, 3, 3])

@@ -9,13 +9,12 @@ from torch.utils.data import DataLoader
 from yacs.config import CfgNode
 
 from trainers.ship.__main__ import main
+from trainers.ship.common.errors import ShipError
+from trainers.ship.common.runtime import OptimizerStep, RunLock, resolve_precision
 from trainers.ship.config import get_cfg_defaults
-from trainers.ship.dassl_config import checkpoint_file
-from trainers.ship.errors import ShipError
-from trainers.ship.features import FeatureCache, ImageFiles, collate_images, extract_features, feature_transform
-from trainers.ship.runtime import OptimizerStep, RunLock, resolve_precision
+from trainers.ship.data.features import FeatureCache, ImageFiles, collate_images, extract_features, feature_transform
 from trainers.ship.methods import trainer_names
-from trainers.ship.stages import STAGE_KEYS, fingerprint
+from trainers.ship.training.stages import STAGE_KEYS, checkpoint_file, fingerprint
 
 from .helpers import save_tiny_clip, write_image_folder
 
@@ -141,7 +140,7 @@ def test_every_image_gets_its_own_crop_whatever_the_workers_and_order(tiny_clip,
 
 def test_precision_and_device_are_in_the_feature_key(tmp_path, tiny_clip, folder, monkeypatch):
     calls = []
-    monkeypatch.setattr("trainers.ship.features.extract_features",
+    monkeypatch.setattr("trainers.ship.data.features.extract_features",
                         lambda *a, **k: calls.append(1) or extract_features(tiny_clip, a[1], a[2], torch.device("cpu")))
     cache = FeatureCache(tmp_path)
     paths = sorted(str(p) for p in folder.rglob("*.jpg"))[:3]

@@ -12,15 +12,15 @@ import pytest
 import torch
 
 from trainers.ship.__main__ import main
-from trainers.ship.classes import Classes
+from trainers.ship.common.runtime import seed_everything, stage_seed
 from trainers.ship.config import build_cfg
+from trainers.ship.data.classes import Classes
 from trainers.ship.methods import FitInputs
 from trainers.ship.methods.tip_adapter import TipAdapter
-from trainers.ship.metrics import harmonic_mean
-from trainers.ship.runtime import seed_everything, stage_seed
-from trainers.ship.stages import build_generator, read_checkpoint
-from trainers.ship.summary import main as summary_main
-from trainers.ship.tip_adapter import search_alpha_beta
+from trainers.ship.reports.metrics import harmonic_mean
+from trainers.ship.reports.summary import main as summary_main
+from trainers.ship.training.stages import build_generator, read_checkpoint
+from trainers.ship.training.tip_cache import search_alpha_beta
 
 from .helpers import make_world, split_json_dataset, write_image_folder
 
@@ -115,7 +115,7 @@ def test_tip_adapter_f_keeps_its_best_test_epoch_as_the_official_code(text_encod
 
 
 def _search_inputs(method, text_encoder, world):
-    from trainers.ship.classifiers import zero_shot_weights
+    from trainers.ship.model.classifiers import zero_shot_weights
 
     zero_shot = zero_shot_weights(text_encoder, world.base_names, ["a photo of a {}."])
     n = len(world.base_names)
@@ -132,8 +132,8 @@ def test_untrained_control_is_saved_fingerprinted_and_loaded(tmp_path, folder, t
     log = (out / "log.txt").read_text()
     assert "generator epoch" not in log and "GENERATOR untrained" in log
     # The initial weights: what SHIP's generator is built with under the generator stage's seed.
-    from trainers.ship.clip_loader import load_clip
-    from trainers.ship.text_encoder import TextEncoder
+    from trainers.ship.model.clip_loader import load_clip
+    from trainers.ship.model.text_encoder import TextEncoder
 
     clip = load_clip(weights=str(tiny_clip_path))
     seed_everything(stage_seed(1, "generator"))
@@ -167,7 +167,7 @@ def test_summary_marks_test_selected_rows_and_puts_published_figures_beside(tmp_
     h = 2 * base * new / (base + new)
     assert (f"| base2new | average | ZeroshotCLIP | cfg | 16 | 1 | {base:.2f} / 69.34 / {base - 69.34:+.2f} | "
             f"{new:.2f} / 74.22 / {new - 74.22:+.2f} | {h:.2f} / 71.70 / {h - 71.70:+.2f} | CoCoOp paper") in out
-    published = json.loads((ROOT / "trainers/ship/published.json").read_text())["rows"]
+    published = json.loads((ROOT / "trainers/ship/reports/published.json").read_text())["rows"]
     assert all(p["source"] and p["backbone"] == "ViT-B/16" and p["shots"] == 16 for p in published)
     import csv
 

@@ -11,14 +11,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import trainers.ship.progress as progress_mod
-from trainers.ship.classifiers import ConditionalPromptLearner, PromptLearner
+import trainers.ship.common.progress as progress_mod
+from trainers.ship.common.errors import ShipError
+from trainers.ship.common.progress import Progress, progress_interval
 from trainers.ship.config import get_cfg_defaults
-from trainers.ship.errors import ShipError
-from trainers.ship.features import FeatureSet, extract_features
-from trainers.ship.generator import ShipGenerator
-from trainers.ship.progress import Progress, progress_interval
-from trainers.ship.training import train_generator, train_prompt_learner
+from trainers.ship.data.features import FeatureSet, extract_features
+from trainers.ship.model.classifiers import ConditionalPromptLearner, PromptLearner
+from trainers.ship.model.generator import ShipGenerator
+from trainers.ship.training.loops import train_generator, train_prompt_learner
 
 from .helpers import write_image_folder
 
@@ -163,7 +163,7 @@ def test_log_txt_has_a_header_per_run_and_timestamps(tmp_path, tiny_clip_path, c
 
 @pytest.mark.parametrize("cores, workers", [(1, 1), (2, 2), (3, 3), (64, 4)])
 def test_loader_workers_default_to_the_cores_this_process_may_use(cores, workers, monkeypatch):
-    monkeypatch.setattr("trainers.ship.config.usable_cpus", lambda: cores)
+    monkeypatch.setattr("trainers.ship.config.defaults.usable_cpus", lambda: cores)
     assert get_cfg_defaults().DATALOADER.NUM_WORKERS == workers
 
 
@@ -189,7 +189,7 @@ def test_a_final_head_that_predicts_a_few_classes_is_one_warning(ship_log):
     """warn_if_head_collapsed scores the final head on the training features (and as many synthetic ones): a head
     that predicts 2 of 12 classes for everything warns once, naming the trainer; one that predicts the labels does not;
     the random state is left as it was."""
-    from trainers.ship.training import warn_if_head_collapsed
+    from trainers.ship.training.loops import warn_if_head_collapsed
 
     labels = torch.arange(6).repeat(5)
     train = FeatureSet(torch.randn(2, 30, 4), labels)

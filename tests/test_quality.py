@@ -6,11 +6,11 @@ import torch
 import torch.nn.functional as F
 
 from trainers.ship.__main__ import main
-from trainers.ship.classifiers import zero_shot_weights
-from trainers.ship.features import FeatureSet
-from trainers.ship.generator import ShipGenerator
-from trainers.ship.quality import synthesis_quality
-from trainers.ship.synthesis import synthesize_per_class
+from trainers.ship.data.features import FeatureSet
+from trainers.ship.model.classifiers import zero_shot_weights
+from trainers.ship.model.generator import ShipGenerator
+from trainers.ship.model.synthesis import synthesize_per_class
+from trainers.ship.reports.quality import synthesis_quality
 
 from .helpers import make_world, write_image_folder
 

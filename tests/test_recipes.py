@@ -14,23 +14,22 @@ import torch.nn.functional as F
 
 from datasets.fewshot_cache import few_shot_subsets
 from datasets.splits import Item, val_from_train
-from trainers.ship.classifiers import PromptLearner
-from trainers.ship.config import build_cfg, get_cfg_defaults
-from trainers.ship.errors import ShipError
-from trainers.ship.features import FeatureSet
-from trainers.ship.classes import Classes
-from trainers.ship.classifiers import zero_shot_weights
-from trainers.ship.known_datasets import IMAGENET_TEMPLATES
+from trainers.ship.common.errors import ShipError
+from trainers.ship.common.known_datasets import IMAGENET_TEMPLATES
+from trainers.ship.common.runtime import OptimizerStep, project_conflicting
+from trainers.ship.config import build_cfg, check_settings, get_cfg_defaults
+from trainers.ship.data.classes import Classes
+from trainers.ship.data.features import FeatureSet
 from trainers.ship.methods.clip_adapter import CLIPAdapter
 from trainers.ship.methods.kgcoop import KgCoOp, knowledge_distance
 from trainers.ship.methods.prograd import ProGrad
 from trainers.ship.methods.tip_adapter import TipAdapter
-from trainers.ship.run_data import crop_scales, load_fewshot_dataset, prepare_features
-from trainers.ship.runtime import OptimizerStep, project_conflicting
-from trainers.ship.settings_check import check_settings
-from trainers.ship.text_encoder import tokenize
-from trainers.ship.tip_adapter import finetune_epochs, search_alpha_beta, search_grid
-from trainers.ship.training import build_schedule, epoch_batches, epoch_steps, train_prompt_learner
+from trainers.ship.model.classifiers import PromptLearner, zero_shot_weights
+from trainers.ship.model.text_encoder import tokenize
+from trainers.ship.run.protocol_data import crop_scales, load_fewshot_dataset, prepare_features
+from trainers.ship.training.loops import epoch_batches, train_prompt_learner
+from trainers.ship.training.schedules import build_schedule, epoch_steps
+from trainers.ship.training.tip_cache import finetune_epochs, search_alpha_beta, search_grid
 
 from .helpers import make_world, write_image_folder
 
@@ -406,7 +405,7 @@ def test_clip_adapter_uses_its_single_prompt_on_imagenet(text_encoder):
 
 
 def test_feature_cache_keys_on_the_crop_scale(tmp_path, tiny_clip):
-    from trainers.ship.features import FeatureCache
+    from trainers.ship.data.features import FeatureCache
 
     folder = write_image_folder(tmp_path / "imgs", ["cat", "dog"], per_class=2)
     paths = sorted(str(p) for p in folder.rglob("*.jpg"))

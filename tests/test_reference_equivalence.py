@@ -15,15 +15,15 @@ import torch.nn.functional as F
 
 from datasets.catalog import SPECS
 from datasets.splits import DatasetSplits, Item, few_shot_splits, subsample_classes
-from trainers.ship.classes import Classes
-from trainers.ship.classifiers import ConditionalPromptLearner, PromptLearner, zero_shot_weights
-from trainers.ship.features import FeatureSet
-from trainers.ship.generator import ShipGenerator
-from trainers.ship.known_datasets import templates_for
+from trainers.ship.common.known_datasets import templates_for
+from trainers.ship.common.runtime import OptimizerStep
+from trainers.ship.data.classes import Classes
+from trainers.ship.data.features import FeatureSet
 from trainers.ship.methods.clip_adapter import ResidualAdapter
 from trainers.ship.methods.prograd import zero_shot_kl
-from trainers.ship.runtime import OptimizerStep
-from trainers.ship.tip_adapter import TipAdapter, search_alpha_beta
+from trainers.ship.model.classifiers import ConditionalPromptLearner, PromptLearner, zero_shot_weights
+from trainers.ship.model.generator import ShipGenerator
+from trainers.ship.training.tip_cache import TipAdapter, search_alpha_beta
 
 RECORDED = json.loads((Path(__file__).parent / "data" / "dassl_recorded.json").read_text())
 NAMES = ["dog", "sea_lion", "joshua tree"]

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainers.ship.errors import INTERRUPTED, ShipError
-from trainers.ship.features import FeatureCache, extract_features
-from trainers.ship.runtime import RunLock, atomic_save, atomic_write_json, setup_logger
+from trainers.ship.common.errors import INTERRUPTED, ShipError
+from trainers.ship.common.runtime import RunLock, atomic_save, atomic_write_json, setup_logger
+from trainers.ship.data.features import FeatureCache, extract_features
 
 from .helpers import write_image_folder
 from .test_no_silent_path import FAST, one_error_line, run
@@ -318,7 +318,7 @@ def test_a_folder_holding_another_finished_run_is_refused(tmp_path, folder, tiny
 
 def test_setup_and_results_are_written_when_the_run_finishes_results_last(tmp_path, folder, tiny_clip_path, capsys,
                                                                          monkeypatch):
-    import trainers.ship.runtime as runtime
+    import trainers.ship.common.runtime as runtime
 
     written = []
     atomic = runtime._atomic_write
@@ -411,8 +411,8 @@ def test_new_classes_without_test_images_are_one_line(tmp_path, tiny_clip_path, 
 def test_a_swallowed_ctrl_c_still_stops_the_next_step(capsys):
     """Ctrl-C raised where Python swallows exceptions (a __del__, a logging lock after a loader worker forks:
     "Exception ignored in ...") is remembered: the next progress step stops the run, and nothing is printed."""
-    from trainers.ship.errors import remember_interrupts
-    from trainers.ship.progress import Progress
+    from trainers.ship.common.errors import remember_interrupts
+    from trainers.ship.common.progress import Progress
 
     class InterruptedWhileCollected:
         def __del__(self):
@@ -434,7 +434,7 @@ def test_a_failure_that_follows_ctrl_c_is_reported_as_the_interrupt(capsys):
     """Loader workers also get Ctrl-C and exit; if the run notices that first ("DataLoader worker exited
     unexpectedly"), the user still sees the one interrupt line and status 130. The same failure without Ctrl-C is
     a bug and keeps its traceback."""
-    from trainers.ship.errors import INTERRUPTED, report_errors
+    from trainers.ship.common.errors import INTERRUPTED, report_errors
 
     def interrupted_then_workers_gone():
         try:

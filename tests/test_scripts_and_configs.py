@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from trainers.ship.config import build_cfg
-from trainers.ship.summary import main as summary_main
+from trainers.ship.reports.summary import main as summary_main
 
 from .helpers import assert_png, write_image_folder
 
@@ -256,7 +256,7 @@ def test_every_script_answers_help_without_running_anything(tmp_path, script):
 
 
 def test_train_py_help_lists_every_ship_trainer():
-    from trainers.ship.dassl_config import ship_trainer_names
+    from trainers.ship.dassl.config import ship_trainer_names
 
     proc = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -13,22 +13,19 @@ import logging
 import pytest
 import torch
 import torch.nn.functional as F
+from yacs.config import CfgNode
 
-from trainers.ship.classes import Classes
-from trainers.ship.heads import SplitFeatures
-from trainers.ship.metrics import evaluate, evaluate_gzsl
-from trainers.ship.classifiers import cosine_logits
-from trainers.ship.tip_adapter import TipAdapter, search_alpha_beta
-from trainers.ship.classifiers import PromptLearner, zero_shot_weights
-from trainers.ship.generator import VARIANTS, ShipGenerator
 from trainers.ship.config import get_cfg_defaults
+from trainers.ship.data.classes import Classes
+from trainers.ship.data.split_features import SplitFeatures
 from trainers.ship.methods import METHODS, FitInputs
 from trainers.ship.methods.coop import dassl_recipe
-from trainers.ship.metrics import harmonic_mean
-from trainers.ship.synthesis import SyntheticStream, synthesize_per_class
-from trainers.ship.training import train_generator, train_prompt_learner
-
-from yacs.config import CfgNode
+from trainers.ship.model.classifiers import PromptLearner, cosine_logits, zero_shot_weights
+from trainers.ship.model.generator import VARIANTS, ShipGenerator
+from trainers.ship.model.synthesis import SyntheticStream, synthesize_per_class
+from trainers.ship.reports.metrics import evaluate, evaluate_gzsl, harmonic_mean
+from trainers.ship.training.loops import train_generator, train_prompt_learner
+from trainers.ship.training.tip_cache import TipAdapter, search_alpha_beta
 
 from .helpers import WORLD_NAMES, ListHandler, make_world
 

@@ -1,6 +1,6 @@
 import torch
 
-from trainers.ship.text_encoder import ClassPrompts, tokenize
+from trainers.ship.model.text_encoder import ClassPrompts, tokenize
 
 
 def full_length_features(model, embeddings, eot):

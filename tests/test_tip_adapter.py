@@ -2,10 +2,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainers.ship.classifiers import cosine_logits
-from trainers.ship.features import FeatureSet
-from trainers.ship.classes import class_ids
-from trainers.ship.tip_adapter import TipAdapter, finetune_keys, search_alpha_beta, search_grid, tip_logits
+from trainers.ship.data.classes import class_ids
+from trainers.ship.data.features import FeatureSet
+from trainers.ship.model.classifiers import cosine_logits
+from trainers.ship.training.tip_cache import TipAdapter, finetune_keys, search_alpha_beta, search_grid, tip_logits
 
 
 def unit(*shape, seed=0):

@@ -5,13 +5,12 @@ import torch
 from yacs.config import CfgNode as CN
 
 from trainers.ship.__main__ import main
-from trainers.ship.classes import read_names_file, read_source_dataset
-from trainers.ship.clip_loader import check_blocks, load_clip
-from trainers.ship.config import build_cfg, get_cfg_defaults
-from trainers.ship.dassl_config import add_ship_cfg
-from trainers.ship.errors import ShipError
+from trainers.ship.common.errors import ShipError
+from trainers.ship.config import build_cfg, check_settings, declared_ranges, get_cfg_defaults
+from trainers.ship.dassl.config import add_ship_cfg
+from trainers.ship.data.classes import read_names_file, read_source_dataset
 from trainers.ship.methods import METHODS
-from trainers.ship.settings_check import check_settings, declared_ranges
+from trainers.ship.model.clip_loader import check_blocks, load_clip
 
 from .helpers import write_image_folder
 

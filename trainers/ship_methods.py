@@ -1,65 +1,7 @@
-"""Dassl trainers ``SHIP_<method>`` for every registered fine-tuner (``trainers.ship.methods``) that Dassl does not
-know yet (``SHIP_CoOp`` has its own epoch-by-epoch trainer in ``ship_coop.py``). Imported only with dassl.
+"""The one module a CoOp ``train.py`` imports for SHIP (its line marked ``# SHIP plug-in``; needs dassl).
 
-Fitting (synthesis, the method's own training, e.g. Tip-Adapter's α/β search on val) happens once before
-Dassl's epoch loop, which has nothing to iterate; the fitted method is saved as ``<stage>/model.pth.tar-<E>``.
-It is the only model: ``TEST.FINAL_MODEL`` best_val and last_step deploy the same one.
+Importing it registers SHIP's Dassl trainers (``SHIP_CoOp`` and ``SHIP_<method>`` for every registered method)
+and the datasets the checkout lacks. The adapters themselves live in ``trainers/ship/dassl/``; the
+``add_ship_cfg`` that ``extend_cfg`` calls is the dassl-free ``trainers.ship.dassl.config.add_ship_cfg``.
 """
-from __future__ import annotations
-
-from pathlib import Path
-
-import torch
-from dassl.engine import TRAINER_REGISTRY
-
-import trainers.ship_coop  # noqa: F401  SHIP_CoOp first: it keeps its own trainer
-from trainers.dassl_feature_trainer import FeatureTrainerX
-from trainers.ship.methods import METHODS, FitInputs
-from trainers.ship.runtime import atomic_save, seed_everything, stage_seed
-
-
-class FitOnceTrainer(FeatureTrainerX):
-    """A registered method (``method_class``) fitted once on cached features, with SHIP's synthetic features."""
-
-    method_class = None
-
-    @property
-    def stage(self) -> str:
-        return self.method_class.checkpoint
-
-    def build_model(self):
-        self.setup_clip_and_features()
-        self.max_epoch = 0  # no epoch loop: see before_train
-        self.method = self.method_class(self.cfg, self.text_encoder, self.templates)
-
-    def before_train(self):
-        super().before_train()
-        cfg = self.cfg
-        base, label_only = self.split.base.names, self.split.label_only
-        val = self.search_val() if self.method.uses_val else None
-        synthetic = None
-        if cfg.TRAINER.SHIP.SYNTHESIZE:
-            synthetic = self.synthesise()
-        seed_everything(stage_seed(cfg.SEED, type(self).__name__))
-        self.method = self.method_class(cfg, self.text_encoder, self.templates)  # built under the stage's seed
-        self.method.fit(FitInputs(self.train_features, base, label_only, synthetic, val, cfg.DATASET.NAME,
-                                  cfg.DATASET.NUM_SHOTS, dict(self.split.class_index)))
-        path = Path(self.output_dir) / self.stage / f"model.pth.tar-{self.method.epochs()}"
-        atomic_save({"state_dict": self.method.state_dict(), "epoch": self.method.epochs()}, path)
-        print(f"Checkpoint saved to {path}")
-
-    def resume_model_if_exist(self, directory):
-        return 0  # fitting is one pass; a rerun fits again
-
-    @torch.no_grad()
-    def score(self, features, classes):
-        return self.method.scorer(classes)(features)
-
-    def load_head(self, path, checkpoint):
-        self.method.load_state_dict(checkpoint["state_dict"])
-
-
-for _name, _method in METHODS.items():
-    if _method.checkpoint and f"SHIP_{_name}" not in TRAINER_REGISTRY.registered_names():
-        TRAINER_REGISTRY.register(type(f"SHIP_{_name}", (FitOnceTrainer,), {"method_class": _method,
-                                                                          "__doc__": f"SHIP + {_name} on cached features."}))
+from trainers.ship.dassl import datasets, method_trainers  # noqa: F401  registers the datasets and the trainers

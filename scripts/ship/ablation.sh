@@ -44,4 +44,4 @@ done
 for pool in ${SYN_POOLS}; do
     one "syn-${pool}" TRAINER.SHIP.SYN_POOL_PER_CLASS "${pool}" "${EXTRA[@]}"
 done
-python3 -m trainers.ship.summary "${OUTPUT}/ablation" --out "${OUTPUT}/ablation/summary" --first gen-prompt gen-untrained
+python3 -m trainers.ship.reports.summary "${OUTPUT}/ablation" --out "${OUTPUT}/ablation/summary" --first gen-prompt gen-untrained

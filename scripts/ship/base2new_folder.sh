@@ -35,4 +35,4 @@ for TRAINER in ZeroshotCLIP CoOp CoCoOp SHIP_CoOp; do
         --trainer "${TRAINER}" --config-file "${REPO}/configs/trainers/SHIP/${CFG}.yaml" \
         --shots "${SHOTS}" --seed "${SEED}" --output-dir "${DIR}" "$@"
 done
-python3 -m trainers.ship.summary "${OUTPUT}/base2new/${NAME}" --out "${OUTPUT}/base2new/${NAME}/summary"
+python3 -m trainers.ship.reports.summary "${OUTPUT}/base2new/${NAME}" --out "${OUTPUT}/base2new/${NAME}/summary"

@@ -18,4 +18,4 @@ if finished "${DIR}"; then
     exit 0
 fi
 run "${DATASET}" "${SEED}" "${DIR}" new --eval-only --model-dir "${MODEL_DIR}" ${LOADEP:+--load-epoch "${LOADEP}"} "$@"
-python3 -m trainers.ship.summary "${OUTPUT}/base2new" --out "${OUTPUT}/base2new/summary"
+python3 -m trainers.ship.reports.summary "${OUTPUT}/base2new" --out "${OUTPUT}/base2new/summary"

@@ -22,4 +22,4 @@ else
     fi
     run "${DATASET}" "${SEED}" "${DIR}" gzsl "$@"
 fi
-python3 -m trainers.ship.summary "${OUTPUT}/gzsl" --out "${OUTPUT}/gzsl/summary"
+python3 -m trainers.ship.reports.summary "${OUTPUT}/gzsl" --out "${OUTPUT}/gzsl/summary"

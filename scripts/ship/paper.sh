@@ -136,7 +136,7 @@ run_unit() {
 }
 
 tables() {  # every protocol's table, with the published figures beside the rows they are known for
-    python3 -m trainers.ship.summary "${TREE}" --out "${TREE}/summary"
+    python3 -m trainers.ship.reports.summary "${TREE}" --out "${TREE}/summary"
 }
 
 missing_configs() {  # a recipe this grid uses that the checkout lacks: one error line, nothing run

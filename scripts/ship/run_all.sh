@@ -37,4 +37,4 @@ for D in "${DS[@]}"; do
         bash "${HERE}/base2new_test.sh" "${D}" "${S}" "$@"
     done
 done
-python3 -m trainers.ship.summary "${OUTPUT}/base2new" --out "${OUTPUT}/base2new/summary"
+python3 -m trainers.ship.reports.summary "${OUTPUT}/base2new" --out "${OUTPUT}/base2new/summary"

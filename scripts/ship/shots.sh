@@ -32,4 +32,4 @@ for TRAINER in ${TRAINERS}; do
         done
     done
 done
-python3 -m trainers.ship.summary "${OUTPUT}/shots" --out "${OUTPUT}/shots/summary"
+python3 -m trainers.ship.reports.summary "${OUTPUT}/shots" --out "${OUTPUT}/shots/summary"

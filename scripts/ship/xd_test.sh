@@ -22,4 +22,4 @@ else  # the core marks the protocol by the label-only list
     run "${DATASET}" "${SEED}" "${DIR}" all --eval-only --model-dir "${MODEL_DIR}" ${LOADEP:+--load-epoch "${LOADEP}"} \
         "$@" DATASET.LABEL_ONLY_FROM "${TARGET_LIST}"
 fi
-python3 -m trainers.ship.summary "${OUTPUT}/xd" --out "${OUTPUT}/xd/summary"
+python3 -m trainers.ship.reports.summary "${OUTPUT}/xd" --out "${OUTPUT}/xd/summary"

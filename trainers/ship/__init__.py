@@ -1,12 +1,22 @@
-"""SHIP (SyntHesIzed Prompts, ICCV 2023) on CLIP features, without any dassl import.
+"""SHIP (SyntHesIzed Prompts, ICCV 2023) on cached CLIP features, as a plug-in to CoOp / Dassl.
 
-Modules, in the order of the method:
-``clip_loader`` (frozen CLIP) → ``features`` (cached image features) →
-``text_encoder`` (prompt injection, EOT cut) → ``generator`` (the VAE) →
-``synthesis`` (features of label-only classes) → ``stages`` (fingerprinted checkpoints, the generator stage) →
-``methods`` (the fine-tuners, one file each, and their registry; ``classifiers`` / ``training`` /
-``tip_adapter`` are their parts) → ``heads`` (a trainer's method as a stage) → ``run_data`` (dataset, class
-split, features) → ``metrics`` (and evaluation) → ``pipeline`` (the three protocols) → ``summary`` /
-``plots`` (tables, figures) → ``__main__`` (CLI). ``dassl_classes`` / ``dassl_config`` are the Dassl-free
-halves of the Dassl trainers; ``install_into`` installs SHIP into a CoOp checkout.
+The layers, bottom to top; a module imports only from its own layer and the ones below (``.importlinter``,
+checked by ``tests/test_layers.py``), and nothing below ``dassl`` imports Dassl:
+
+- ``common``: errors, logs, progress, runtime, per-epoch scalars, the settings vocabulary;
+- (the top-level ``datasets`` package: the dataset readers, where CoOp users expect them);
+- ``model``: frozen CLIP and its text encoder, the SHIP generator (the VAE), prompt learners, synthesis;
+- ``data``: classes, cached features, the features of a class split, the readers;
+- ``training``: optimisers and schedules, training loops, fingerprinted stages, Tip-Adapter's cache;
+- ``methods``: the fine-tuners, one file each, and their registry;
+- ``config``: defaults, config files and overrides, the one settings check;
+- ``reports``: metrics, the summary tables, figures, analyses;
+- ``run``: the three protocols end to end;
+- ``dassl``: every Dassl / CoOp adapter;
+- ``tools``: the CoOp checkout installer.
+
+Entry points: ``python -m trainers.ship`` (``__main__``), ``python -m trainers.ship.reports.summary``,
+``python -m trainers.ship.reports.interpret``, ``python -m trainers.ship.tools.install_into``, and
+``trainers/ship_methods.py`` for a CoOp ``train.py``. ``summary``, ``interpret`` and ``install_into`` here are
+their old paths, kept so that old commands still run.
 """

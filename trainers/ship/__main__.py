@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .methods import trainer_names
-from .pipeline import run as run_protocol
-from .config import build_cfg
-from .errors import ShipError, report_errors
+from trainers.ship.common.errors import ShipError, report_errors
+from trainers.ship.config import build_cfg
+from trainers.ship.data.readers import download
+from trainers.ship.methods import trainer_names
+from trainers.ship.run.pipeline import run as run_protocol
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,8 +66,6 @@ def main(argv: list[str] | None = None) -> int:
         if not cfg.DATASET.ROOT:
             raise ShipError("no data given: pass --root DATA (with --dataset NAME) or --data-dir DIR (a folder of class sub-folders)")
         if args.download and cfg.DATASET.NAME != "ImageFolder":
-            from .data import download
-
             download(cfg.DATASET.NAME, cfg.DATASET.ROOT)
         if args.eval_only and not args.model_dir:
             raise ShipError("--eval-only needs --model-dir (the folder of a finished training run)")

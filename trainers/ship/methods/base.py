@@ -13,14 +13,14 @@ from typing import Callable, ClassVar
 import torch
 from yacs.config import CfgNode
 
-from ..classes import Classes
-from ..errors import ShipError
-from ..features import FeatureSet
-from ..known_datasets import method_templates
-from ..settings_check import Spec
-from ..stages import STAGE_KEYS
-from ..synthesis import SyntheticStream
-from ..text_encoder import TextEncoder
+from trainers.ship.common.errors import ShipError
+from trainers.ship.common.known_datasets import method_templates
+from trainers.ship.common.ranges import Spec
+from trainers.ship.data.classes import Classes
+from trainers.ship.data.features import FeatureSet
+from trainers.ship.model.synthesis import SyntheticStream
+from trainers.ship.model.text_encoder import TextEncoder
+from trainers.ship.training.stages import STAGE_KEYS
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]  # features [N, D] -> logits over one set of classes
 

@@ -10,9 +10,11 @@ import torch
 import torch.nn as nn
 from yacs.config import CfgNode as CN
 
-from ..classifiers import cosine_logits, zero_shot_weights
-from ..training import LR_SCHEDULERS, train_prompt_learner
-from ..settings_check import Choice, Flag, Int, Interval, Num, Positive
+from trainers.ship.common.ranges import Choice, Flag, Int, Interval, Num, Positive
+from trainers.ship.model.classifiers import cosine_logits, zero_shot_weights
+from trainers.ship.training.loops import train_prompt_learner
+from trainers.ship.training.schedules import LR_SCHEDULERS
+
 from .base import FeatureMethod, register
 
 

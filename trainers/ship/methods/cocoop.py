@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from yacs.config import CfgNode as CN
 
-from ..classifiers import META_NET_INITS, ConditionalPromptLearner
-from ..settings_check import Choice
+from trainers.ship.common.ranges import Choice
+from trainers.ship.model.classifiers import META_NET_INITS, ConditionalPromptLearner
+
 from .base import register
 from .coop import CoOp, coop_ranges
 

@@ -10,10 +10,12 @@ import logging
 
 from yacs.config import CfgNode as CN
 
-from ..classifiers import PromptLearner
-from ..training import LR_SCHEDULERS, train_prompt_learner
-from ..errors import ShipError
-from ..settings_check import Choice, Flag, Int, Interval, Num, Positive, Spec, Text
+from trainers.ship.common.errors import ShipError
+from trainers.ship.common.ranges import Choice, Flag, Int, Interval, Num, Positive, Spec, Text
+from trainers.ship.model.classifiers import PromptLearner
+from trainers.ship.training.loops import train_prompt_learner
+from trainers.ship.training.schedules import LR_SCHEDULERS
+
 from .base import FeatureMethod, register
 
 logger = logging.getLogger("ship")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from ..classifiers import zero_shot_weights
-from ..settings_check import Num
-from ..training import StepLoss
+from trainers.ship.common.ranges import Num
+from trainers.ship.model.classifiers import zero_shot_weights
+from trainers.ship.training.loops import StepLoss
+
 from .base import register
 from .coop import CoOp, dassl_recipe
 

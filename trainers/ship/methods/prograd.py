@@ -14,9 +14,10 @@ import logging
 
 import torch.nn.functional as F
 
-from ..classifiers import PromptLearner, cosine_logits, zero_shot_weights
-from ..settings_check import Num, Positive
-from ..training import StepLoss
+from trainers.ship.common.ranges import Num, Positive
+from trainers.ship.model.classifiers import PromptLearner, cosine_logits, zero_shot_weights
+from trainers.ship.training.loops import StepLoss
+
 from .base import register
 from .coop import CoOp, dassl_recipe
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 import torch
 from yacs.config import CfgNode as CN
 
-from ..classifiers import zero_shot_weights
-from ..errors import ShipError
-from ..synthesis import synthesize_per_class
-from ..tip_adapter import INIT_ALPHA, SEARCH_SCALE, finetune_epochs, TipAdapter as Cache, finetune_keys, search_alpha_beta
-from ..settings_check import Flag, Int, Interval, Num, Pair, Positive
+from trainers.ship.common.errors import ShipError
+from trainers.ship.common.ranges import Flag, Int, Interval, Num, Pair, Positive
+from trainers.ship.model.classifiers import zero_shot_weights
+from trainers.ship.model.synthesis import synthesize_per_class
+from trainers.ship.training.tip_cache import INIT_ALPHA, SEARCH_SCALE
+from trainers.ship.training.tip_cache import TipAdapter as Cache
+from trainers.ship.training.tip_cache import finetune_epochs, finetune_keys, search_alpha_beta
+
 from .base import FeatureMethod, register
 
 

@@ -1,7 +1,8 @@
 """Zero-shot CLIP: the dataset's hand-crafted templates (ImageNet: the 7-template ensemble); nothing is fitted."""
 from __future__ import annotations
 
-from ..classifiers import cosine_logits, zero_shot_weights
+from trainers.ship.model.classifiers import cosine_logits, zero_shot_weights
+
 from .base import FeatureMethod, register
 
 

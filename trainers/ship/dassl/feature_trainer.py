@@ -1,0 +1,371 @@
+"""The part the Dassl trainers share: CLIP, the class split, the feature cache, testing on cached features.
+
+Imported only where dassl is installed; works with CoOp's dataset readers as with this project's. Subclasses
+build their head in ``build_model`` (after ``setup_clip_and_features``), score features over any classes in
+``score`` and load a finished run in ``load_head``.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from operator import attrgetter
+from pathlib import Path
+
+import torch
+import yaml
+from dassl.config import get_cfg_default
+from dassl.data.datasets import DATASET_REGISTRY
+from dassl.engine import TrainerX
+
+from trainers.ship.common.errors import ShipError, one_line, print_and_log, remember_interrupts
+from trainers.ship.common.known_datasets import ALIASES, templates_for
+from trainers.ship.common.options import use_config_keys
+from trainers.ship.common.runtime import RunLock
+from trainers.ship.common.scalars import report_test, use_writer
+from trainers.ship.config import check_settings
+from trainers.ship.dassl.classes import dassl_class_split
+from trainers.ship.dassl.config import DASSL_NOTES, check_coop_keys, check_selection
+from trainers.ship.data.classes import Classes, log_duplicate_names, read_source_dataset
+from trainers.ship.data.features import FeatureCache, FeatureSet
+from trainers.ship.data.readers import val_from_train
+from trainers.ship.model.clip_loader import load_clip
+from trainers.ship.model.text_encoder import TextEncoder
+from trainers.ship.reports.metrics import gzsl_report
+from trainers.ship.reports.quality import write_synthesis_report
+from trainers.ship.run.protocol_data import crop_scales
+from trainers.ship.run.setup import check_eval_folder, check_run_folder, check_setup, training_setup, write_setup
+from trainers.ship.training.schedules import epoch_steps
+from trainers.ship.training.stages import checkpoint_file, synthetic_stream
+
+
+def _with(cfg, **keys):
+    """A copy of a frozen Dassl config with ``DATASET`` keys replaced."""
+    cfg = cfg.clone()
+    cfg.defrost()
+    for key, value in keys.items():
+        cfg.DATASET[key] = value
+    cfg.freeze()
+    return cfg
+
+
+UNFINISHED = ".unfinished"
+_run = {"dir": None, "movable": False}  # this process's output folder, and whether a failure moves it aside
+
+
+def _set_aside(out: Path) -> Path:
+    """Move an unfinished run's folder to ``<folder>.unfinished`` (CoOp's scripts skip any existing folder)."""
+    target = out.with_name(out.name + UNFINISHED)
+    n = 2
+    while target.exists():
+        target, n = out.with_name(f"{out.name}{UNFINISHED}-{n}"), n + 1
+    out.rename(target)
+    return target
+
+
+def _only_logs(out: Path) -> bool:
+    """True when ``out`` holds nothing but Dassl's log files and the run lock: no finished or resumable work."""
+    return all(p.name.startswith("log.txt") or p.name == ".lock" for p in out.iterdir()) if out.is_dir() else True
+
+
+def take_back_unfinished(out: Path) -> bool:
+    """Put the files of this folder's unfinished run (moved to ``<folder>.unfinished`` by a failure) back, so this
+    run resumes from its last finished stage; its log is kept as ``log.txt-unfinished``. True when ``out`` may be
+    moved aside again on failure (it held no finished work of another run)."""
+    aside = out.with_name(out.name + UNFINISHED)
+    if not _only_logs(out):
+        return False
+    if aside.is_dir():
+        work = not _only_logs(aside)
+        for entry in aside.iterdir():
+            target, n = out / entry.name, 1
+            while target.exists():
+                target, n = out / f"{entry.name}-unfinished{'' if n == 1 else n}", n + 1
+            entry.rename(target)
+        aside.rmdir()
+        if work:
+            print(f"Resuming the unfinished run moved to {aside} (its files are back in {out})")
+    return True
+
+
+def _report_ship_errors(kind, error, trace) -> None:
+    """Under any ``train.py`` (CoOp's has no handler): a ShipError, Ctrl-C or a failed read/write is one line
+    (exit status 2, or 130 for Ctrl-C), a bug its traceback; and the folder of a run that did not finish is moved
+    to ``<folder>.unfinished``, so that CoOp's scripts, which skip an existing folder, run it again."""
+    out = _run["dir"]
+    moved = ""
+    if _run["movable"] and out is not None and out.is_dir():
+        try:
+            moved = f" (the unfinished run was moved to {_set_aside(out)}; once the cause is fixed, the same command resumes it)"
+        except OSError:
+            pass
+    reported = one_line(error) if isinstance(error, BaseException) else None
+    if reported is None:
+        sys.__excepthook__(kind, error, trace)
+        if moved:
+            print(moved.strip(" ()"), file=sys.stderr)
+        return
+    line, status = reported
+    print_and_log(line.replace("\n", " ") + moved)  # console and Dassl's log.txt
+    sys.exit(status)
+
+
+def route_ship_log() -> None:
+    """The core's progress lines (generator epochs, label-only classes, caches) to stdout, which Dassl's
+    ``setup_logger`` tees into ``log.txt``; bad input as one ``error:`` line; error messages that name config
+    keys (``MODEL.BACKBONE.WEIGHTS``), not the core's flags."""
+    use_config_keys()
+    ship_log = logging.getLogger("ship")
+    ship_log.setLevel(logging.INFO)
+    ship_log.propagate = False
+    logging.disable(logging.NOTSET)  # a dependency of dassl disables every log record up to WARNING
+    if not any(getattr(h, "ship_stdout", False) for h in ship_log.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.ship_stdout = True
+        ship_log.addHandler(handler)
+    sys.excepthook = _report_ship_errors
+    remember_interrupts()  # for the rest of the process: a swallowed Ctrl-C still stops the next step
+
+
+class FeatureTrainerX(TrainerX):
+    """A Dassl TrainerX whose images are encoded once by the core's feature cache."""
+
+    def __init__(self, cfg):
+        route_ship_log()
+        out = Path(cfg.OUTPUT_DIR)
+        _run.update(dir=out, movable=take_back_unfinished(out))
+        for line in DASSL_NOTES:  # e.g. which dataset readers SHIP registered beside the checkout's
+            print(line)
+        check_coop_keys(cfg, get_cfg_default().OPTIM.MAX_EPOCH)
+        check_settings(cfg, dassl=True)  # every SHIP and method setting against its declared range
+        check_selection(cfg)  # TEST.SELECTION paper: the core's protocol, one line here
+        self.run_lock = RunLock(cfg.OUTPUT_DIR)  # a second run into this folder stops here, with one line
+        self.training_run = False  # True from before_train: --eval-only never gets there
+        super().__init__(cfg)
+
+    def build_data_loader(self):
+        """GZSL (``SUBSAMPLE_CLASSES gzsl``): Dassl builds the dataset over every class; training keeps the seen ones."""
+        subsample = self.cfg.DATASET.SUBSAMPLE_CLASSES
+        if subsample not in ("all", "base", "new", "gzsl"):
+            raise ShipError(f"unknown DATASET.SUBSAMPLE_CLASSES {subsample!r}; expected all, base, new or gzsl")
+        if subsample != "gzsl":
+            return super().build_data_loader()
+        cfg = self.cfg
+        self.cfg = _with(cfg, SUBSAMPLE_CLASSES="all")
+        try:
+            super().build_data_loader()
+        finally:
+            self.cfg = cfg
+
+    def setup_clip_and_features(self) -> None:
+        cfg = self.cfg
+        self.clip = load_clip(cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.WEIGHTS or None, self.device,
+                              cfg.MODEL.BACKBONE.DOWNLOAD_ROOT, cfg.PRECISION)
+        print(f"Loaded CLIP {self.clip.name} on {self.device}, precision {self.clip.precision} (PRECISION {cfg.PRECISION})")
+        self.text_encoder = TextEncoder(self.clip.model, self.clip.precision)
+        self.cache = FeatureCache(cfg.CACHE_DIR)
+        self._feature_sets: dict[tuple, FeatureSet] = {}
+        dataset = self.dm.dataset
+        log_duplicate_names(cfg.DATASET.NAME, dataset.classnames)
+        self.split = dassl_class_split(cfg, dataset.classnames, self._build_all, getattr(dataset, "num_base", 0))
+        self.templates = list(cfg.DATASET.TEMPLATES) or getattr(dataset, "templates", None) or templates_for(cfg.DATASET.NAME)
+        n_base = len(self.split.base.names)
+        self.train_items = [d for d in dataset.train_x if d.label < n_base]  # GZSL: the seen classes' images
+        self.train_features = None  # extracted in before_train: an --eval-only run reads no training images
+        self.setup = training_setup(cfg, self.clip, cfg.DATASET.NAME,
+                                    "all" if cfg.DATASET.SUBSAMPLE_CLASSES == "all" else "base", self.split.dataset_classes)
+
+    def _build_all(self, name: str) -> tuple[str, list[str]]:
+        """The registry name and class names of dataset ``name`` (a registry name, or a CoOp dataset-config name
+        such as ``dtd`` read from ``configs/datasets/<name>.yaml``) over all its classes."""
+        registered = DATASET_REGISTRY.registered_names()
+        if name not in registered and ALIASES.get(name) in registered:
+            name = ALIASES[name]
+        if name not in registered:
+            # CoOp's layout: configs/datasets beside train.py (the working directory of CoOp's scripts)
+            configs = [folder / "configs" / "datasets" / f"{name}.yaml" for folder in (Path.cwd(), Path(sys.argv[0]).resolve().parent)]
+            config = next((c for c in configs if c.is_file()), None)
+            resolved = (yaml.safe_load(config.read_text()) or {}).get("DATASET", {}).get("NAME") if config else None
+            if resolved not in registered:
+                raise ShipError(f"unknown dataset {name!r} in DATASET.LABEL_ONLY_FROM; expected a registered dataset "
+                                f"({', '.join(sorted(registered))}), a name with configs/datasets/<name>.yaml, or a .txt file")
+            name = resolved
+        shots = self.cfg.DATASET.NUM_SHOTS if name == self.cfg.DATASET.NAME else 0  # no few-shot files for a target
+        reader = DATASET_REGISTRY.get(name)
+
+        def read():
+            return reader(_with(self.cfg, NAME=name, SUBSAMPLE_CLASSES="all", NUM_SHOTS=shots))
+
+        if name != self.cfg.DATASET.NAME:  # a label-only source: Dassl's reader writes split_fewshot/ before it reads
+            folder = getattr(reader, "dataset_dir", None)
+            return name, list(read_source_dataset(name, self.cfg.DATASET.ROOT, folder if isinstance(folder, str) else None,
+                                                  read).classnames)
+        return name, list(read().classnames)
+
+    def before_train(self):
+        check_run_folder(Path(self.output_dir), self.setup)  # another setup's run in this folder: one line, never resumed
+        self.training_run = True
+        super().before_train()
+        if self.cfg.DATASET.SUBSAMPLE_CLASSES == "new":
+            raise ShipError("DATASET.SUBSAMPLE_CLASSES new is for evaluation (--eval-only --model-dir RUN): training "
+                            "in base-to-new uses base; to train on every class, use all")
+        if self.cfg.TRAINER.SHIP.SYNTHESIZE and not self.split.label_only:
+            raise ShipError(f"{self.cfg.DATASET.NAME} with SUBSAMPLE_CLASSES {self.cfg.DATASET.SUBSAMPLE_CLASSES} leaves "
+                            f"no label-only classes to synthesise; train on base (base-to-new), gzsl, or set "
+                            f"DATASET.LABEL_ONLY_FROM (cross-dataset), or set TRAINER.SHIP.SYNTHESIZE False")
+        head_scale, generator_scale = crop_scales(self.cfg)  # as the core: the method at its CROP_SCALE
+        self.train_features = self.features(self.train_items, "train", augment=True, scale=head_scale)
+        self.generator_features = self.train_features
+        if generator_scale is not None:
+            print(f"{self.cfg.TRAINER.NAME}: the generator trains on features cropped at scale {generator_scale} "
+                  f"(TRAINER.SHIP.AUG_SCALE), the method on features cropped at {head_scale} (its CROP_SCALE)")
+            self.generator_features = self.features(self.train_items, "train", augment=True, scale=generator_scale)
+
+    def init_writer(self, log_dir):
+        """Dassl's writer at OUTPUT_DIR/tensorboard, handed to the core's loops (``scalars``) for the run."""
+        super().init_writer(log_dir)
+        use_writer(self._writer)
+
+    def close_writer(self):
+        use_writer(None)
+        super().close_writer()
+        self._writer = None
+
+    def search_val(self) -> FeatureSet:
+        """The images a method searches its settings on (Tip-Adapter's α, β): the whole val split of the base classes,
+        as the core (``run_data.whole_val``), not Dassl's few-shot val; for a dataset whose val split is its test set
+        (ImageNet; CoOp's reader sets ``val = test``) the few-shot val the core draws from the training images the
+        few-shot set left out (``data.val_from_train``; one line), never Dassl's ``val``."""
+        cfg, n_base = self.cfg, len(self.split.base.names)
+        reader = DATASET_REGISTRY.get(cfg.DATASET.NAME)
+        full = reader(_with(cfg, SUBSAMPLE_CLASSES="all", NUM_SHOTS=0))
+        whole = full.val or []
+        test = {d.impath for d in self.dm.dataset.test}
+        if any(d.impath in test for d in whole):
+            # the core's draw runs over every class: the few-shot set of every class is left out, then the base kept
+            few_shot = (self.dm.dataset.train_x if cfg.DATASET.SUBSAMPLE_CLASSES in ("all", "gzsl")
+                        else reader(_with(cfg, SUBSAMPLE_CLASSES="all")).train_x)
+            drawn = val_from_train(full.train_x, few_shot, cfg.DATASET.NUM_SHOTS, cfg.SEED, attrgetter("impath"))
+            few = [d for d in drawn if d.label < n_base]
+            print(f"{cfg.DATASET.NAME}'s val split is its test set; {cfg.TRAINER.NAME} searches on {len(few)} validation "
+                  f"images drawn from its training images (min(shots, 4) per base class, none of the few-shot ones)")
+            return self.features(few, "val")
+        items = [d for d in whole if d.label < n_base]
+        if not items:
+            raise ShipError(f"{cfg.DATASET.NAME} has no validation images of its base classes, but {cfg.TRAINER.NAME} "
+                            f"searches its settings on them; give the dataset a val split")
+        print(f"{cfg.TRAINER.NAME} searches on the whole val split of the {n_base} base classes ({len(items)} images)")
+        return self.features(items, "val", few_shot=False)
+
+    def synthesise(self):
+        """The SHIP generator stage (trained, or loaded from OUTPUT_DIR) on the base features, its stream of
+        synthetic features of the label-only classes, and ``synthesis.json``."""
+        stream = synthetic_stream(self.cfg, self.text_encoder, self.clip, self.generator_features, self.split.base.names,
+                                  self.split.label_only, Path(self.output_dir))
+        write_synthesis_report(Path(self.output_dir), stream.generator, self.split.label_only, self.text_encoder,
+                               self.templates)
+        if self.cfg.TRAINER.SHIP.FEATURE_MAP:  # as the core's, with the base panel only (no new-class test images here)
+            from trainers.ship.reports.feature_map import draw_feature_map  # matplotlib only when a map is drawn
+
+            path = draw_feature_map(self.cfg.TRAINER.SHIP.FEATURE_MAP, stream.generator, Path(self.output_dir),
+                                    self.cfg.DATASET.NAME, self.split.base.names, self.train_features)
+            print(f"Map of real and synthetic features: {path}")
+        return stream
+
+    def steps_per_epoch(self, batch_size: int, drop_last: bool = False) -> int:
+        """The batches of one training epoch, as the core counts them (``training.epoch_steps``)."""
+        return epoch_steps(len(self.train_items), batch_size, drop_last)
+
+    def features(self, datums, split: str, augment: bool = False, scale: tuple[float, float] | None = None,
+                 few_shot: bool | None = None) -> FeatureSet:
+        """The cached features of a split's images, read from disk once per run (best_val tests val every epoch);
+        ``scale``: the crop scale of augmented views (default TRAINER.SHIP.AUG_SCALE); ``few_shot``: a set drawn
+        for this run's shots and seed (default: augmented sets and Dassl's val)."""
+        cfg = self.cfg
+        scale = tuple(scale or cfg.TRAINER.SHIP.AUG_SCALE)
+        few_shot = augment or split == "val" if few_shot is None else few_shot
+        key = (split, augment, scale, few_shot)
+        if key in self._feature_sets:
+            return self._feature_sets[key]
+        self._feature_sets[key] = self.cache.get_or_extract(
+            self.clip, [d.impath for d in datums], [d.label for d in datums], self.device,
+            dataset=cfg.DATASET.NAME, split=split,
+            shots=cfg.DATASET.NUM_SHOTS if few_shot else None, seed=cfg.SEED,
+            passes=cfg.TRAINER.SHIP.AUG_PASSES, augment=augment, aug_scale=scale,
+            batch_size=cfg.DATALOADER.TEST.BATCH_SIZE, num_workers=cfg.DATALOADER.NUM_WORKERS, root=cfg.DATASET.ROOT,
+        )
+        return self._feature_sets[key]
+
+    def score(self, features: torch.Tensor, classes: Classes) -> torch.Tensor:
+        """Logits of normalised image features over ``classes``."""
+        raise NotImplementedError
+
+    def load_head(self, path: Path, checkpoint: dict) -> None:
+        """Put a finished run's head (read from ``path``) in place."""
+        raise NotImplementedError
+
+    def load_model(self, directory, epoch=None):
+        """Load the head of the run in ``directory`` after checking its setup (``setup.json``): the checkpoint of
+        ``epoch``, else Dassl's best-on-val model when TEST.FINAL_MODEL best_val kept one, else the last epoch's."""
+        if not self.training_run:  # --eval-only: into a folder of its own (best_val reloads this run's own model)
+            check_eval_folder(Path(self.cfg.OUTPUT_DIR), Path(directory))
+        check_setup(Path(directory), self.setup, self.cfg.ALLOW_SETUP_MISMATCH)
+        path = checkpoint_file(Path(directory) / self.stage, epoch)
+        try:
+            checkpoint = torch.load(path, map_location=self.device, weights_only=False)  # Dassl pickles its optimiser
+        except Exception as exc:
+            raise ShipError(f"corrupt checkpoint {path} ({type(exc).__name__}: {exc})") from None
+        try:
+            self.load_head(path, checkpoint)
+        except Exception as exc:  # no state_dict, missing or unexpected keys, size mismatch (as stages.load_finished)
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+            raise ShipError(f"{path} does not fit {type(self).__name__} ({reason[:300]}); it was saved by another "
+                            f"method or for another number of classes") from None
+        print(f"Loaded {self.stage.replace('_', ' ')} from {path} (epoch {checkpoint.get('epoch')})")
+
+    def after_train(self):
+        """Training finished: ``setup.json`` (what evaluations check, and what a rerun into this folder must match),
+        then Dassl's test, whose ``* accuracy`` line in log.txt marks the run finished."""
+        write_setup(Path(self.output_dir), self.setup)
+        super().after_train()
+
+    @torch.no_grad()
+    def test(self, split=None):
+        """Score cached features with Dassl's evaluator (``* accuracy`` lines). The val split (best_val selection)
+        has the base classes only; a GZSL test adds the seen / unseen / H lines of one joint label space."""
+        use_val = (split or self.cfg.TEST.SPLIT) == "val" and bool(self.dm.dataset.val)
+        name = "val" if use_val else "test"
+        print(f"Evaluate on the *{name}* set")
+        n_base = len(self.split.base.names)
+        if use_val:
+            datums, classes = [d for d in self.dm.dataset.val if d.label < n_base], self.split.base
+        else:
+            datums, classes = self.dm.dataset.test, self.split.evaluated
+        features = self.features(datums, name)
+        self.set_model_mode("eval")
+        self.evaluator.reset()
+        logits = self.score(features.features[0].to(self.device), classes)
+        self.evaluator.process(logits, features.labels.to(self.device))
+        accuracy = list(self.evaluator.evaluate().values())[0]
+        if self.split.gzsl and not use_val:
+            report = gzsl_report(logits.argmax(-1).cpu(), features.labels, n_base, len(classes.names))
+            print(f"GZSL: {n_base} seen + {len(classes.names) - n_base} unseen classes in one label space")
+            for key in ("seen", "unseen", "hm"):
+                print(f"* {key}: {report[key]:.2f}%")
+        if not use_val:
+            self.write_test_scalars({k: report[k] for k in ("seen", "unseen", "hm")} if self.split.gzsl
+                                    else {self.evaluated_split(): accuracy})
+        return accuracy
+
+    def evaluated_split(self) -> str:
+        """What a test scores, by DATASET.SUBSAMPLE_CLASSES: ``base``, ``new`` or ``accuracy`` (all classes)."""
+        return {"base": "base", "new": "new"}.get(self.cfg.DATASET.SUBSAMPLE_CLASSES, "accuracy")
+
+    def write_test_scalars(self, accuracy: dict) -> None:
+        """``test/<split>`` (GZSL: ``test/seen``, ``test/unseen``, ``test/H``) into OUTPUT_DIR/tensorboard; an
+        ``--eval-only`` run (no training, so no writer of Dassl's) opens Dassl's writer for them."""
+        opened = self._writer is None
+        if opened:
+            self.init_writer(str(Path(self.output_dir) / "tensorboard"))
+        report_test(accuracy)
+        if opened:
+            self.close_writer()

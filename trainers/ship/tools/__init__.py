@@ -1,0 +1,1 @@
+"""Tools: the CoOp checkout installer (``python -m trainers.ship.tools.install_into PATH/TO/CoOp``)."""
