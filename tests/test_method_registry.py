@@ -81,15 +81,15 @@ def test_a_method_from_one_file_runs_plain_and_with_ship(registered, tmp_path, t
         assert r["protocol"] == ("base2new" if protocol == "all" else "gzsl") and all(0 <= r[k] <= 100 for k in keys)
 
 
-def test_the_readme_example_method_runs(tmp_path, tiny_clip_path, capsys):
-    """The README's worked example (a linear probe in one file) is exact code: loaded as the file it names, it
-    registers, declares its ranges and runs plain and with SHIP."""
+def test_the_documented_example_method_runs(tmp_path, tiny_clip_path, capsys):
+    """The worked example of docs/adding_a_method.md (a linear probe in one file) is exact code: loaded as the file
+    it names, it registers, declares its ranges and runs plain and with SHIP."""
     import importlib.util
     import re
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    source = re.search(r"```python\n(# trainers/ship/methods/linear_probe.py\n.*?)```", readme, re.S).group(1)
+    page = (Path(__file__).resolve().parents[1] / "docs" / "adding_a_method.md").read_text()
+    source = re.search(r"```python\n(# trainers/ship/methods/linear_probe.py\n.*?)```", page, re.S).group(1)
     path = tmp_path / "linear_probe.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("trainers.ship.methods.linear_probe", path)
