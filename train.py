@@ -16,7 +16,7 @@ from trainers.ship.dassl.config import add_ship_cfg, config_for_dataset, ship_tr
 DASSL_MISSING = (
     "error: this entry point needs Dassl, which is not installed: git clone "
     "https://github.com/KaiyangZhou/Dassl.pytorch && cd Dassl.pytorch && pip install -r requirements.txt && "
-    "pip install --no-build-isolation -e . (README; or run the same experiment without Dassl: python -m trainers.ship --help)"
+    "pip install --no-build-isolation -e . (docs/running_with_dassl.md; or run the same experiment without Dassl: python -m trainers.ship --help)"
 )
 
 

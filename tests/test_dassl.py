@@ -118,7 +118,7 @@ def test_bad_trainer_seed_root_or_config_file_is_one_line_before_anything_is_cre
 
 def test_evaluating_a_killed_run_names_it_unfinished_in_the_console_and_log(tmp_path, eurosat_root, tiny_clip_path):
     """kill -9 leaves a run without setup.json: the evaluation says it is unfinished and what to do, in one line that
-    also ends the evaluation's log.txt; the loader workers default to min(4, cores), as the README says."""
+    also ends the evaluation's log.txt; the loader workers default to min(4, cores), as docs/reliability.md says."""
     pytest.importorskip("dassl")
     from trainers.ship.common.run_log import usable_cpus
 

@@ -17,7 +17,7 @@ from trainers.ship.tools.install_into import MANIFEST, install
 from .helpers import coop_shaped_checkout, save_tiny_clip, split_json_dataset, write_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]
-PRE_MOVE = "72503ca"  # the last commit of the flat layout
+PRE_MOVE = "cb24f98"  # the last commit of the flat layout
 SUMMARY = {"pre-move": "trainers.ship.summary", "now": "trainers.ship.reports.summary"}
 MACHINE_FIELDS = ("seconds", "peak_memory_mib")  # what the machine measured, not what the code computed
 

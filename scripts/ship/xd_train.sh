@@ -4,7 +4,7 @@
 # SOURCE (imagenet) is trained on with 16 shots of all its classes; TARGETS (the 10 other CoOp datasets) are where
 # xd_test.sh evaluates the run. Their class names are the label-only classes of this run
 # (DATASET.LABEL_ONLY_FROM): SHIP synthesises features for them; the other trainers ignore them.
-# One run knows every target's names; for one run per target, give each its own TARGETS and OUTPUT (README).
+# One run knows every target's names; for one run per target, give each its own TARGETS and OUTPUT (docs/protocols.md).
 # SHIP trainers run through Dassl's train.py when it is installed (BACKEND). CFG defaults to the recipe for SOURCE (vit_b16_imagenet for ImageNet).
 # Output: $OUTPUT/xd/$SOURCE/$TRAINER/${CFG}_${SHOTS}shots/seedSEED (a finished run is skipped).
 set -euo pipefail

@@ -192,7 +192,7 @@ def torch_note() -> str | None:
     if not problems:
         return None
     return (f"note: torch {torch.__version__} runs the SHIP_ trainers, but not CoOp's own trainers (CoOp, CoCoOp: "
-            f"{'; '.join(problems)}); for those use {TORCH_PIN} (README)")
+            f"{'; '.join(problems)}); for those use {TORCH_PIN} (docs/running_with_dassl.md)")
 
 
 def _save_manifest(checkout: Path, files: dict[str, str]) -> None:
