@@ -9,7 +9,7 @@ on the tiny CLIP and tiny image folders of ``tests/helpers.py`` and classifies w
 - ``silent-wrong``: exit 0 where the input is wrong, a wrong result, or a ``--help`` that starts real work;
 - ``lost-file``: a finished file of an earlier run changed or vanished.
 
-Groups: images, class folders, settings (every declared range of every config node: ``settings_check``),
+Groups: images, class folders, settings (every declared range of every config node: ``config.declared_ranges``),
 checkpoints, results (tampered caches, a moved dataset, file modes, new classes without test images), faults (no permission, disk full, Ctrl-C, kill -9 and rerun, a second run) and scripts
 (``--help`` of every entry point, reruns of killed runs). A case of the command line runs ``trainers.ship``'s
 ``main`` in a process forked from a worker that imported it once (the same code as ``python -m trainers.ship``,

@@ -217,7 +217,7 @@ def test_dassl_ship_tip_adapter_base_to_new(tmp_path, eurosat_root, tiny_clip_pa
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     log = (train_dir / "log.txt").read_text()
     assert "Tip-Adapter search on val" in log and "generator epoch [2/2]" in log and len(accuracies(train_dir / "log.txt")) == 1
-    # the whole val split of the base classes, read with NUM_SHOTS 0 (as the core's run_data.whole_val)
+    # the whole val split of the base classes, read with NUM_SHOTS 0 (as the core's run.protocol_data.whole_val)
     assert "SHIP_TipAdapter searches on the whole val split of the 2 base classes (2 images)" in log
     if cfg.startswith("tip_adapter_f"):
         assert "Tip-Adapter-F epoch [2/2]" in log

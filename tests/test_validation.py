@@ -1,5 +1,5 @@
 """Every setting against its declared range (one error line each), integers for float keys, label-only name
-files, incomplete CLIP weights and a missing label-only dataset (settings_check, classes, clip_loader)."""
+files, incomplete CLIP weights and a missing label-only dataset (config.build, data.classes, model.clip_loader)."""
 import pytest
 import torch
 from yacs.config import CfgNode as CN

@@ -1,4 +1,5 @@
-"""The old path of ``python -m trainers.ship.reports.interpret`` (the nearest words of learned prompt vectors): it still runs, after one line naming the new one."""
+"""The old path of ``python -m trainers.ship.reports.interpret`` (the nearest words of learned prompt vectors): it still
+runs, after one line naming the new one."""
 import sys
 
 from trainers.ship.reports.interpret import main

@@ -1,4 +1,5 @@
-"""The old path of ``python -m trainers.ship.reports.summary`` (the paper's tables and charts from run folders): it still runs, after one line naming the new one."""
+"""The old path of ``python -m trainers.ship.reports.summary`` (the paper's tables and charts from run folders): it
+still runs, after one line naming the new one."""
 import sys
 
 from trainers.ship.reports.summary import main

@@ -2,7 +2,7 @@
 TensorBoard (``OUTPUT_DIR/tensorboard``, as Dassl's trainers do), the same values as scalars.
 
 The run opens (or, under Dassl, hands over) one ``SummaryWriter`` and makes it current with
-:func:`writing_to`; the loops (``training``, ``tip_adapter``) call :func:`report_epoch` with an
+:func:`writing_to`; the loops (``training.loops``, ``training.tip_cache``) call :func:`report_epoch` with an
 :class:`EpochTally` of their batches, and check their final head with :func:`warn_if_collapsed`. Scalar names follow
 Dassl's ``train/loss`` style, prefixed by the stage: ``generator/rec``, ``KgCoOp/acc``, ``test/H``; the step of a
 per-epoch scalar is the epoch (from 1).

@@ -25,7 +25,7 @@ def declared_ranges() -> dict[str, Spec]:
     return ranges
 
 
-# Keys outside TRAINER a Dassl / CoOp config gets from SHIP (dassl_config.add_ship_cfg); Dassl's own keep their meaning.
+# Keys outside TRAINER a Dassl / CoOp config gets from SHIP (dassl.config.add_ship_cfg); Dassl's own keep their meaning.
 DASSL_PREFIXES = ("DATASET.SUBSAMPLE_CLASSES", "DATASET.LABEL_ONLY_FROM", "DATASET.TEMPLATES", "PRECISION", "TEST.SELECTION",
                   "TEST.SNAPSHOT_EVERY")
 
@@ -78,7 +78,7 @@ def set_key(cfg: CN, key: str, value: Any) -> None:
 def build_cfg(config_files: Sequence[str] = (), overrides: Mapping[str, Any] | None = None, opts: Sequence[str] = ()) -> CN:
     """Defaults, then each YAML file, then ``overrides`` (command-line flags, typed), then
     ``KEY VALUE`` pairs (as CoOp's ``train.py``). Unknown keys are one-line errors; an integer may be given for a
-    float key; every setting is checked against its declared range (``settings_check``)."""
+    float key; every setting is checked against its declared range (:func:`check_settings`)."""
     cfg = get_cfg_defaults()
     for path in config_files:
         check_moved(_flat_keys(read_config_file(path)), f"config file {path}")

@@ -80,7 +80,7 @@ def _plain_floats(tree: Mapping, cfg: Any) -> dict:
 
 class FloatTolerantCfgNode(CfgNode):
     """A yacs root node whose merges (files, other nodes, ``KEY VALUE`` lists) accept an integer for a float key;
-    a file that is no YAML mapping is one error line naming the file and the line (``config_file``)."""
+    a file that is no YAML mapping is one error line naming the file and the line (:func:`read_config_file`)."""
 
     def merge_from_file(self, cfg_filename: str) -> None:
         read_config_file(cfg_filename)

@@ -232,7 +232,7 @@ class FeatureTrainerX(TrainerX):
 
     def search_val(self) -> FeatureSet:
         """The images a method searches its settings on (Tip-Adapter's α, β): the whole val split of the base classes,
-        as the core (``run_data.whole_val``), not Dassl's few-shot val; for a dataset whose val split is its test set
+        as the core (``run.protocol_data.whole_val``), not Dassl's few-shot val; for a dataset whose val split is its test set
         (ImageNet; CoOp's reader sets ``val = test``) the few-shot val the core draws from the training images the
         few-shot set left out (``data.val_from_train``; one line), never Dassl's ``val``."""
         cfg, n_base = self.cfg, len(self.split.base.names)

@@ -61,7 +61,7 @@ class FeatureMethod:
 
     @classmethod
     def ranges(cls) -> dict[str, Spec]:
-        """The allowed values of each key of :meth:`defaults` (``settings_check``; every key declares one)."""
+        """The allowed values of each key of :meth:`defaults` (``common.ranges``; every key declares one)."""
         return {}
 
     def trainer_name(self, ship: bool) -> str:
