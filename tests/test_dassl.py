@@ -302,32 +302,31 @@ def test_dassl_registers_ship_for_every_registered_method(tmp_path, eurosat_root
 def test_a_failed_run_under_coops_train_py_does_not_look_finished(tmp_path, capsys):
     """CoOp's scripts skip any existing output folder: the excepthook (CoOp's train.py has no handler) moves the
     folder of a run that failed to <folder>.unfinished, in one line, and the same command takes its files back."""
-    pytest.importorskip("dassl")
     from trainers.ship.common.errors import ShipError
-    from trainers.ship.dassl import feature_trainer as dft
+    from trainers.ship.dassl import run_guard as guard  # imports no Dassl: runs everywhere
 
     out = tmp_path / "seed1"
     out.mkdir()
     (out / "log.txt").write_text("Dassl's log\n")
-    assert dft.take_back_unfinished(out)  # a fresh folder: a failure may move it
+    assert guard.take_back_unfinished(out)  # a fresh folder: a failure may move it
     (out / "generator").mkdir()  # the run got as far as its generator stage
-    dft._run.update(dir=out, movable=True)
+    guard.this_run.update(dir=out, movable=True)
     with pytest.raises(SystemExit) as exit_:
-        dft._report_ship_errors(ShipError, ShipError("bad value"), None)
+        guard._report_ship_errors(ShipError, ShipError("bad value"), None)
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.count("\n") == 1 and err.startswith("error: bad value (the unfinished run was moved to")
     assert not out.exists() and (tmp_path / "seed1.unfinished" / "generator").is_dir()
     with pytest.raises(SystemExit) as exit_:  # Ctrl-C: one line, 130
-        dft._run.update(dir=tmp_path / "gone", movable=True)
-        dft._report_ship_errors(KeyboardInterrupt, KeyboardInterrupt(), None)
+        guard.this_run.update(dir=tmp_path / "gone", movable=True)
+        guard._report_ship_errors(KeyboardInterrupt, KeyboardInterrupt(), None)
     assert exit_.value.code == 130 and capsys.readouterr().err.startswith("interrupted")
 
     out.mkdir()  # the rerun: Dassl's logger opened a new log.txt
     (out / "log.txt").write_text("the rerun's log\n")
-    assert dft.take_back_unfinished(out) and (out / "generator").is_dir() and not (tmp_path / "seed1.unfinished").exists()
+    assert guard.take_back_unfinished(out) and (out / "generator").is_dir() and not (tmp_path / "seed1.unfinished").exists()
     assert (out / "log.txt-unfinished").read_text() == "Dassl's log\n"
-    assert not dft.take_back_unfinished(out)  # it holds work now: a later failure leaves it in place
-    dft._run.update(dir=None, movable=False)
+    assert not guard.take_back_unfinished(out)  # it holds work now: a later failure leaves it in place
+    guard.this_run.update(dir=None, movable=False)
 
 
 def test_ship_cocoop_under_dassl_reports_progress_inside_its_epochs(tmp_path, eurosat_root, tiny_clip_path):
