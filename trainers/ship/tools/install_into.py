@@ -30,6 +30,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from trainers.ship.common.errors import ShipError, report_errors
 from trainers.ship.dassl.config import ship_trainer_names
 
@@ -182,8 +184,6 @@ def torch_note() -> str | None:
     """One line when this torch breaks CoOp's own Dassl trainers (not SHIP's): Dassl's LR schedulers pass
     ``verbose``, which torch's schedulers no longer take, and from torch 2.6 Dassl's ``torch.load`` of a checkpoint
     (``--eval-only``) refuses its scheduler state (``weights_only``)."""
-    import torch  # heavy: only for this check, so that installing needs no torch import
-
     problems = []
     if "verbose" not in inspect.signature(torch.optim.lr_scheduler.LRScheduler.__init__).parameters:
         problems.append("Dassl's LR schedulers pass `verbose`: a TypeError")
