@@ -30,7 +30,7 @@ from trainers.ship.model.classifiers import PromptLearner, cosine_logits
 from trainers.ship.model.clip_loader import load_clip
 from trainers.ship.model.text_encoder import TextEncoder
 from trainers.ship.run.pipeline import run
-from trainers.ship.training.schedules import build_prompt_optimizer
+from trainers.ship.training.schedules import build_optimization
 
 from .base2new_pipeline import write_folder
 from .common import benchmark_parser, device_name, save_random_clip, synchronize
@@ -52,8 +52,9 @@ def coop_image_loop(weights: Path, data: Path, shots: int, epochs: int, device: 
     images = ImageFiles([i.path for i in train], train_transform(clip_model.input_resolution))
     loader = DataLoader(_Labelled(images, [i.label for i in train]), batch_size=32, shuffle=True, num_workers=workers,
                         pin_memory=device.type == "cuda", persistent_workers=workers > 0)
-    _, step, schedule = build_prompt_optimizer(learner, epochs, math.ceil(len(train) / 32), "sgd", 2e-3, momentum=0.9,
-                                               weight_decay=5e-4, warmup_epochs=1)
+    opt = build_optimization(list(learner.parameters()), clip_model.precision, device.type, epochs,
+                             math.ceil(len(train) / 32), "sgd", 2e-3, momentum=0.9, weight_decay=5e-4,
+                             lr_scheduler="dassl", warmup_epochs=1)
     for _ in range(epochs):
         for x, y in loader:
             x, y = x.to(device, non_blocking=True), y.to(device)
@@ -61,9 +62,9 @@ def coop_image_loop(weights: Path, data: Path, shots: int, epochs: int, device: 
                 with torch.no_grad():
                     f = F.normalize(clip_model.model.encode_image(x).float(), dim=-1)
                 loss = F.cross_entropy(cosine_logits(f, learner(prompts), text_encoder.logit_scale), y)
-            step(loss)
-            schedule.after_step()
-        schedule.after_epoch()
+            opt.step(loss)
+            opt.schedule.after_step()
+        opt.schedule.after_epoch()
     encode_images(clip_model, [i.path for i in dataset.test], test_transform(clip_model.input_resolution), device,
                   num_workers=workers)
     synchronize(device)

@@ -20,7 +20,7 @@ from trainers.ship.methods.tip_adapter import TipAdapter
 from trainers.ship.reports.metrics import harmonic_mean
 from trainers.ship.reports.summary import main as summary_main
 from trainers.ship.training.stages import build_generator, read_checkpoint
-from trainers.ship.training.tip_cache import search_alpha_beta
+from trainers.ship.training.tip_cache import TipCache, search_alpha_beta
 
 from .helpers import make_world, split_json_dataset, write_image_folder
 
@@ -81,14 +81,16 @@ def test_paper_selection_keeps_the_best_test_h_of_the_generator_snapshots(tmp_pa
 
 def tip_adapter_f(text_encoder, world, metric_values):
     """A Tip-Adapter-F fit whose test metric returns ``metric_values`` in turn (one per epoch, then the searched
-    alpha, beta) and records the keys each call scored."""
+    alpha, beta) and records the logits each call's head gave the test features; the method's own cache is never
+    touched by the scoring."""
     cfg = build_cfg(opts=["TRAINER.TIPADAPTER.FINETUNE", "True", "TRAINER.TIPADAPTER.EPOCHS", "3"])
     method = TipAdapter(cfg, text_encoder, ["a photo of a {}."])
     scored, values = [], list(metric_values)
+    untouched = method.cache
 
     def metric(score):
-        scored.append((method.cache.keys.clone(), method.cache.alpha, method.cache.beta))
-        score(Classes(world.base_names, world.base_names))
+        assert method.cache is untouched  # scoring a candidate has no side effect on the method
+        scored.append(score(Classes(world.base_names, world.base_names))(world.test_base.features[0]))
         return values.pop(0)
 
     seed_everything(0)
@@ -103,8 +105,11 @@ def test_tip_adapter_f_keeps_its_best_test_epoch_as_the_official_code(text_encod
     and the better of the two on test is reported."""
     world = make_world(text_encoder, seed=3, num_base=3, shots=4, n_test=4)
     method, scored = tip_adapter_f(text_encoder, world, [10.0, 30.0, 20.0, searched])
-    assert len(scored) == 4 and all(a == 1.0 and b == 1.0 for _, a, b in scored[:3])  # epochs at the initial values
-    assert torch.equal(method.cache.keys, scored[1][0])  # epoch 2's keys
+    classes = Classes(world.base_names, world.base_names)
+    kept = TipCache(method.cache.keys, method.cache.values, 1.0, 1.0, method.cache.class_index)
+    at_initial = method.score_with(kept, classes)(world.test_base.features[0])
+    assert len(scored) == 4 and torch.equal(scored[1], at_initial)  # epoch 2's keys, at the initial alpha and beta
+    assert not torch.equal(scored[0], at_initial) and not torch.equal(scored[2], at_initial)  # the keys moved
     alpha, beta, _ = search_alpha_beta(world.val, *_search_inputs(method, text_encoder, world), (7.0, 3.0))
     if searched > 30.0:
         assert (method.cache.alpha, method.cache.beta) == (alpha, beta)

@@ -197,10 +197,11 @@ def test_a_final_head_that_predicts_a_few_classes_is_one_warning(ship_log):
     torch.manual_seed(0)
     expected = torch.rand(3)
     torch.manual_seed(0)
-    assert warn_if_head_collapsed("SHIP_Toy", collapsed, None, train, _Stream())
+    cpu = torch.device("cpu")
+    assert warn_if_head_collapsed("SHIP_Toy", lambda x: collapsed.logits(None, x), "fp32", cpu, train, _Stream())
     assert torch.equal(torch.rand(3), expected)
     (line,) = [m for m in ship_log if "collapsed" in m]
     assert line.startswith("warning: SHIP_Toy collapsed: 3 of its 12 classes received 100% of its predictions on 30 "
                            "of its training features and 30 synthetic ones")
     healthy = _FixedHead(lambda x: labels[: len(x)] if len(x) == 30 else torch.arange(len(x)) % 12, 12)
-    assert not warn_if_head_collapsed("Toy", healthy, None, train)
+    assert not warn_if_head_collapsed("Toy", lambda x: healthy.logits(None, x), "fp32", cpu, train)

@@ -414,3 +414,18 @@ def test_feature_cache_keys_on_the_crop_scale(tmp_path, tiny_clip):
     cache.get_or_extract(tiny_clip, paths, [0] * len(paths), torch.device("cpu"), aug_scale=(0.5, 1.0), **common)
     cache.get_or_extract(tiny_clip, paths, [0] * len(paths), torch.device("cpu"), aug_scale=(0.08, 1.0), **common)
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 2
+
+
+def test_tip_adapter_init_alpha_zero_is_zero_and_unset_is_the_dataset_value(text_encoder):
+    """TRAINER.TIPADAPTER.INIT_ALPHA 0 is inside its range and is used as 0; None (the default) means Tip-Adapter's
+    value for the dataset; a negative value is one error line naming it."""
+    cfg = get_cfg_defaults()
+    cfg.DATASET.NAME = "Caltech101"
+    assert cfg.TRAINER.TIPADAPTER.INIT_ALPHA is None
+    assert TipAdapter(cfg, text_encoder, ["{}"]).init_alpha("Caltech101") == 3.0
+    zero = build_cfg(opts=["TRAINER.TIPADAPTER.INIT_ALPHA", "0"])
+    assert TipAdapter(zero, text_encoder, ["{}"]).init_alpha("Caltech101") == 0.0
+    assert build_cfg(opts=["TRAINER.TIPADAPTER.INIT_ALPHA", "2.5"]).TRAINER.TIPADAPTER.INIT_ALPHA == 2.5
+    with pytest.raises(ShipError, match=r"TRAINER.TIPADAPTER.INIT_ALPHA -1.0 is not allowed; expected a finite number "
+                                        r">= 0, or None \(Tip-Adapter's value for the dataset\)"):
+        check_settings(build_cfg(opts=["TRAINER.TIPADAPTER.INIT_ALPHA", "-1.0"]))

@@ -23,7 +23,7 @@ from trainers.ship.methods.clip_adapter import ResidualAdapter
 from trainers.ship.methods.prograd import zero_shot_kl
 from trainers.ship.model.classifiers import ConditionalPromptLearner, PromptLearner, zero_shot_weights
 from trainers.ship.model.generator import ShipGenerator
-from trainers.ship.training.tip_cache import TipAdapter, search_alpha_beta
+from trainers.ship.training.tip_cache import TipCache, search_alpha_beta
 
 RECORDED = json.loads((Path(__file__).parent / "data" / "dassl_recorded.json").read_text())
 NAMES = ["dog", "sea_lion", "joshua tree"]
@@ -156,7 +156,7 @@ def test_tip_adapter_cache_logits_and_search_equal_the_reference():
             if acc > best[0]:
                 best = (acc, alpha, beta)
 
-    adapter = TipAdapter.build(FeatureSet(passes, labels, raw.norm(dim=-1)), 4)
+    adapter = TipCache.build(FeatureSet(passes, labels, raw.norm(dim=-1)), 4)
     assert torch.allclose(adapter.keys, keys, atol=1e-6) and torch.equal(adapter.values, values)
     alpha, beta, acc = search_alpha_beta(val, zero_shot, adapter.keys, adapter.values, 100.0, (12, 5))
     assert (acc, alpha, beta) == pytest.approx(best)

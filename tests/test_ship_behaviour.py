@@ -25,7 +25,7 @@ from trainers.ship.model.generator import VARIANTS, ShipGenerator
 from trainers.ship.model.synthesis import SyntheticStream, synthesize_per_class
 from trainers.ship.reports.metrics import evaluate, evaluate_gzsl, harmonic_mean
 from trainers.ship.training.loops import train_generator, train_prompt_learner
-from trainers.ship.training.tip_cache import TipAdapter, search_alpha_beta
+from trainers.ship.training.tip_cache import TipCache, search_alpha_beta
 
 from .helpers import WORLD_NAMES, ListHandler, make_world
 
@@ -61,7 +61,7 @@ def run_world(text_encoder, seed):
 
     def tip_adapter(synthetic):
         zero_shot = zero_shot_weights(text_encoder, world.base_names + world.new_names, ["a photo of a {}."])
-        adapter = TipAdapter.build(world.train, n_base + n_new, synthetic)
+        adapter = TipCache.build(world.train, n_base + n_new, synthetic)
         adapter.alpha, adapter.beta, _ = search_alpha_beta(world.val, zero_shot[:n_base], adapter.keys,
                                                            adapter.values[:, :n_base], scale, (7.0, 3.0))
         b, n = slice(0, n_base), slice(n_base, None)

@@ -20,14 +20,15 @@ def _number(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class Num:
-    """A number in [low, high] (an open bound with ``low_open``); integers only with ``integer``; never NaN/inf.
-    ``hint`` is added to the error (what to use instead)."""
+    """A number in [low, high] (an open bound with ``low_open``); integers only with ``integer``; never NaN/inf;
+    with ``unset`` (what None means), also None. ``hint`` is added to the error (what to use instead)."""
 
     low: float | None = None
     high: float | None = None
     integer: bool = False
     low_open: bool = False
     hint: str = ""
+    unset: str = ""
 
     def expected(self) -> str:
         kind = "an integer" if self.integer else "a finite number"
@@ -37,9 +38,12 @@ class Num:
             parts = ([f"{'>' if self.low_open else '>='} {self.low}"] if self.low is not None else []) + \
                     ([f"<= {self.high}"] if self.high is not None else [])
             bounds = " " + " and ".join(parts) if parts else ""
-        return kind + bounds + (f"; {self.hint}" if self.hint else "")
+        unset = f", or None ({self.unset})" if self.unset else ""
+        return kind + bounds + unset + (f"; {self.hint}" if self.hint else "")
 
     def ok(self, value: Any) -> bool:
+        if value is None and self.unset:
+            return True
         if not _number(value) or (self.integer and not isinstance(value, int)) or not math.isfinite(value):
             return False
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):

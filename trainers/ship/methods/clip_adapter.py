@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from yacs.config import CfgNode as CN
 
 from trainers.ship.common.ranges import Choice, Flag, Int, Interval, Num, Positive
 from trainers.ship.model.classifiers import cosine_logits, zero_shot_weights
-from trainers.ship.training.loops import train_prompt_learner
+from trainers.ship.training.loops import HeadTraining, StepLoss
 from trainers.ship.training.schedules import LR_SCHEDULERS
 
 from .base import FeatureMethod, register
@@ -81,11 +82,17 @@ class CLIPAdapter(FeatureMethod):
         h = self.hp
         names = inputs.base_names + (inputs.label_only if inputs.synthetic is not None else [])
         weights = zero_shot_weights(self.text_encoder, names, self.templates)
-        train_prompt_learner(self.adapter, weights, inputs.train, inputs.synthetic, epochs=h.EPOCHS, lr=h.LR,
-                             batch_size=h.BATCH_SIZE, momentum=h.MOMENTUM, weight_decay=h.WEIGHT_DECAY,
-                             lr_scheduler=h.LR_SCHEDULER, warmup_epochs=h.WARMUP_EPOCHS, warmup_lr=h.WARMUP_LR,
-                             drop_last=h.DROP_LAST,
-                             trainer=self.trainer_name(inputs.synthetic is not None))
+        adapter = self.adapter
+
+        def loss(x: torch.Tensor, y: torch.Tensor) -> StepLoss:
+            logits = adapter.logits(weights, x)
+            return StepLoss(F.cross_entropy(logits, y), logits)
+
+        HeadTraining(adapter.parameters(), loss, lambda x: adapter.logits(weights, x), inputs.train, inputs.synthetic,
+                     self.text_encoder.precision, self.text_encoder.device, trainer=self.trainer_name(inputs.synthetic is not None),
+                     epochs=h.EPOCHS, batch_size=h.BATCH_SIZE, drop_last=h.DROP_LAST, optimizer="sgd", lr=h.LR,
+                     momentum=h.MOMENTUM, weight_decay=h.WEIGHT_DECAY, lr_scheduler=h.LR_SCHEDULER,
+                     warmup_epochs=h.WARMUP_EPOCHS, warmup_lr=h.WARMUP_LR).run()
         self.adapter.eval()
 
     def scorer(self, classes):

@@ -13,7 +13,7 @@ from yacs.config import CfgNode as CN
 from trainers.ship.common.errors import ShipError
 from trainers.ship.common.ranges import Choice, Flag, Int, Interval, Num, Positive, Spec, Text
 from trainers.ship.model.classifiers import PromptLearner
-from trainers.ship.training.loops import train_prompt_learner
+from trainers.ship.training.loops import HeadTraining, prompt_training
 from trainers.ship.training.schedules import LR_SCHEDULERS
 
 from .base import FeatureMethod, register
@@ -68,7 +68,7 @@ def coop_ranges() -> dict[str, Spec]:
 
 def node_recipe(h: CN) -> dict:
     """The training recipe of a CoOp node (``TRAINER.COOP`` and the nodes built like it), as
-    :func:`training.train_prompt_learner`'s keyword arguments."""
+    ``training.loops.HeadTraining``'s keyword arguments."""
     return dict(epochs=h.EPOCHS, lr=h.LR, batch_size=h.BATCH_SIZE, optimizer=h.OPTIM, momentum=h.MOMENTUM,
                 weight_decay=h.WEIGHT_DECAY, eps=h.EPS, lr_scheduler=h.LR_SCHEDULER, warmup_epochs=h.WARMUP_EPOCHS,
                 warmup_lr=h.WARMUP_LR, drop_last=h.DROP_LAST)
@@ -137,13 +137,18 @@ class CoOp(FeatureMethod):
     def epochs(self) -> int:
         return self.recipe()["epochs"]
 
-    def fit(self, inputs) -> None:
+    def training(self, inputs) -> HeadTraining:
+        """The training of the context over the base classes (SHIP: and the label-only ones, with synthetic
+        features), one epoch at a time: :meth:`fit` runs it all; Dassl's ``SHIP_CoOp`` drives its epochs."""
         names = inputs.base_names + (inputs.label_only if inputs.synthetic is not None else [])
         recipe, trainer = self.recipe(), self.trainer_name(inputs.synthetic is not None)
         if inputs.synthetic is not None:
             recipe = twin_recipe(trainer, recipe, self.cfg.TRAINER.SHIP.HEAD_RECIPE, self.twin_head_recipe)
-        train_prompt_learner(self.learner, self.learner.class_prompts(names), inputs.train, inputs.synthetic,
-                             objective=self.objective(names), trainer=trainer, **recipe)
+        return prompt_training(self.learner, self.learner.class_prompts(names), inputs.train, inputs.synthetic,
+                               self.objective(names), trainer, **recipe)
+
+    def fit(self, inputs) -> None:
+        self.training(inputs).run()
         self.learner.eval()
 
     def objective(self, names: list[str]):

@@ -11,9 +11,7 @@ from trainers.ship.common.errors import ShipError
 from trainers.ship.common.ranges import Flag, Int, Interval, Num, Pair, Positive
 from trainers.ship.model.classifiers import zero_shot_weights
 from trainers.ship.model.synthesis import synthesize_per_class
-from trainers.ship.training.tip_cache import INIT_ALPHA, SEARCH_SCALE
-from trainers.ship.training.tip_cache import TipAdapter as Cache
-from trainers.ship.training.tip_cache import finetune_epochs, finetune_keys, search_alpha_beta
+from trainers.ship.training.tip_cache import INIT_ALPHA, SEARCH_SCALE, TipCache, finetune_epochs, finetune_keys, search_alpha_beta
 
 from .base import FeatureMethod, register
 
@@ -33,7 +31,7 @@ class TipAdapter(FeatureMethod):
         c.EPOCHS = 0  # Tip-Adapter-F's epochs; 0: Tip-Adapter's value for the dataset (100 on EuroSAT, 20 others)
         c.LR = 1e-3
         c.BATCH_SIZE = 256
-        c.INIT_ALPHA = 0.0  # 0: Tip-Adapter's value for the dataset (1.0 for others)
+        c.INIT_ALPHA = None  # None (unset): Tip-Adapter's value for the dataset (1.0 for others); 0 is used as 0
         c.INIT_BETA = 1.0
         c.SEARCH_SCALE = ()  # (S_beta, S_alpha); empty: Tip-Adapter's range for the dataset ((7, 3) for others)
         c.CROP_SCALE = (0.5, 1.0)  # its cache's and fine-tuning's RandomResizedCrop, ImageNet included
@@ -41,12 +39,12 @@ class TipAdapter(FeatureMethod):
 
     @classmethod
     def ranges(cls):
-        return dict(FINETUNE=Flag(), EPOCHS=Int(0), LR=Positive(), BATCH_SIZE=Int(1), INIT_ALPHA=Num(0), INIT_BETA=Positive(),
+        return dict(FINETUNE=Flag(), EPOCHS=Int(0), LR=Positive(), BATCH_SIZE=Int(1), INIT_ALPHA=Num(0, unset="Tip-Adapter's value for the dataset"), INIT_BETA=Positive(),
                     SEARCH_SCALE=Pair(Positive()), CROP_SCALE=Interval(0, 1, low_open=True))
 
     def __init__(self, cfg, text_encoder, templates):
         super().__init__(cfg, text_encoder, templates)
-        self.cache = Cache(torch.empty(0), torch.empty(0))
+        self.cache = TipCache(torch.empty(0), torch.empty(0))
         self.selected: dict = {}  # what the last fit chose on test data (TEST.SELECTION paper)
 
     def epochs(self) -> int:
@@ -67,8 +65,7 @@ class TipAdapter(FeatureMethod):
             stream = inputs.synthetic
             features, labels = synthesize_per_class(stream.generator, stream.prompts, syn_per_class or inputs.shots)
             synthetic = (features.cpu(), labels.cpu() + n_base)
-        cache = Cache.build(inputs.train, len(names), synthetic, beta=h.INIT_BETA,
-                            alpha=h.INIT_ALPHA or INIT_ALPHA.get(inputs.dataset, 1.0))
+        cache = TipCache.build(inputs.train, len(names), synthetic, beta=h.INIT_BETA, alpha=self.init_alpha(inputs.dataset))
         cache.class_index = dict(inputs.class_index)
         on_test = inputs.test_metric if h.FINETUNE else None  # TEST.SELECTION paper: the official code's choices
         best = [-1.0, 0, cache.keys]  # test metric, epoch, keys
@@ -80,7 +77,7 @@ class TipAdapter(FeatureMethod):
 
         if h.FINETUNE:
             classes = slice(None) if synthetic is not None else slice(0, n_base)  # plain: the base label space
-            head = Cache(cache.keys, cache.values[:, classes], cache.alpha, cache.beta)
+            head = TipCache(cache.keys, cache.values[:, classes], cache.alpha, cache.beta)
             finetune_keys(head, inputs.train, zero_shot[classes], scale, self.epochs(), h.LR, h.BATCH_SIZE,
                           synthetic, self.text_encoder.precision, keep_best if on_test else None,
                           trainer=self.trainer_name(synthetic is not None))
@@ -98,10 +95,15 @@ class TipAdapter(FeatureMethod):
         cache.alpha, cache.beta = alpha, beta
         self.cache = cache
 
-    def _test_score(self, cache: Cache, keys: torch.Tensor, alpha: float, beta: float, metric) -> float:
-        """The test metric of this head with ``keys``, ``alpha`` and ``beta`` (``TEST.SELECTION paper`` only)."""
-        self.cache = Cache(keys.cpu(), cache.values, alpha, beta, cache.class_index)
-        return metric(self.scorer)
+    def init_alpha(self, dataset: str) -> float:
+        """TRAINER.TIPADAPTER.INIT_ALPHA, or when unset (None) Tip-Adapter's value for ``dataset`` (1.0 for others)."""
+        return INIT_ALPHA.get(dataset, 1.0) if self.hp.INIT_ALPHA is None else float(self.hp.INIT_ALPHA)
+
+    def _test_score(self, cache: TipCache, keys: torch.Tensor, alpha: float, beta: float, metric) -> float:
+        """The test metric of a cache like ``cache`` with ``keys``, ``alpha`` and ``beta`` (``TEST.SELECTION paper``
+        only); the method's own cache is left as it is."""
+        candidate = TipCache(keys.cpu(), cache.values, alpha, beta, cache.class_index)
+        return metric(lambda classes: self.score_with(candidate, classes))
 
     def selects_on_test(self) -> bool:
         return bool(self.hp.FINETUNE)
@@ -110,9 +112,13 @@ class TipAdapter(FeatureMethod):
         return dict(self.selected)
 
     def scorer(self, classes):
+        return self.score_with(self.cache, classes)
+
+    def score_with(self, cache: TipCache, classes):
+        """The scorer of ``cache`` over ``classes``."""
         zero_shot = zero_shot_weights(self.text_encoder, classes.names, self.templates)
-        columns, scale = self.cache.columns(classes.ids), self.text_encoder.logit_scale
-        return lambda f: self.cache.logits(f, zero_shot, scale, columns)
+        columns, scale = cache.columns(classes.ids), self.text_encoder.logit_scale
+        return lambda f: cache.logits(f, zero_shot, scale, columns)
 
     def state_dict(self) -> dict:
         return self.cache.state_dict()

@@ -1,4 +1,5 @@
-"""The three protocols on cached features, for ZeroshotCLIP, CoOp, CoCoOp, SHIP_CoOp, TipAdapter and SHIP_TipAdapter.
+"""The three protocols on cached features, for every registered trainer (``methods.trainer_names``: each method and
+its SHIP twin).
 
 - Base-to-new: few-shot images of the base classes train the method; base test images are scored
   among the base classes, new test images among the new classes, and H = 2·base·new / (base + new).

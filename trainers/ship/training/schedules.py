@@ -1,5 +1,6 @@
-"""Optimisers and learning-rate schedules of the training loops: steps per epoch, SGD / AdamW, Dassl's per-epoch
-cosine with warm-up and the SHIP code's per-iteration cosine."""
+"""The one factory of optimisers and learning-rate schedules every training loop uses (:func:`build_optimization`):
+steps per epoch, SGD / AdamW, Dassl's per-epoch cosine with warm-up, the SHIP and Tip-Adapter code's per-iteration
+cosine, and a constant rate (the generator)."""
 from __future__ import annotations
 
 import math
@@ -9,7 +10,6 @@ import torch
 
 from trainers.ship.common.errors import ShipError
 from trainers.ship.common.runtime import OptimizerStep
-from trainers.ship.model.classifiers import PromptLearner
 
 
 def epoch_steps(n: int, batch_size: int, drop_last: bool = False) -> int:
@@ -20,7 +20,8 @@ def epoch_steps(n: int, batch_size: int, drop_last: bool = False) -> int:
 
 
 def make_optimizer(params, name: str, lr: float, momentum: float = 0.0, weight_decay: float = 0.0, eps: float = 1e-8):
-    """SGD (the SHIP paper's CoOp stage: no momentum, no weight decay) or AdamW (its ImageNet setting)."""
+    """SGD (momentum and weight decay as given: the SHIP code's CoOp head has neither, Dassl's recipes 0.9 and 5e-4)
+    or AdamW (the SHIP code's ImageNet head, the generator, Tip-Adapter-F)."""
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adamw":
@@ -28,7 +29,7 @@ def make_optimizer(params, name: str, lr: float, momentum: float = 0.0, weight_d
     raise ShipError(f"unknown optimizer {name!r}; expected 'sgd' or 'adamw'")
 
 
-LR_SCHEDULERS = ("dassl", "cosine_iter")
+LR_SCHEDULERS = ("dassl", "cosine_iter")  # a recipe's choices; "constant" (the generator) is not a setting
 
 
 def dassl_lr(epoch: int, lr: float, epochs: int, warmup_epochs: int = 0, warmup_lr: float = 1e-5) -> float:
@@ -64,7 +65,9 @@ class Schedule:
 def build_schedule(opt: torch.optim.Optimizer, lr_scheduler: str, epochs: int, steps_per_epoch: int,
                    warmup_epochs: int = 0, warmup_lr: float = 1e-5) -> Schedule:
     """``dassl``: :func:`dassl_lr` per epoch; ``cosine_iter``: torch's cosine over every iteration from the first,
-    with no warm-up."""
+    with no warm-up; ``constant``: the optimiser's rate throughout."""
+    if lr_scheduler == "constant":
+        return Schedule(torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0), per_epoch=True)
     if lr_scheduler == "dassl":
         lr = opt.param_groups[0]["lr"]
         factor = lambda e: dassl_lr(e, lr, epochs, warmup_epochs, warmup_lr) / lr  # noqa: E731
@@ -77,10 +80,21 @@ def build_schedule(opt: torch.optim.Optimizer, lr_scheduler: str, epochs: int, s
     raise ShipError(f"unknown LR_SCHEDULER {lr_scheduler!r}; expected one of {', '.join(LR_SCHEDULERS)}")
 
 
-def build_prompt_optimizer(learner: PromptLearner, epochs: int, steps_per_epoch: int, optimizer: str = "sgd",
-                           lr: float = 2e-3, momentum: float = 0.0, weight_decay: float = 0.0, eps: float = 1e-8,
-                           lr_scheduler: str = "cosine_iter", warmup_epochs: int = 0, warmup_lr: float = 1e-5):
-    """The optimiser, its :class:`OptimizerStep` (loss scaling under fp16) and its :class:`Schedule`."""
-    opt = make_optimizer(learner.parameters(), optimizer, lr, momentum, weight_decay, eps)
-    step = OptimizerStep(opt, learner.text_encoder.precision, next(learner.parameters()).device.type)
-    return opt, step, build_schedule(opt, lr_scheduler, epochs, steps_per_epoch, warmup_epochs, warmup_lr)
+@dataclass
+class Optimization:
+    """An optimiser, its :class:`OptimizerStep` (loss scaling under fp16) and its :class:`Schedule`."""
+
+    optimizer: torch.optim.Optimizer
+    step: OptimizerStep
+    schedule: Schedule
+
+
+def build_optimization(params, precision: str, device_type: str, epochs: int, steps_per_epoch: int,
+                       optimizer: str = "sgd", lr: float = 2e-3, momentum: float = 0.0, weight_decay: float = 0.0,
+                       eps: float = 1e-8, lr_scheduler: str = "cosine_iter", warmup_epochs: int = 0,
+                       warmup_lr: float = 1e-5) -> Optimization:
+    """The optimiser of ``params`` (:func:`make_optimizer`), its step under ``precision`` and its schedule
+    (:func:`build_schedule`) over ``epochs`` of ``steps_per_epoch``: what every training loop steps with."""
+    opt = make_optimizer(params, optimizer, lr, momentum, weight_decay, eps)
+    return Optimization(opt, OptimizerStep(opt, precision, device_type),
+                        build_schedule(opt, lr_scheduler, epochs, steps_per_epoch, warmup_epochs, warmup_lr))

@@ -10,7 +10,6 @@ split only (Tip-Adapter's grid); Tip-Adapter-F also fine-tunes the keys.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -20,12 +19,9 @@ import torch.nn.functional as F
 
 from trainers.ship.common.errors import ShipError
 from trainers.ship.common.known_datasets import ALIASES
-from trainers.ship.common.progress import Progress
-from trainers.ship.common.runtime import OptimizerStep, autocast
-from trainers.ship.common.scalars import EpochTally, report_epoch, warn_if_collapsed
 from trainers.ship.data.features import FeatureSet
 from trainers.ship.model.classifiers import cosine_logits
-from trainers.ship.training.loops import check_finite, epoch_batches
+from trainers.ship.training.loops import HeadTraining, StepLoss
 
 logger = logging.getLogger("ship")
 
@@ -60,8 +56,8 @@ _EPOCHS_LOGGED: set[tuple[str, int]] = set()
 
 
 @dataclass
-class TipAdapter:
-    """Cache keys ``[N, D]`` (normalised), one-hot values ``[N, C]``, and the mixing α and sharpness β."""
+class TipCache:
+    """Tip-Adapter's cache: keys ``[N, D]`` (normalised), one-hot values ``[N, C]``, and the mixing α and sharpness β."""
 
     keys: torch.Tensor
     values: torch.Tensor
@@ -71,7 +67,7 @@ class TipAdapter:
 
     @classmethod
     def build(cls, train: FeatureSet, num_classes: int, synthetic: tuple[torch.Tensor, torch.Tensor] | None = None,
-              alpha: float = 1.0, beta: float = 1.0) -> "TipAdapter":
+              alpha: float = 1.0, beta: float = 1.0) -> "TipCache":
         """Keys from the few-shot features: CLIP's raw features averaged over the augmented passes, then normalised
         (Tip-Adapter's ``build_cache_model``), plus ``synthetic`` (features, labels in the same label space) for SHIP."""
         keys, labels = F.normalize(train.raw().mean(0), dim=-1), train.labels
@@ -149,43 +145,36 @@ def search_alpha_beta(val: FeatureSet, zero_shot: torch.Tensor, keys: torch.Tens
     return alpha, beta, acc
 
 
-def finetune_keys(adapter: TipAdapter, train: FeatureSet, zero_shot: torch.Tensor, logit_scale: float,
+def finetune_keys(cache: TipCache, train: FeatureSet, zero_shot: torch.Tensor, logit_scale: float,
                   epochs: int = 20, lr: float = 1e-3, batch_size: int = 256,
                   synthetic: tuple[torch.Tensor, torch.Tensor] | None = None, precision: str = "fp32",
                   after_epoch: Callable[[int, torch.Tensor], None] | None = None, trainer: str = "TipAdapter") -> None:
-    """Tip-Adapter-F: fine-tune ``adapter``'s keys in place by AdamW (eps 1e-4), cosine schedule,
-    cross-entropy of the Tip-Adapter logits (at the adapter's α and β); ``after_epoch(epoch, keys)`` after
-    each epoch (``TEST.SELECTION paper``: the official code's test score of every epoch).
+    """Tip-Adapter-F: fine-tune ``cache``'s keys in place by AdamW (eps 1e-4, torch's weight decay 0.01) with torch's
+    cosine over every iteration, on cross-entropy of the Tip-Adapter logits (at the cache's α and β), as its code;
+    ``after_epoch(epoch, keys)`` after each epoch (``TEST.SELECTION paper``: the official code's test score of
+    every epoch).
 
     The training set is the few-shot features (one augmented pass per image and epoch) plus, for
-    SHIP, the synthetic features of the label-only classes. Every epoch is reported (``scalars``: ``<trainer>/loss``,
-    ``/acc``, ``/lr``); a collapsed head is one warning line naming ``trainer``.
+    SHIP, the synthetic features of the label-only classes, shuffled together. The loop is every head's
+    (``loops.HeadTraining``: the scalars ``<trainer>/loss``, ``/acc``, ``/lr``; a collapsed head is one warning line).
     """
     device = zero_shot.device
     if synthetic is not None:  # synthetic features stand for themselves in every pass
         passes = train.features.shape[0]
         train = FeatureSet(torch.cat([train.features, synthetic[0].cpu().unsqueeze(0).expand(passes, -1, -1)], 1),
                            torch.cat([train.labels, synthetic[1].cpu()]))
-    keys = nn.Parameter(adapter.keys.clone().float().to(device))
-    values = adapter.values.to(device)
-    optimizer = torch.optim.AdamW([keys], lr=lr, eps=1e-4)
-    step = OptimizerStep(optimizer, precision, device.type)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * math.ceil(len(train) / batch_size))
-    progress = Progress("Tip-Adapter-F", epochs * math.ceil(len(train) / batch_size))
-    tally = EpochTally()
-    for epoch in progress.epochs(epochs):
-        tally, lr = EpochTally(), schedule.get_last_lr()[0]
-        for x, y in progress.track(epoch_batches(train, batch_size, device)):
-            with autocast(precision):
-                logits = tip_logits(x, zero_shot, keys, values, adapter.alpha, adapter.beta, logit_scale)
-                loss = F.cross_entropy(logits, y)
-            check_finite(loss, "Tip-Adapter-F", epoch)
-            step(loss)
-            schedule.step()
-            tally.add(loss.item(), len(y), logits, y)
-        report_epoch("Tip-Adapter-F", trainer, epoch, epochs, {**tally.values(), "lr": lr},
-                     log=epoch == 1 or epoch == epochs or epoch % 5 == 0)
-        if after_epoch is not None:
-            after_epoch(epoch, keys.detach())
-    warn_if_collapsed(trainer, tally)
-    adapter.keys = keys.detach()
+    keys = nn.Parameter(cache.keys.clone().float().to(device))
+    values = cache.values.to(device)
+
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        return tip_logits(x, zero_shot, keys, values, cache.alpha, cache.beta, logit_scale)
+
+    def loss(x: torch.Tensor, y: torch.Tensor) -> StepLoss:
+        out = logits(x)
+        return StepLoss(F.cross_entropy(out, y), out)
+
+    training = HeadTraining([keys], loss, logits, train, None, precision, device, trainer=trainer, epochs=epochs,
+                            batch_size=batch_size, stage="Tip-Adapter-F", optimizer="adamw", lr=lr, eps=1e-4,
+                            weight_decay=0.01, lr_scheduler="cosine_iter")
+    training.run(log_every=5, after_epoch=None if after_epoch is None else lambda epoch: after_epoch(epoch, keys.detach()))
+    cache.keys = keys.detach()
