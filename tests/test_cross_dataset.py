@@ -97,6 +97,6 @@ def test_xd_scripts_then_table_and_bars(data, tmp_path, tiny_clip_path):
     assert source["label_only_from"] == ["eurosat", "dtd"] and source["num_label_only"] == 4
     target = json.loads((tmp_path / "out/xd/evaluation/SHIP_CoOp/vit_b16_2shots/dtd/seed1/results.json").read_text())
     table = (tmp_path / "out/xd/summary/table.md").read_text()
-    assert "| cross-dataset | config | seeds | Caltech101 (source) | DescribableTextures | EuroSAT | average |" in table
-    assert f"| SHIP_CoOp | vit_b16_2shots | 1 | {source['accuracy']:.2f} ± n/a | {target['accuracy']:.2f} ± n/a |" in table  # one seed
+    assert "| cross-dataset | route | config | seeds | Caltech101 (source) | DescribableTextures | EuroSAT | average |" in table
+    assert f"| SHIP_CoOp | core | vit_b16_2shots | 1 | {source['accuracy']:.2f} ± n/a | {target['accuracy']:.2f} ± n/a |" in table  # one seed
     assert_png(tmp_path / "out/xd/summary/bars_xd.png")

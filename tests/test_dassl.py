@@ -164,7 +164,7 @@ def test_dassl_run_folder_safety_as_the_core(tmp_path, eurosat_root, tiny_clip_p
     assert setup["class_names"] == ["AnnualCrop", "Forest", "Highway", "River"]  # base and new
     log = (runs["train"] / "log.txt").read_text()
     assert log.index("Finish training") < log.index("* accuracy")
-    trained = [torch.load(next((tmp_path / f"cache-{n}").glob("*train*")), weights_only=False) for n in runs]
+    trained = [torch.load(next((tmp_path / f"cache-{n}").glob("*train*.pt")), weights_only=True) for n in runs]
     assert torch.equal(trained[0]["features"], trained[1]["features"])
 
     bad = train_py(common(eurosat_root, seed=2) + ["--output-dir", runs["train"]] + fast
@@ -184,6 +184,21 @@ def test_dassl_run_folder_safety_as_the_core(tmp_path, eurosat_root, tiny_clip_p
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr[-2000:]
     assert "does not fit SHIP_CoOp" in bad.stderr and "another method or for another number of classes" in bad.stderr
 
+    marker = tmp_path / "code-ran"  # a checkpoint from someone else that runs code when unpickled
+    torch.save({"state_dict": {}, "epoch": 1, "scheduler": _RunsCode(marker)}, checkpoint)
+    bad = evaluate(tmp_path / "eval-code")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr[-2000:]
+    assert f"refused checkpoint {checkpoint}" in bad.stderr and "nothing of it was run" in bad.stderr
+    assert not marker.exists()
+
+
+class _RunsCode:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
 
 def test_scripts_with_the_dassl_backend(tmp_path, eurosat_root, tiny_clip_path):
     pytest.importorskip("dassl")
@@ -201,6 +216,14 @@ def test_scripts_with_the_dassl_backend(tmp_path, eurosat_root, tiny_clip_path):
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     test_log = tmp_path / "out/base2new/test_new/eurosat/shots_2/SHIP_CoOp/vit_b16/seed1/log.txt"
     assert "Loaded prompt learner" in test_log.read_text() and len(accuracies(test_log)) == 1
+    # the Dassl route writes results.json after its final test, naming itself; setup.json names it too
+    import json
+
+    new = json.loads((test_log.parent / "results.json").read_text())
+    assert new["backend"] == "dassl" and new["selection"] == "honest"
+    assert new["new"] == pytest.approx(accuracies(test_log)[-1], abs=0.05)  # the log rounds to 0.1
+    base_dir = tmp_path / "out/base2new/train_base/eurosat/shots_2/SHIP_CoOp/vit_b16/seed1"
+    assert json.loads((base_dir / "setup.json").read_text())["backend"] == "dassl"
     assert summary_main([str(tmp_path / "out")]) == 0
 
 
@@ -270,7 +293,7 @@ def test_dassl_gzsl_cross_dataset_and_best_val(tmp_path, tiny_clip_path):
     log = (target / "log.txt").read_text()
     assert "Cross-dataset evaluation" in log and len(accuracies(target / "log.txt")) == 1
     groups, sources = collect(tmp_path / "out")
-    assert ("xd", "DescribableTextures", "SHIP_CoOp", "vit_b16", None) in groups and sources == {"EuroSAT"}
+    assert ("xd", "DescribableTextures", "SHIP_CoOp", "vit_b16", None, "dassl") in groups and sources == {"EuroSAT"}
 
 
 @pytest.mark.parametrize("trainer", ["SHIP_CLIPAdapter", "SHIP_ProGrad"])

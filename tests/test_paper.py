@@ -164,13 +164,13 @@ def test_summary_marks_test_selected_rows_and_puts_published_figures_beside(tmp_
     write_result(tmp_path, "EuroSAT", "SHIP_CoOp", 1, 79.0, 60.0, config="honest")
     assert summary_main([str(tmp_path), "--csv", str(tmp_path / "t.csv")]) == 0
     out = capsys.readouterr().out
-    assert "| base2new | EuroSAT | SHIP_CoOp [selection: test] | cfg | 16 | 2 | 79.00 ± 1.00 | 71.00 ± 1.00 |" in out
-    assert "| base2new | EuroSAT | SHIP_CoOp | honest | 16 | 1 | 79.00 ± n/a | 60.00 ± n/a |" in out  # one seed
+    assert "| base2new | EuroSAT | SHIP_CoOp [selection: test] | core | cfg | 16 | 2 | 79.00 ± 1.00 | 71.00 ± 1.00 |" in out
+    assert "| base2new | EuroSAT | SHIP_CoOp | core | honest | 16 | 1 | 79.00 ± n/a | 60.00 ± n/a |" in out  # one seed
     assert "chosen on the test split as the official code chooses" in out
     # CLIP's published average (CoCoOp paper, Table 1) beside ours, with the difference.
     base, new = (70 + 68) / 2, (76 + 72) / 2
     h = 2 * base * new / (base + new)
-    assert (f"| base2new | average | ZeroshotCLIP | cfg | 16 | 1 | {base:.2f} / 69.34 / {base - 69.34:+.2f} | "
+    assert (f"| base2new | average | ZeroshotCLIP | core | cfg | 16 | 1 | {base:.2f} / 69.34 / {base - 69.34:+.2f} | "
             f"{new:.2f} / 74.22 / {new - 74.22:+.2f} | {h:.2f} / 71.70 / {h - 71.70:+.2f} | CoCoOp paper") in out
     published = json.loads((ROOT / "trainers/ship/reports/published.json").read_text())["rows"]
     assert all(p["source"] and p["backbone"] == "ViT-B/16" and p["shots"] == 16 for p in published)
@@ -185,7 +185,7 @@ def test_ablation_table_puts_ship_first_then_the_control(tmp_path, capsys):
         write_result(tmp_path, "EuroSAT", "SHIP_CoOp", 1, h, h, config=config)
     assert summary_main([str(tmp_path), "--first", "gen-prompt", "gen-untrained"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| base2new | EuroSAT")]
-    assert [line.split(" | ")[3] for line in lines] == ["gen-prompt", "gen-untrained", "gen-cvae", "gen-feature", "kl-0.1"]
+    assert [line.split(" | ")[4] for line in lines] == ["gen-prompt", "gen-untrained", "gen-cvae", "gen-feature", "kl-0.1"]
     script = (ROOT / "scripts/ship/ablation.sh").read_text()
     assert "for variant in prompt untrained feature" in script and "--first gen-prompt gen-untrained" in script
 
@@ -256,9 +256,9 @@ def test_paper_script_runs_each_protocol_then_the_tables(tmp_path, tiny_clip_pat
         {k: TEST_SELECTED for k in runs if "SHIP_CoOp" in k}  # GZSL and cross-dataset: chosen as the official code
     assert all(r["selection"] == "honest" for k, r in runs.items() if "ZeroshotCLIP" in k)  # nothing to choose
     table = (tree / "summary/table.md").read_text()
-    assert "| base2new | average | ZeroshotCLIP | vit_b16 | 16 | 1 |" in table and "/ 71.70 /" in table  # published
-    assert "| gzsl | CUB | SHIP_CoOp [selection: test] | vit_b16 | 16 | 1 |" in table
-    assert "| SHIP_CoOp [selection: test] | vit_b16_16shots | 1 |" in table  # cross-dataset
+    assert "| base2new | average | ZeroshotCLIP | core | vit_b16 | 16 | 1 |" in table and "/ 71.70 /" in table  # published
+    assert "| gzsl | CUB | SHIP_CoOp [selection: test] | core | vit_b16 | 16 | 1 |" in table
+    assert "| SHIP_CoOp [selection: test] | core | vit_b16_16shots | 1 |" in table  # cross-dataset
     # Resumable: every run is skipped; a results.json cut short is not a finished run.
     again = paper_sh("--dry-run", *fast, env=env)
     assert again.stdout.count("# finished: ") == 5

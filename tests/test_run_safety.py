@@ -262,6 +262,29 @@ def test_eval_only_with_a_checkpoint_that_does_not_fit_is_one_line(tmp_path, fol
     one_error_line(code, err, f"{checkpoint} does not fit", "another method or for another number of classes")
 
 
+class _RunsCode:
+    """Unpickling this object calls ``Path.touch`` on its path: what a checkpoint from someone else could do."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def test_a_checkpoint_that_carries_code_is_refused_and_nothing_runs(tmp_path, folder, tiny_clip_path, trained, capsys):
+    run_dir, marker = tmp_path / "copy", tmp_path / "code-ran"
+    shutil.copytree(trained / "run", run_dir)
+    checkpoint = run_dir / "prompt_learner" / "model.pth.tar-2"
+    blob = torch.load(checkpoint, weights_only=True)
+    torch.save({**blob, "extra": _RunsCode(marker)}, checkpoint)
+    argv = eval_flags(folder, tiny_clip_path, trained, tmp_path / "eval")
+    argv[argv.index(trained / "run")] = run_dir
+    code, _, err = run(argv, capsys)
+    one_error_line(code, err, f"refused checkpoint {checkpoint}", "objects other than weights (", "nothing of it was run")
+    assert not marker.exists()
+
+
 def test_load_epoch_0_is_never_the_last_epoch(tmp_path, folder, tiny_clip_path, trained, capsys):
     code, _, err = run(eval_flags(folder, tiny_clip_path, trained, tmp_path / "eval", "--load-epoch", 0), capsys)
     one_error_line(code, err, "checkpoint not found", "model.pth.tar-0")

@@ -41,7 +41,7 @@ def test_summary_means_stds_and_average(tmp_path, capsys):
     write_run(tmp_path, "b", "SHIP_CoOp", 1, 90.0, 50.0)
     assert summary_main([str(tmp_path), "--csv", str(tmp_path / "t.csv")]) == 0
     out = capsys.readouterr().out
-    assert "| base2new | a | SHIP_CoOp |  | 16 | 2 | 75.00 ± 5.00 | 65.00 ± 5.00 |" in out
+    assert "| base2new | a | SHIP_CoOp | core |  | 16 | 2 | 75.00 ± 5.00 | 65.00 ± 5.00 |" in out
     rows = {r["dataset"]: r for r in csv.DictReader(open(tmp_path / "t.csv"))}
     assert float(rows["a"]["hm"]) == pytest.approx(2 * 75 * 65 / 140)  # H of the seed means (CoCoOp's tables)
     per_seed_h = [2 * 80 * 60 / 140, 70.0]
@@ -77,7 +77,7 @@ def test_summary_reads_coop_layout_logs(tmp_path, capsys):
     (orphan / "log.txt").write_text(DASSL_LOG.format(first=1, last=50))  # no test_new twin: left out
     assert summary_main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "| base2new | Caltech101 | CoOp | vit_b16 | 16 | 2 | 97.00 ± 1.00 | 93.00 ± 1.00 |" in out and "Textures" not in out
+    assert "| base2new | Caltech101 | CoOp | dassl | vit_b16 | 16 | 2 | 97.00 ± 1.00 | 93.00 ± 1.00 |" in out and "Textures" not in out
 
 
 def test_summary_cross_dataset_table_plots_and_csv(tmp_path, capsys):
@@ -98,9 +98,9 @@ def test_summary_cross_dataset_table_plots_and_csv(tmp_path, capsys):
         (d / "log.txt").write_text(DASSL_LOG.format(first=1.0, last=accuracy))
     assert summary_main([str(tmp_path / "xd"), "--out", str(tmp_path / "summary")]) == 0
     out = capsys.readouterr().out
-    assert "| cross-dataset | config | seeds | ImageNet (source) | DescribableTextures | OxfordPets | average |" in out
-    assert "| SHIP_CoOp | c16 | 2 | 71.00 ± 1.00 | 42.00 ± 2.00 | 91.00 ± 1.00 | 66.50 ± n/a |" in out  # n/a: no std
-    assert "| CoCoOp | c16 | 1 | – | 45.00 ± n/a | 88.00 ± n/a | 66.50 ± n/a |" in out  # over one seed or datasets
+    assert "| cross-dataset | route | config | seeds | ImageNet (source) | DescribableTextures | OxfordPets | average |" in out
+    assert "| SHIP_CoOp | core | c16 | 2 | 71.00 ± 1.00 | 42.00 ± 2.00 | 91.00 ± 1.00 | 66.50 ± n/a |" in out  # n/a: no std
+    assert "| CoCoOp | dassl | c16 | 1 | – | 45.00 ± n/a | 88.00 ± n/a | 66.50 ± n/a |" in out  # over one seed or datasets
     rows = list(csv.DictReader(open(tmp_path / "summary" / "table.csv")))
     average = next(r for r in rows if r["trainer"] == "SHIP_CoOp" and r["dataset"] == "average")
     assert float(average["accuracy"]) == pytest.approx((42 + 91) / 2)  # the targets only, not the source
@@ -195,7 +195,7 @@ def test_folder_script_runs_four_trainers_then_skips(tmp_path, tiny_clip_path):
     runs = sorted((tmp_path / "out").rglob("results.json"))
     assert [p.relative_to(tmp_path / "out").parts[3] for p in runs] == ["CoCoOp", "CoOp", "SHIP_CoOp", "ZeroshotCLIP"]
     assert str(runs[1].parent).endswith("base2new/toy/shots_2/CoOp/vit_b16_ctxv1/seed1")  # the CoCoOp paper's CoOp
-    assert "| base2new | toy | SHIP_CoOp | vit_b16 | 2 | 1 |" in first.stdout
+    assert "| base2new | toy | SHIP_CoOp | core | vit_b16 | 2 | 1 |" in first.stdout
     assert_png(tmp_path / "out/base2new/toy/summary/bars_base2new.png")
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and again.stdout.count("finished") == 4
@@ -219,7 +219,7 @@ def test_ablation_script_runs_every_generator_variant_then_one_table(tmp_path, t
         assert (runs / setting / "seed1" / "results.json").is_file(), setting
     assert "GENERATOR: feature" in (runs / "gen-feature/seed1/log.txt").read_text()
     table = (tmp_path / "out/ablation/summary/table.md").read_text()
-    assert all(f"| base2new | EuroSAT | SHIP_CoOp | {s} | 2 | 1 |" in table for s in settings)
+    assert all(f"| base2new | EuroSAT | SHIP_CoOp | core | {s} | 2 | 1 |" in table for s in settings)
     assert_png(tmp_path / "out/ablation/summary/bars_base2new.png")
 
 
@@ -237,7 +237,7 @@ def test_shots_script_then_table_rows_per_shots_and_curves(tmp_path, tiny_clip_p
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = (tmp_path / "out/shots/summary/table.md").read_text()
-    assert "| base2new | EuroSAT | SHIP_CoOp | vit_b16 | 1 | 2 |" in table and "| base2new | EuroSAT | SHIP_CoOp | vit_b16 | 2 | 2 |" in table
+    assert "| base2new | EuroSAT | SHIP_CoOp | core | vit_b16 | 1 | 2 |" in table and "| base2new | EuroSAT | SHIP_CoOp | core | vit_b16 | 2 | 2 |" in table
     assert_png(tmp_path / "out/shots/summary/curves_base2new.png")
 
 
@@ -282,8 +282,8 @@ def test_scripts_pick_the_published_recipe_and_say_so(trainer, dataset, cfg, exp
 
 
 def test_scripts_count_a_run_finished_only_after_its_last_file(tmp_path):
-    """A core run writes results.json last (after setup.json, synthesis.json, the map); a Dassl run logs its accuracy
-    after its last file. A killed run is rerun, never skipped."""
+    """Either route writes a complete results.json last (after setup.json, synthesis.json, the map; the Dassl route
+    after its final test): a killed run is rerun, never skipped, whatever its logs hold (reports.finished)."""
     def finished(folder):
         return subprocess.run(["bash", "-c", f'source scripts/ship/common.sh && finished "{folder}"'], cwd=ROOT,
                               timeout=60).returncode == 0
@@ -293,13 +293,15 @@ def test_scripts_count_a_run_finished_only_after_its_last_file(tmp_path):
     for name in ("setup.json", "synthesis.json", "log.txt"):
         (killed / name).write_text("{}")
     assert not finished(killed)
-    (killed / "results.json").write_text("{}")
+    (killed / "results.json").write_text('{"selection": "honest", "base": 50.0, "new": 40.0, "hm": 44.4}')
     assert finished(killed)
     dassl = tmp_path / "dassl"
     dassl.mkdir()
-    (dassl / "log.txt").write_text("epoch [3/3]\nCheckpoint saved to x\n")
+    (dassl / "log.txt").write_text("Loading trainer: SHIP_CoOp\nepoch [3/3]\nCheckpoint saved to x\n")
     assert not finished(dassl)
     (dassl / "log.txt-2026-12-02-01-30-00").write_text("Resumed from x\n* accuracy: 50.0%\n")  # a rerun's log
+    assert not finished(dassl)  # an accuracy line is not a finished SHIP run: its results.json is
+    (dassl / "results.json").write_text('{"selection": "honest", "base": 50.0, "backend": "dassl"}')
     assert finished(dassl)
     assert not finished(tmp_path / "absent")
 

@@ -6,7 +6,7 @@
 #
 # Environment: CLIP_WEIGHTS (a local CLIP checkpoint instead of downloading CFG's backbone),
 # CFG (a name under configs/trainers/SHIP; default vit_b16, and vit_b16_ctxv1 for CoOp), SHOTS (16), OUTPUT (output),
-# DATASET_NAME (the output folder's dataset part; default: the folder's name). Finished runs (results.json present) are skipped.
+# DATASET_NAME (the output folder's dataset part; default: the folder's name). Finished runs (a complete results.json: trainers/ship/reports/finished.py) are skipped.
 set -euo pipefail
 case "${1:-}" in -h|--help) sed -n '2,/^set /s/^# \{0,1\}//p' "$0"; exit 0 ;; esac  # the comment above
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,7 +25,7 @@ for TRAINER in ZeroshotCLIP CoOp CoCoOp SHIP_CoOp; do
     CFG=${CFG_SETTING:-$([ "${TRAINER}" = CoOp ] && echo vit_b16_ctxv1 || echo vit_b16)}  # CoOp: the CoCoOp paper's recipe
     echo "config: configs/trainers/SHIP/${CFG}.yaml for ${TRAINER}"
     DIR=${OUTPUT}/base2new/${NAME}/shots_${SHOTS}/${TRAINER}/${CFG}/seed${SEED}
-    if [ -f "${DIR}/results.json" ]; then
+    if python3 -m trainers.ship.reports.finished "${DIR}" > /dev/null; then
         echo "skip ${DIR}: finished"
         continue
     fi

@@ -45,10 +45,9 @@ pick_cfg() {
     echo "config: configs/trainers/SHIP/${CFG_USED}.yaml (${why}) for ${trainer} on ${dataset}"
 }
 
-# finished DIR: true when DIR holds a finished run: results.json, the last file a core run writes (after setup.json,
-# synthesis.json and the map), or the accuracy line Dassl's train.py logs after the run's last file, in log.txt or,
-# for a rerun, the log.txt-<time> Dassl opens beside it
-finished() { [ -f "$1/results.json" ] || grep -qs '^\* accuracy' "$1"/log.txt*; }
+# finished DIR: true when DIR holds a finished run, as trainers/ship/reports/finished.py defines it (one definition
+# for every script and the summary): a complete results.json, which both routes write last, after the final test
+finished() { python3 -m trainers.ship.reports.finished "$1" > /dev/null; }
 
 # run DATASET SEED OUTDIR SUBSAMPLE [extra args...]: one train.py or trainers.ship call, with CFG_USED's config
 run() {

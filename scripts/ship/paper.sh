@@ -7,7 +7,8 @@
 # SELECTION=paper reproduces the official code's choice on test data (TEST.SELECTION paper: every result says
 # "selection: test (as the official code)"); the default, honest, chooses nothing on test data. Each selection
 # has its own tree: $OUTPUT/paper/$SELECTION/{base2new,xd,gzsl}, tables and bar charts in .../summary.
-# A run is skipped only when its results.json is complete (see complete()); anything else runs (again).
+# A run is skipped only when it is finished (its results.json is complete: trainers/ship/reports/finished.py);
+# anything else runs (again).
 #   --dry-run  print every run's command line (a finished run's is prefixed "# finished: "), run nothing
 #   --slurm    write an sbatch array script (one task per run; an xd task trains then evaluates every target)
 #              to $OUTPUT/paper/$SELECTION/slurm_paper.sh and print its path; afterwards: paper.sh --tables.
@@ -78,18 +79,6 @@ command_line() {
     CMD="python3 -m trainers.ship --dataset ${dataset} --root ${root} --seed ${seed} --trainer ${TRAINER_NAME}${CFG_ARGS} --output-dir ${out} --shots ${SHOTS}${extra} DATASET.SUBSAMPLE_CLASSES ${subsample} TEST.SELECTION ${SELECTION}"
 }
 
-# complete DIR: the run's results.json is there and whole (written atomically; it names its selection and metrics)
-complete() {
-    [ -f "$1/results.json" ] && python3 - "$1/results.json" <<'EOF'
-import json, sys
-try:
-    r = json.load(open(sys.argv[1]))
-except ValueError:
-    sys.exit(1)
-sys.exit(0 if "selection" in r and ("hm" in r or "accuracy" in r) else 1)
-EOF
-}
-
 # The grid: task i is UNITS[i], lines "DIR<TAB>COMMAND" run in order (an xd task: training, then each target)
 UNITS=()
 TAB=$'\t'
@@ -124,10 +113,10 @@ for T in ${XD_TRAINERS}; do
 done
 add_runs gzsl "${GZSL_DATASET}" gzsl "${GZSL_TRAINERS}"
 
-# run_unit I: every run of task I that is not complete yet
+# run_unit I: every run of task I that is not finished yet (finished: common.sh)
 run_unit() {
     while IFS=$'\t' read -r dir cmd; do
-        if complete "${dir}"; then
+        if finished "${dir}"; then
             echo "The results exist at ${dir} (skip this job)"
         else
             eval "${cmd}"
@@ -150,7 +139,7 @@ case "${MODE}" in
     dry)
         for unit in "${UNITS[@]}"; do
             while IFS=$'\t' read -r dir cmd; do
-                if complete "${dir}"; then echo "# finished: ${cmd}"; else echo "${cmd}"; fi
+                if finished "${dir}"; then echo "# finished: ${cmd}"; else echo "${cmd}"; fi
             done <<< "${unit}"
         done ;;
     slurm)

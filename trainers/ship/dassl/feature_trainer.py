@@ -1,8 +1,9 @@
 """The part the Dassl trainers share: CLIP, the class split, the feature cache, testing on cached features.
 
 Imported only where dassl is installed; works with CoOp's dataset readers as with this project's. Subclasses
-build their head in ``build_model`` (after ``setup_clip_and_features``), score features over any classes in
-``score`` and load a finished run in ``load_head``.
+build their method (``self.method``, a core method of ``methods``) in ``build_model`` (after
+``setup_clip_and_features``) and score features over any classes in ``score``; ``load_model`` loads a finished
+run into the method.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from dassl.engine import TrainerX
 
 from trainers.ship.common.errors import ShipError
 from trainers.ship.common.known_datasets import ALIASES, templates_for
-from trainers.ship.common.runtime import RunLock
+from trainers.ship.common.runtime import RunLock, atomic_write_json
 from trainers.ship.common.scalars import report_test, use_writer
 from trainers.ship.config import check_settings
 from trainers.ship.dassl.classes import dassl_class_split
@@ -34,7 +35,7 @@ from trainers.ship.reports.quality import write_synthesis_report
 from trainers.ship.run.protocol_data import crop_scales
 from trainers.ship.run.setup import check_eval_folder, check_run_folder, check_setup, training_setup, write_setup
 from trainers.ship.training.schedules import epoch_steps
-from trainers.ship.training.stages import checkpoint_file, synthetic_stream
+from trainers.ship.training.stages import checkpoint_file, load_finished, synthetic_stream
 
 
 def _with(cfg, **keys):
@@ -93,7 +94,9 @@ class FeatureTrainerX(TrainerX):
         self.train_items = [d for d in dataset.train_x if d.label < n_base]  # GZSL: the seen classes' images
         self.train_features = None  # extracted in before_train: an --eval-only run reads no training images
         self.setup = training_setup(cfg, self.clip, cfg.DATASET.NAME,
-                                    "all" if cfg.DATASET.SUBSAMPLE_CLASSES == "all" else "base", self.split.dataset_classes)
+                                    "all" if cfg.DATASET.SUBSAMPLE_CLASSES == "all" else "base", self.split.dataset_classes,
+                                    backend="dassl")
+        self.trained_setup: dict = {}  # --eval-only: the setup of the run it evaluates (load_model)
 
     def _build_all(self, name: str) -> tuple[str, list[str]]:
         """The registry name and class names of dataset ``name`` (a registry name, or a CoOp dataset-config name
@@ -216,36 +219,23 @@ class FeatureTrainerX(TrainerX):
         )
         return self._feature_sets[key]
 
+    @torch.no_grad()
     def score(self, features: torch.Tensor, classes: Classes) -> torch.Tensor:
-        """Logits of normalised image features over ``classes``."""
-        raise NotImplementedError
-
-    def load_head(self, path: Path, checkpoint: dict) -> None:
-        """Put a finished run's head (read from ``path``) in place."""
-        raise NotImplementedError
+        """Logits of normalised image features over ``classes``, by the method's scorer (as the core scores)."""
+        return self.method.scorer(classes)(features)
 
     def load_model(self, directory, epoch=None):
         """Load the head of the run in ``directory`` after checking its setup (``setup.json``): the checkpoint of
         ``epoch``, else Dassl's best-on-val model when TEST.FINAL_MODEL best_val kept one, else the last epoch's."""
         if not self.training_run:  # --eval-only: into a folder of its own (best_val reloads this run's own model)
             check_eval_folder(Path(self.cfg.OUTPUT_DIR), Path(directory))
-        check_setup(Path(directory), self.setup, self.cfg.ALLOW_SETUP_MISMATCH)
+        self.trained_setup = check_setup(Path(directory), self.setup, self.cfg.ALLOW_SETUP_MISMATCH)
         path = checkpoint_file(Path(directory) / self.stage, epoch)
-        try:
-            checkpoint = torch.load(path, map_location=self.device, weights_only=False)  # Dassl pickles its optimiser
-        except Exception as exc:
-            raise ShipError(f"corrupt checkpoint {path} ({type(exc).__name__}: {exc})") from None
-        try:
-            self.load_head(path, checkpoint)
-        except Exception as exc:  # no state_dict, missing or unexpected keys, size mismatch (as stages.load_finished)
-            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
-            raise ShipError(f"{path} does not fit {type(self).__name__} ({reason[:300]}); it was saved by another "
-                            f"method or for another number of classes") from None
-        print(f"Loaded {self.stage.replace('_', ' ')} from {path} (epoch {checkpoint.get('epoch')})")
+        load_finished(self.method, path, type(self).__name__)  # weights only, as the core; one log line
 
     def after_train(self):
         """Training finished: ``setup.json`` (what evaluations check, and what a rerun into this folder must match),
-        then Dassl's test, whose ``* accuracy`` line in log.txt marks the run finished."""
+        then Dassl's test, which writes ``results.json`` (:meth:`write_results`: what marks the run finished)."""
         write_setup(Path(self.output_dir), self.setup)
         super().after_train()
 
@@ -273,9 +263,25 @@ class FeatureTrainerX(TrainerX):
             for key in ("seen", "unseen", "hm"):
                 print(f"* {key}: {report[key]:.2f}%")
         if not use_val:
-            self.write_test_scalars({k: report[k] for k in ("seen", "unseen", "hm")} if self.split.gzsl
-                                    else {self.evaluated_split(): accuracy})
+            values = ({k: report[k] for k in ("seen", "unseen", "hm")} if self.split.gzsl
+                      else {self.evaluated_split(): accuracy})
+            self.write_test_scalars(values)
+            self.write_results(values)
         return accuracy
+
+    def write_results(self, accuracy: dict) -> None:
+        """``results.json`` after the final test on the test split, atomically, as the core writes it (with
+        ``"backend": "dassl"``): the last file of a finished run (``reports.finished``), what the summary tables."""
+        cfg = self.cfg
+        trained_on = self.trained_setup.get("dataset", cfg.DATASET.NAME)
+        protocol = ("gzsl" if self.split.gzsl else "xd" if cfg.DATASET.LABEL_ONLY_FROM or trained_on != cfg.DATASET.NAME
+                    else "base2new")
+        results = {"protocol": protocol, "trainer": cfg.TRAINER.NAME, "dataset": cfg.DATASET.NAME,
+                   "backbone": self.clip.name, "shots": cfg.DATASET.NUM_SHOTS, "seed": cfg.SEED,
+                   "precision": self.clip.precision, **accuracy, "selection": "honest", "backend": "dassl"}
+        if protocol == "xd":
+            results.update(source=trained_on, label_only_from=list(cfg.DATASET.LABEL_ONLY_FROM))
+        atomic_write_json(results, Path(self.output_dir) / "results.json")
 
     def evaluated_split(self) -> str:
         """What a test scores, by DATASET.SUBSAMPLE_CLASSES: ``base``, ``new`` or ``accuracy`` (all classes)."""

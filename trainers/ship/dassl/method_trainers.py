@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from dassl.engine import TRAINER_REGISTRY
 
 import trainers.ship.dassl.ship_coop  # noqa: F401  SHIP_CoOp first: it keeps its own trainer
@@ -52,12 +51,6 @@ class FitOnceTrainer(FeatureTrainerX):
     def resume_model_if_exist(self, directory):
         return 0  # fitting is one pass; a rerun fits again
 
-    @torch.no_grad()
-    def score(self, features, classes):
-        return self.method.scorer(classes)(features)
-
-    def load_head(self, path, checkpoint):
-        self.method.load_state_dict(checkpoint["state_dict"])
 
 
 for _name, _method in METHODS.items():

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from dassl.engine import TRAINER_REGISTRY
 
 from trainers.ship.common.runtime import seed_everything, stage_seed
@@ -57,13 +56,6 @@ class SHIP_CoOp(FeatureTrainerX):
         self.training.run_epoch(self.epoch + 1)
         if self.epoch + 1 == self.max_epoch:
             self.training.finish()
-
-    @torch.no_grad()
-    def score(self, features, classes):
-        return self.method.scorer(classes)(features)
-
-    def load_head(self, path, checkpoint):
-        self.method.load_state_dict(checkpoint["state_dict"])
 
     def resume(self, directory) -> int:
         """The epoch to continue from: the last checkpoint of ``directory`` (Dassl's ``--resume``, or a rerun into

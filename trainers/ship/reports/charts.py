@@ -17,8 +17,9 @@ TITLES = {"base2new": "Base-to-new generalisation", "gzsl": "Generalized zero-sh
 
 
 def _method(row: dict, with_shots: bool = False) -> str:
-    """A method's legend label: trainer (config[, K shots])."""
-    details = [d for d in (row["config"], f"{row['shots']} shots" if with_shots and row.get("shots") else "") if d]
+    """A method's legend label: trainer (config[, K shots], route)."""
+    details = [d for d in (row["config"], f"{row['shots']} shots" if with_shots and row.get("shots") else "",
+                           row.get("route", "")) if d]
     return f"{row['trainer']} ({', '.join(details)})" if details else row["trainer"]
 
 

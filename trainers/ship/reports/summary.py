@@ -5,8 +5,8 @@
 Reads, anywhere under OUTPUT_ROOT:
 - ``results.json`` of ``python -m trainers.ship`` runs: base-to-new (base / new / H), generalized
   zero-shot (seen / unseen / H) and cross-dataset transfer (accuracy on the source and each target);
-- CoOp / CoCoOp / Dassl ``log.txt`` files in their scripts' layouts (the last ``* accuracy`` line, as
-  CoOp's ``parse_test_res.py`` reads it): base-to-new pairs ``train_base/<dataset>/shots_K/<trainer>/<cfg>/seed<S>``
+- ``log.txt`` files of CoOp's own trainers (CoOp, CoCoOp, ... under Dassl) in their scripts' layouts (the last
+  ``* accuracy`` line of the final test on the test split, as CoOp's ``parse_test_res.py`` reads a finished log): base-to-new pairs ``train_base/<dataset>/shots_K/<trainer>/<cfg>/seed<S>``
   and ``test_new/...``, cross-dataset training ``xd/<source>/<trainer>/<cfg>/seed<S>`` and evaluations
   ``evaluation/<trainer>/<cfg>/<dataset>/seed<S>``, and GZSL ``gzsl/<dataset>/shots_K/<trainer>/<cfg>/seed<S>``
   (the ``* seen`` / ``* unseen`` lines).
@@ -15,7 +15,10 @@ Base-to-new and GZSL rows are per dataset plus an average; H is always the harmo
 accuracies (per dataset: of the seed means; average row: of the dataset means), as CoCoOp's tables give it;
 cross-dataset rows are per method, with a column per dataset and the average over the targets.
 Runs whose head was chosen on test data (``TEST.SELECTION paper``, as the official code chooses) are rows of
-their own, marked ``[selection: test]`` after the trainer. A second table puts the published figures
+their own, marked ``[selection: test]`` after the trainer. Every row names the route that produced its runs
+(``route``: ``core``, ``python -m trainers.ship``; ``dassl``, Dassl's ``train.py``, SHIP's trainers or CoOp's own), and
+runs of two routes are never averaged into one row. Only finished runs are read (``finished``): a killed run's
+val accuracies are never tabled. A second table puts the published figures
 (``published.json``, each with its source) beside the rows they are known for, with the difference.
 ``--out`` writes ``table.md``, ``table.csv`` and the bar charts (``bars_<protocol>.png``) into FOLDER.
 """
@@ -24,7 +27,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import re
 import statistics
 import sys
 from collections import defaultdict
@@ -32,20 +34,20 @@ from pathlib import Path
 
 from trainers.ship.common.known_datasets import ALIASES, DATASET_TEMPLATES
 from trainers.ship.reports.columns import column_label, dataset_columns
+from trainers.ship.reports.finished import coop_log, test_split_values
 from trainers.ship.reports.metrics import harmonic_mean
 
 METRICS = {"base2new": ("base", "new", "hm"), "gzsl": ("base", "new", "hm"), "xd": ("accuracy",)}
-LOG_LINE = r"^\* {}: ([\d.]+)%"  # Dassl's evaluator lines; the GZSL test adds seen, unseen and hm
 BASE2NEW_LAYOUT = {"train_base": "base", "test_new": "new"}
-Group = tuple[str, str, str, str, "int | None"]  # protocol, dataset, trainer, config, shots (None: cross-dataset)
+# protocol, dataset, trainer, config, shots (None: cross-dataset), route (core or dassl)
+Group = tuple[str, str, str, str, "int | None", str]
 TEST_MARK = " [selection: test]"  # after the trainer of a run chosen on test data (TEST.SELECTION paper)
 PUBLISHED = Path(__file__).with_name("published.json")
 
 
 def last_value(log: Path, metric: str = "accuracy") -> float | None:
-    """The last ``* <metric>: xx%`` of a Dassl/CoOp log, or None."""
-    found = re.findall(LOG_LINE.format(metric), log.read_text(errors="replace"), re.MULTILINE)
-    return float(found[-1]) if found else None
+    """The ``* <metric>: xx%`` of the final test on the test split of a Dassl/CoOp log, or None."""
+    return test_split_values(log.read_text(errors="replace"), metric)
 
 
 def read_results(path: Path) -> dict | None:
@@ -80,7 +82,7 @@ def _config_of(parts: tuple[str, ...], trainer: str) -> str:
 def collect(root: str | Path) -> tuple[dict[Group, list[dict[str, float]]], set[str]]:
     """Finished runs grouped by (protocol, dataset, trainer, config), each run a dict of its metrics, and
     the source datasets of the cross-dataset runs."""
-    runs: dict[tuple, dict[str, float]] = defaultdict(dict)  # (protocol, dataset, trainer, cfg, seed, shots) -> metrics
+    runs: dict[tuple, dict[str, float]] = defaultdict(dict)  # (protocol, dataset, trainer, cfg, seed, shots, route) -> metrics
     sources: set[str] = set()
     folders = {p.parent for name in ("log.txt", "results.json") for p in Path(root).rglob(name)}
     for folder in sorted(folders):
@@ -92,7 +94,7 @@ def collect(root: str | Path) -> tuple[dict[Group, list[dict[str, float]]], set[
             protocol = result.get("protocol", "base2new")
             trainer = result["trainer"] + (TEST_MARK if str(result.get("selection", "honest")).startswith("test") else "")
             key = (protocol, _dataset_name(result["dataset"]), trainer, _config_of(parts, result["trainer"]),
-                   f"seed{result['seed']}", f"shots_{result['shots']}")
+                   f"seed{result['seed']}", f"shots_{result['shots']}", result.get("backend", "core"))
             if protocol == "xd":
                 runs[key]["accuracy"] = result["accuracy"]
                 sources.add(_dataset_name(result.get("source", "")))
@@ -101,57 +103,60 @@ def collect(root: str | Path) -> tuple[dict[Group, list[dict[str, float]]], set[
             else:  # both, or one of a train_base / test_new pair
                 runs[key].update({m: result[m] for m in ("base", "new") if m in result})
             continue
-        log = folder / "log.txt"
-        accuracy = last_value(log)
+        log = coop_log(folder)  # a finished run of CoOp's own trainers (a SHIP run without results.json is not finished)
         marker = next((m for m in (*BASE2NEW_LAYOUT, "evaluation", "gzsl", "xd") if m in parts), None)
-        if accuracy is None or marker is None or not parts[-1].startswith("seed"):
+        if log is None or marker is None or not parts[-1].startswith("seed"):
             continue
+        accuracy = last_value(log)
         i = parts.index(marker)
         if marker == "evaluation" and len(parts) == i + 5:  # evaluation/<trainer>/<cfg>/<dataset>/seed<S>
             trainer, cfg, dataset, seed = parts[i + 1 : i + 5]
-            runs[("xd", _dataset_name(dataset), trainer, cfg, seed, "")]["accuracy"] = accuracy
+            runs[("xd", _dataset_name(dataset), trainer, cfg, seed, "", "dassl")]["accuracy"] = accuracy
         elif marker == "xd" and len(parts) == i + 5:  # xd/<source>/<trainer>/<cfg>/seed<S>: the source's own test
             dataset, trainer, cfg, seed = parts[i + 1 : i + 5]
-            runs[("xd", _dataset_name(dataset), trainer, cfg, seed, "")]["accuracy"] = accuracy
+            runs[("xd", _dataset_name(dataset), trainer, cfg, seed, "", "dassl")]["accuracy"] = accuracy
             sources.add(_dataset_name(dataset))
         elif marker == "gzsl" and len(parts) == i + 6 and last_value(log, "unseen") is not None:
             dataset, shots, trainer, cfg, seed = parts[i + 1 : i + 6]  # gzsl/<dataset>/shots_K/<trainer>/<cfg>/seed<S>
-            runs[("gzsl", _dataset_name(dataset), trainer, cfg, seed, shots)].update(
+            runs[("gzsl", _dataset_name(dataset), trainer, cfg, seed, shots, "dassl")].update(
                 base=last_value(log, "seen"), new=last_value(log, "unseen"))
         elif marker in BASE2NEW_LAYOUT and len(parts) == i + 6:  # <marker>/<dataset>/shots_K/<trainer>/<cfg>/seed<S>
             dataset, shots, trainer, cfg, seed = parts[i + 1 : i + 6]
-            runs[("base2new", _dataset_name(dataset), trainer, cfg, seed, shots)][BASE2NEW_LAYOUT[marker]] = accuracy
+            runs[("base2new", _dataset_name(dataset), trainer, cfg, seed, shots, "dassl")][BASE2NEW_LAYOUT[marker]] = accuracy
     groups: dict[Group, list[dict[str, float]]] = defaultdict(list)
-    for (protocol, dataset, trainer, cfg, _seed, shots), metrics in sorted(runs.items()):
+    for (protocol, dataset, trainer, cfg, _seed, shots, route), metrics in sorted(runs.items()):
         if protocol == "xd":  # the shots are in the config name of CoCoOp's layout
-            groups[(protocol, dataset, trainer, cfg, None)].append(metrics)
-        elif "base" in metrics and "new" in metrics:  # runs of other shots never mix
-            groups[(protocol, dataset, trainer, cfg, int(shots.split("_")[-1]))].append(
+            groups[(protocol, dataset, trainer, cfg, None, route)].append(metrics)
+        elif "base" in metrics and "new" in metrics:  # runs of other shots or routes never mix
+            groups[(protocol, dataset, trainer, cfg, int(shots.split("_")[-1]), route)].append(
                 {**metrics, "hm": harmonic_mean(metrics["base"], metrics["new"])})
     return groups, sources - {""}
 
 
 def table_rows(groups: dict[Group, list[dict[str, float]]], sources: set[str] = frozenset()) -> list[dict]:
-    """One row per (protocol, dataset, trainer, config, shots) with the mean and std of each metric, plus per method
-    an average row: over datasets (base-to-new, GZSL: H of the average base and new) or over targets (cross-dataset)."""
+    """One row per (protocol, dataset, trainer, config, shots, route) with the mean and std of each metric, plus per
+    method an average row: over datasets (base-to-new, GZSL: H of the average base and new) or over targets
+    (cross-dataset)."""
     rows = []
-    for (protocol, dataset, trainer, cfg, shots), runs in sorted(groups.items(), key=lambda g: (*g[0][:4], g[0][4] or 0)):
+    for (protocol, dataset, trainer, cfg, shots, route), runs in sorted(groups.items(),
+                                                                       key=lambda g: (*g[0][:4], g[0][4] or 0, g[0][5])):
         row = {"protocol": protocol, "dataset": dataset, "trainer": trainer, "config": cfg, "shots": shots,
-               "seeds": len(runs)}
+               "route": route, "seeds": len(runs)}
         for m in METRICS[protocol]:
             values = [r[m] for r in runs]
             row[m], row[f"{m}_std"] = statistics.fmean(values), statistics.pstdev(values)
         if "hm" in row:  # H of the seed-averaged accuracies (CoCoOp's tables); its std stays that of the per-seed H
             row["hm"] = harmonic_mean(row["base"], row["new"])
         rows.append(row)
-    methods = {(r["protocol"], r["trainer"], r["config"], r["shots"]) for r in rows}
-    for protocol, trainer, cfg, shots in sorted(methods, key=lambda m: (*m[:3], m[3] or 0)):
-        mine = [r for r in rows if (r["protocol"], r["trainer"], r["config"], r["shots"]) == (protocol, trainer, cfg, shots)
+    methods = {(r["protocol"], r["trainer"], r["config"], r["shots"], r["route"]) for r in rows}
+    for protocol, trainer, cfg, shots, route in sorted(methods, key=lambda m: (*m[:3], m[3] or 0, m[4])):
+        mine = [r for r in rows
+                if (r["protocol"], r["trainer"], r["config"], r["shots"], r["route"]) == (protocol, trainer, cfg, shots, route)
                 and r["dataset"] not in (sources if protocol == "xd" else ())]
         if len(mine) < 2:
             continue
         average = {"protocol": protocol, "dataset": "average", "trainer": trainer, "config": cfg, "shots": shots,
-                   "seeds": min(r["seeds"] for r in mine)}
+                   "route": route, "seeds": min(r["seeds"] for r in mine)}
         for m in METRICS[protocol]:
             average[m], average[f"{m}_std"] = statistics.fmean(r[m] for r in mine), 0.0
         if protocol != "xd":
@@ -203,11 +208,11 @@ def add_published(rows: list[dict], published: list[dict]) -> list[dict]:
 
 def published_markdown(matched: list[dict]) -> str:
     """The rows with a published figure: ours, the published figure and the difference per metric, and the source."""
-    lines = ["| published beside ours | dataset | trainer | config | shots | seeds | base: ours / published / Δ "
-             "| new: ours / published / Δ | H: ours / published / Δ | source |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| published beside ours | dataset | trainer | route | config | shots | seeds | base: ours / published / Δ "
+             "| new: ours / published / Δ | H: ours / published / Δ | source |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in matched:
         cells = [f"{r[m]:.2f} / {r[f'published_{m}']:.2f} / {r[f'delta_{m}']:+.2f}" for m in METRICS[r["protocol"]]]
-        lines.append(f"| {r['protocol']} | {r['dataset']} | {r['trainer']} | {r['config']} | {r['shots']} | {r['seeds']} | "
+        lines.append(f"| {r['protocol']} | {r['dataset']} | {r['trainer']} | {r['route']} | {r['config']} | {r['shots']} | {r['seeds']} | "
                      + " | ".join(cells) + f" | {r['published_source']} |")
     return "\n".join(lines) + "\n\nΔ = ours − published. The published figures are those of published.json, each with its source."
 
@@ -218,10 +223,10 @@ def markdown(rows: list[dict], sources: set[str] = frozenset()) -> str:
     tables = []
     long_rows = [r for r in rows if r["protocol"] != "xd"]
     if long_rows:
-        lines = ["| protocol | dataset | trainer | config | shots | seeds | base / seen | new / unseen | H |",
-                 "|---|---|---|---|---|---|---|---|---|"]
+        lines = ["| protocol | dataset | trainer | route | config | shots | seeds | base / seen | new / unseen | H |",
+                 "|---|---|---|---|---|---|---|---|---|---|"]
         for r in long_rows:
-            lines.append(f"| {r['protocol']} | {r['dataset']} | {r['trainer']} | {r['config']} | {r['shots']} | {r['seeds']} | "
+            lines.append(f"| {r['protocol']} | {r['dataset']} | {r['trainer']} | {r['route']} | {r['config']} | {r['shots']} | {r['seeds']} | "
                          + " | ".join(_cell(r, m) for m in METRICS[r["protocol"]]) + " |")
         marked = any(r["trainer"].endswith(TEST_MARK) for r in long_rows)
         tables.append("\n".join(lines) + "\n\n" + CAPTION + ("\n" + SELECTION_NOTE if marked else ""))
@@ -229,11 +234,12 @@ def markdown(rows: list[dict], sources: set[str] = frozenset()) -> str:
     if xd:
         datasets = dataset_columns(xd, sources)
         header = [column_label(d, sources) for d in datasets]
-        lines = ["| cross-dataset | config | seeds | " + " | ".join(header) + " |", "|---|---|---|" + "---|" * len(datasets)]
-        for trainer, cfg in sorted({(r["trainer"], r["config"]) for r in xd}):
-            cells = {r["dataset"]: r for r in xd if (r["trainer"], r["config"]) == (trainer, cfg)}
+        lines = ["| cross-dataset | route | config | seeds | " + " | ".join(header) + " |",
+                 "|---|---|---|---|" + "---|" * len(datasets)]
+        for trainer, route, cfg in sorted({(r["trainer"], r["route"], r["config"]) for r in xd}):
+            cells = {r["dataset"]: r for r in xd if (r["trainer"], r["route"], r["config"]) == (trainer, route, cfg)}
             seeds = min(r["seeds"] for r in cells.values())
-            lines.append(f"| {trainer} | {cfg} | {seeds} | "
+            lines.append(f"| {trainer} | {route} | {cfg} | {seeds} | "
                          + " | ".join(_cell(cells[d], "accuracy") if d in cells else "–" for d in datasets) + " |")
         tables.append("\n".join(lines) + ("\n\n" + SELECTION_NOTE if any(t.endswith(TEST_MARK) for t, _ in
                                                                         {(r["trainer"], r["config"]) for r in xd}) else ""))
@@ -263,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = first_configs(table_rows(groups, sources), args.first)
     add_published(rows, published_figures())
     if not rows:
-        print(f"error: no finished run (results.json, or CoOp-layout log.txt with an accuracy) under {args.root}",
+        print(f"error: no finished run (results.json, or a log.txt of CoOp's own trainers with its test-split accuracy) "
+              f"under {args.root}",
               file=sys.stderr)
         return 2
     table = markdown(rows, sources)

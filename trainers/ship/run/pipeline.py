@@ -168,7 +168,8 @@ def _run_locked(cfg, trainer, uses_val, protocol, subsets, cross_dataset, device
     results = {
         "protocol": protocol, "trainer": trainer, "dataset": dataset.name, "backbone": clip_model.name,
         "shots": cfg.DATASET.NUM_SHOTS, "seed": cfg.SEED, "num_base": len(data.base_names), "num_new": len(data.new_names),
-        "precision": clip_model.precision, **accuracy, "selection": head.selection, "reports": reports, **meter.summary(),
+        "precision": clip_model.precision, **accuracy, "selection": head.selection, "backend": "core", "reports": reports,
+        **meter.summary(),
     }
     logger.info(f"selection: {head.selection}")
     if cross_dataset:

@@ -4,12 +4,13 @@ the same dataset (the same classes) unless the run trained on every class of its
 
 A run folder holds one run: training refuses a folder whose ``setup.json`` names another setup, and an
 evaluation refuses the training run's folder or any folder holding a training run. ``setup.json`` is written
-when the run finishes, just before ``results.json`` (the last file: what marks a finished run)."""
+when the run finishes, just before ``results.json`` (the last file: what marks a finished run, ``reports.finished``).
+It names the route that trained the run (``backend``: ``core`` or ``dassl``), so a run folder or an evaluation never
+mixes the two without saying so."""
 from __future__ import annotations
 
 import json
 import logging
-import re
 from pathlib import Path
 
 from yacs.config import CfgNode
@@ -18,6 +19,7 @@ from trainers.ship.common.errors import ShipError
 from trainers.ship.common.options import option
 from trainers.ship.common.runtime import atomic_write_json
 from trainers.ship.model.clip_loader import LoadedClip
+from trainers.ship.reports.finished import finished
 from trainers.ship.training.stages import stage_settings
 
 logger = logging.getLogger("ship")
@@ -25,13 +27,14 @@ SETUP_FILE = "setup.json"
 
 
 def training_setup(cfg: CfgNode, clip_model: LoadedClip, dataset: str, classes: str,
-                   class_names: list[str] | None = None) -> dict:
-    """The setup of a run of ``cfg.TRAINER.NAME`` on ``dataset``; ``classes``: "base" (trained on the base
-    classes) or "all" (every class of the dataset, as cross-dataset transfer trains); ``class_names``: every
-    class of the dataset in label order (base and new), what tells two datasets of one folder name apart."""
+                   class_names: list[str] | None = None, backend: str = "core") -> dict:
+    """The setup of a run of ``cfg.TRAINER.NAME`` on ``dataset`` by ``backend`` (``core`` or ``dassl``);
+    ``classes``: "base" (trained on the base classes) or "all" (every class of the dataset, as cross-dataset transfer
+    trains); ``class_names``: every class of the dataset in label order (base and new), what tells two datasets of
+    one folder name apart."""
     trainer = cfg.TRAINER.NAME
     stages = [trainer] + (["generator"] if trainer.startswith("SHIP_") else [])
-    return {"trainer": trainer, "dataset": dataset, "shots": cfg.DATASET.NUM_SHOTS, "seed": cfg.SEED,
+    return {"trainer": trainer, "backend": backend, "dataset": dataset, "shots": cfg.DATASET.NUM_SHOTS, "seed": cfg.SEED,
             "clip": clip_model.identity, "classes": classes,
             **({"class_names": list(class_names)} if class_names is not None else {}),
             "clip_weights": str(Path(cfg.MODEL.BACKBONE.WEIGHTS).expanduser().resolve()) if cfg.MODEL.BACKBONE.WEIGHTS else "", "label_only_from": list(cfg.DATASET.LABEL_ONLY_FROM),
@@ -122,12 +125,8 @@ def check_eval_folder(out: Path, model_dir: Path) -> None:
 
 
 def unfinished_run(folder: Path) -> bool:
-    """True when ``folder`` holds a training run's log but no sign that it finished: no ``results.json`` (the core's
-    last file) and no ``* accuracy`` line (Dassl's test after training) in any ``log.txt*``."""
-    logs = sorted(folder.glob("log.txt*"))
-    if not logs or (folder / "results.json").is_file():
-        return False
-    return not any(re.search(r"^\* accuracy", log.read_text(errors="replace"), re.MULTILINE) for log in logs)
+    """True when ``folder`` holds a training run's log but not a finished run (``reports.finished``)."""
+    return any(folder.glob("log.txt*")) and not finished(folder)[0]
 
 
 def check_setup(model_dir: Path, current: dict, allow_mismatch: bool = False) -> dict:
@@ -151,8 +150,11 @@ def check_setup(model_dir: Path, current: dict, allow_mismatch: bool = False) ->
         return {}
     trained = _read_setup(path)
     differences = []
-    for key in ("clip", "trainer", "shots", "seed"):
+    for key in ("clip", "trainer", "backend", "shots", "seed"):
         if key == "shots" and current[key] <= 0:  # Dassl's default -1: the evaluation does not say
+            continue
+        if key == "backend" and key not in trained:  # a setup.json of an older version
+            _log_unchecked(path, {key})
             continue
         if trained.get(key) != current[key]:
             differences.append(f"{key} {trained.get(key)} (this evaluation: {current[key]})")

@@ -4,7 +4,6 @@ epoch loop can drive it. Their optimisers and schedules come from one factory (`
 from __future__ import annotations
 
 import logging
-import math
 from typing import Callable, Iterable, Iterator, NamedTuple
 
 import torch

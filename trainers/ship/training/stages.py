@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,26 +94,38 @@ def checkpoint_file(folder: str | Path, epoch: int | None, prefer_best: bool = T
 
 
 def read_checkpoint(checkpoint: Path) -> dict:
-    """A checkpoint written by :func:`trained_or_loaded`: ``state_dict``, ``epoch``, ``fingerprint``."""
+    """Every checkpoint either route reads: the core's stages (``state_dict``, ``epoch``, ``fingerprint``) and the
+    Dassl trainers' (``state_dict``, ``epoch``, ``optimizer``, ``scheduler``, ``val_result``: tensors, numbers,
+    strings and containers, since SHIP's Dassl trainers register torch's own schedulers, whose state holds no
+    callable). Read with ``weights_only=True``: a file that holds anything else (a pickled callable runs code when
+    unpickled) is refused with one :class:`ShipError` line, and nothing in it runs."""
     if not checkpoint.is_file():
         raise ShipError(f"checkpoint not found: {checkpoint} (train first, or check --model-dir and --load-epoch)")
     try:
         return torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f" ({found.group(1)})" if found else ""
+        raise ShipError(f"refused checkpoint {checkpoint}: it holds objects other than weights{what}, which could run "
+                        f"code when loaded; nothing of it was run. Load only checkpoints this project or its Dassl "
+                        f"trainers wrote") from None
     except Exception as exc:
         raise ShipError(f"corrupt checkpoint {checkpoint} ({type(exc).__name__}: {exc}); delete it to retrain") from None
 
 
-def load_finished(module, checkpoint: Path) -> None:
-    """Evaluation only: load a stage that a training run saved; a checkpoint of another method or another
-    number of classes is one :class:`ShipError` line."""
+def load_finished(module, checkpoint: Path, owner: str = "") -> dict:
+    """Evaluation only: load a stage that a training run saved into ``module`` (a method, or a module with
+    ``load_state_dict``) and return the checkpoint; a checkpoint of another method or another number of classes is
+    one :class:`ShipError` line naming ``owner`` (default: the module's class)."""
     blob = read_checkpoint(checkpoint)
     try:
         module.load_state_dict(blob["state_dict"])
     except Exception as exc:  # no state_dict, missing or unexpected keys, size mismatch
         reason = " ".join(f"{type(exc).__name__}: {exc}".split())
-        raise ShipError(f"{checkpoint} does not fit {type(module).__name__} ({reason[:300]}); it was saved by another "
-                        f"method or for another number of classes") from None
+        raise ShipError(f"{checkpoint} does not fit {owner or type(module).__name__} ({reason[:300]}); it was saved by "
+                        f"another method or for another number of classes") from None
     logger.info(f"Loaded {checkpoint.parent.name.replace('_', ' ')} from {checkpoint}")
+    return blob
 
 
 def trained_or_loaded(module, checkpoint: Path, fingerprint: str, epochs: int, train: Callable[[], object]) -> None:
