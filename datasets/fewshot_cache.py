@@ -16,6 +16,7 @@ import random
 from pathlib import Path
 
 from trainers.ship.common.errors import ShipError
+from trainers.ship.common.ranges import SHOTS, require
 from trainers.ship.common.runtime import atomic_write_json
 
 from . import splits
@@ -67,8 +68,7 @@ def few_shot_subsets(
     ``val_from_train``: the dataset's val set is its test set (ImageNet), so the validation images are
     drawn from the training images the few-shot set left out; nothing is ever tuned on test images.
     """
-    if shots < 1:
-        raise ShipError(f"shots must be a positive number of images per class; got {shots}")
+    require("DATASET.NUM_SHOTS", shots, SHOTS)  # as the settings check words it: a reader may be called directly
     train_few, val_few = _cached_or_sampled(dataset_dir, train, [] if val_from_train else val, shots, seed)
     if val_from_train:
         val_few = splits.val_from_train(train, train_few, shots, seed)

@@ -9,6 +9,7 @@ from operator import attrgetter
 from typing import Callable, Literal, Sequence, TypeVar
 
 from trainers.ship.common.errors import ShipError
+from trainers.ship.common.ranges import SHOTS, require
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,7 @@ def val_from_train(train: Sequence[T], few_shot: Sequence[T], shots: int, seed: 
 
 def few_shot_splits(dataset: DatasetSplits, shots: int, seed: int) -> DatasetSplits:
     """CoOp's few-shot protocol: ``shots`` training and ``min(shots, 4)`` validation images per class."""
-    if shots < 1:
-        raise ShipError(f"shots must be a positive number of images per class; got {shots}")
+    require("DATASET.NUM_SHOTS", shots, SHOTS)  # as the settings check words it: a reader may be called directly
     rng = random.Random(seed)
     train = sample_few_shot(dataset.train, shots, rng)
     val = sample_few_shot(dataset.val, min(shots, 4), rng)

@@ -10,7 +10,8 @@ from yacs.config import CfgNode as CN
 from trainers.ship.__main__ import main
 from trainers.ship.common.errors import ShipError
 from trainers.ship.common.run_log import usable_cpus
-from trainers.ship.config import SEED_MAX, build_cfg, read_config_file
+from trainers.ship.common.ranges import SEED_MAX
+from trainers.ship.config import build_cfg, read_config_file
 from trainers.ship.dassl.config import add_ship_cfg, ship_trainer_names
 from trainers.ship.reports import summary
 from trainers.ship.run.setup import check_setup
@@ -47,7 +48,7 @@ def test_a_seed_outside_numpys_range_is_one_line_with_the_range(tmp_path, capsys
     assert SEED_MAX == 2**32 - 1
     assert main(["--root", str(tmp_path), "--seed", str(seed)]) == 2
     err = capsys.readouterr().err
-    assert err == f"error: SEED {seed} is not allowed; expected an integer in [0, {SEED_MAX}]\n"
+    assert err.startswith(f"error: SEED {seed} is not allowed; expected an integer in [0, {SEED_MAX}]; pass --seed")
     assert build_cfg(overrides={"SEED": SEED_MAX}).SEED == SEED_MAX
 
 
@@ -70,9 +71,9 @@ def test_under_coops_train_py_bad_trainer_seed_and_root_stop_before_log_or_data(
         add_ship_cfg(CN(), "Ship_CoOp")
     assert "SHIP_CoOp" in ship_trainer_names()
     dassl_cfg(root=tmp_path).freeze()  # a good run passes
-    with pytest.raises(ShipError, match=rf"seed {SEED_MAX + 1} is not allowed .*\[0, {SEED_MAX}\]"):
+    with pytest.raises(ShipError, match=rf"SEED {SEED_MAX + 1} is not allowed; .*\[0, {SEED_MAX}\]"):
         dassl_cfg(root=tmp_path, seed=SEED_MAX + 1).freeze()  # freeze: the end of setup_cfg, before set_random_seed
-    with pytest.raises(ShipError, match=rf"seed -1 is not allowed .*\[0, {SEED_MAX}\].*pass --seed"):
+    with pytest.raises(ShipError, match=rf"SEED -1 is not allowed; .*\[0, {SEED_MAX}\].*pass --seed"):
         dassl_cfg(root=tmp_path, seed=-1).freeze()  # CoOp's "no seed" would still seed SHIP's stages from -1
     missing = tmp_path / "no-DATA"
     with pytest.raises(ShipError, match=f"DATA root not found: {missing}"):
@@ -113,8 +114,11 @@ def test_an_unfinished_run_is_named_as_such_by_an_evaluation(tmp_path):
     (run / "log.txt").write_text("generator epoch [1/50]\n")  # killed (kill -9) during training: no setup.json
     with pytest.raises(ShipError, match=r"holds an unfinished training run .*again to resume it, or delete the folder"):
         check_setup(run, {})
-    (run / "log.txt").write_text("* accuracy: 80.0%\n")  # finished, by a version that wrote no setup.json
-    with pytest.raises(ShipError, match=r"trained by an older version\?"):
+    (run / "log.txt").write_text("* accuracy: 80.0%\n")  # an accuracy line alone is not a finished run (reports.finished)
+    with pytest.raises(ShipError, match=r"holds an unfinished training run"):
+        check_setup(run, {})
+    (run / "results.json").write_text(json.dumps({"selection": "honest", "base": 80.0}))  # finished, by a version
+    with pytest.raises(ShipError, match=r"trained by an older version\?"):  # that wrote no setup.json
         check_setup(run, {})
 
 

@@ -13,6 +13,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 from yacs.config import CfgNode
 
+from trainers.ship.common.errors import ShipError
+
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -188,6 +190,21 @@ def violations(cfg: CfgNode, ranges: Ranges) -> list[str]:
         if present and not spec.ok(value):
             lines.append(f"{key} {value!r} is not allowed; expected {spec.expected()}")
     return lines
+
+
+def require(key: str, value: Any, spec: Spec) -> None:
+    """One :class:`ShipError` line, as the settings check words it, when ``value`` of ``key`` is outside ``spec``:
+    for a library call that no settings check precedes (a dataset reader called directly)."""
+    if not spec.ok(value):
+        raise ShipError(f"{key} {value!r} is not allowed; expected {spec.expected()}")
+
+
+SEED_MAX = 2**32 - 1  # numpy's seeds: 0 ... 2**32 - 1
+# The run's seed, shots and class subset: declared once, checked by the one settings check (config.check_settings) on
+# both routes, and by the dataset readers through :func:`require` when they are called directly.
+SEED = Int(0, SEED_MAX, hint="pass --seed (CoOp's train.py passes -1 when --seed is omitted, as a seed of its own)")
+SHOTS = Int(1, hint="the number of training images per class")
+SUBSAMPLE_CLASSES = Choice(("all", "base", "new", "gzsl"))
 
 
 def node_ranges(node: str, ranges: Mapping[str, Spec]) -> dict[str, Spec]:

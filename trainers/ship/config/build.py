@@ -26,8 +26,10 @@ def declared_ranges() -> dict[str, Spec]:
 
 
 # Keys outside TRAINER a Dassl / CoOp config gets from SHIP (dassl.config.add_ship_cfg); Dassl's own keep their meaning.
+# The seed too: SHIP seeds its stages from it (CoOp's -1, "no seed", is refused). DATASET.NUM_SHOTS keeps Dassl's meaning
+# (-1: every image, for an evaluation).
 DASSL_PREFIXES = ("DATASET.SUBSAMPLE_CLASSES", "DATASET.LABEL_ONLY_FROM", "DATASET.TEMPLATES", "PRECISION", "TEST.SELECTION",
-                  "TEST.SNAPSHOT_EVERY")
+                  "TEST.SNAPSHOT_EVERY", "SEED")
 
 
 def check_settings(cfg: CN, dassl: bool = False) -> None:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from yacs.config import CfgNode as CN
 
-from trainers.ship.common.ranges import (Choice, Flag, Int, Interval, Names, Num, Positive, Spec, Templates, Text,
-                                         node_ranges)
+from trainers.ship.common.ranges import (SEED, SHOTS, SUBSAMPLE_CLASSES, Choice, Flag, Int, Interval, Names,
+                                         Num, Positive, Spec, Templates, Text, node_ranges)
 from trainers.ship.common.run_log import usable_cpus
 from trainers.ship.common.runtime import PRECISIONS
 from trainers.ship.config.files import accept_ints_for_floats
@@ -17,9 +17,6 @@ from trainers.ship.methods import method_nodes, trainer_names
 from trainers.ship.model.generator import VARIANTS
 
 HEAD_RECIPES = ("auto", "ship", "method")  # TRAINER.SHIP.HEAD_RECIPE (methods.coop.twin_recipe resolves auto)
-
-
-SEED_MAX = 2**32 - 1  # numpy's seeds: 0 ... 2**32 - 1
 
 
 def ship_trainer_defaults() -> CN:
@@ -71,12 +68,12 @@ def ship_trainer_ranges() -> dict[str, Spec]:
 def core_ranges() -> dict[str, Spec]:
     """The allowed values of every key outside the methods' nodes (run, model, dataset, loader, TRAINER.SHIP)."""
     return {
-        "OUTPUT_DIR": Text(nonempty=True), "SEED": Int(0, SEED_MAX), "DEVICE": Text(nonempty=True), "PRECISION": Choice(PRECISIONS),
+        "OUTPUT_DIR": Text(nonempty=True), "SEED": SEED, "DEVICE": Text(nonempty=True), "PRECISION": Choice(PRECISIONS),
         "ALLOW_SETUP_MISMATCH": Flag(), "CACHE_DIR": Text(nonempty=True),
         "MODEL.BACKBONE.NAME": Text(nonempty=True), "MODEL.BACKBONE.WEIGHTS": Text(), "MODEL.BACKBONE.DOWNLOAD_ROOT": Text(),
         "DATASET.NAME": Text(nonempty=True), "DATASET.ROOT": Text(), "DATASET.SPLIT_FILE": Text(),
-        "DATASET.NUM_SHOTS": Int(1), "DATASET.NUM_BASE": Int(0),
-        "DATASET.SUBSAMPLE_CLASSES": Choice(("all", "base", "new", "gzsl")), "DATASET.LABEL_ONLY_FROM": Names(),
+        "DATASET.NUM_SHOTS": SHOTS, "DATASET.NUM_BASE": Int(0),
+        "DATASET.SUBSAMPLE_CLASSES": SUBSAMPLE_CLASSES, "DATASET.LABEL_ONLY_FROM": Names(),
         "DATASET.TEMPLATES": Templates(),
         "DATALOADER.NUM_WORKERS": Int(0), "DATALOADER.BATCH_SIZE": Int(1),
         "TEST.SELECTION": Choice(("honest", "paper")), "TEST.SNAPSHOT_EVERY": Int(1),

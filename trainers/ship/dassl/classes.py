@@ -56,8 +56,7 @@ def dassl_class_split(cfg: CfgNode, classnames: Sequence[str], build_all: BuildA
         base = Classes(full[:n_base], every[:n_base])
         evaluated = base if subsample == "base" else Classes(names, every[n_base:])
         return ClassSplit(base, evaluated, full[n_base:], _columns(every), list(full))
-    if subsample != "all":
-        raise ShipError(f"unknown DATASET.SUBSAMPLE_CLASSES {subsample!r}; expected all, base, new or gzsl")
+    # all (the one settings check allows nothing else): every class is a base class
     every = Classes(names, class_ids(name, range(len(names))))
     sources = []
     for source in cfg.DATASET.LABEL_ONLY_FROM:

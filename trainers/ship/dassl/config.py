@@ -12,9 +12,9 @@ from yacs.config import CfgNode
 
 from trainers.ship.common.errors import ShipError, one_line
 from trainers.ship.common.run_log import usable_cpus
-from trainers.ship.config import (MOVED, SEED_MAX, FloatTolerantCfgNode, accept_ints_for_floats, check_settings,
-                                  get_cfg_defaults, ship_trainer_defaults)
-from trainers.ship.methods import METHODS, method_nodes
+from trainers.ship.config import (MOVED, FloatTolerantCfgNode, accept_ints_for_floats, check_settings,
+                                  get_cfg_defaults)
+from trainers.ship.methods import METHODS
 
 DASSL_NOTES: list[str] = []  # lines a SHIP trainer prints when it starts (not at import: CoOp's own runs stay quiet)
 
@@ -30,10 +30,26 @@ def trainer_from_argv(argv: list[str] | None = None) -> str | None:
     return None
 
 
+# Keys of the core's config the Dassl route does not read: Dassl has its own (USE_CUDA; DATALOADER.TEST.BATCH_SIZE
+# for encoding), and only the core's ImageFolder reader reads the split file and the number of base classes.
+CORE_ONLY = ("DEVICE", "DATALOADER.BATCH_SIZE", "DATASET.SPLIT_FILE", "DATASET.NUM_BASE")
+
+
+def core_keys(core: CfgNode, prefix: str = ""):
+    """(dotted key, default) of every leaf of the core's config (``get_cfg_defaults``) but :data:`CORE_ONLY`."""
+    for key, value in core.items():
+        if isinstance(value, CfgNode):
+            yield from core_keys(value, f"{prefix}{key}.")
+        elif f"{prefix}{key}" not in CORE_ONLY:
+            yield f"{prefix}{key}", value
+
+
 def add_ship_cfg(cfg: CfgNode, trainer: str | None = None) -> None:
-    """Add ``TRAINER.SHIP``, every registered method's node and the few dataset, model and run keys the SHIP
-    trainers read, where absent. A method node CoOp defines already (``TRAINER.COOP``, ``TRAINER.COCOOP``) keeps
-    CoOp's keys and defaults and gains the missing ones, so the SHIP configs set N_CTX and CTX_INIT explicitly.
+    """Add every key of the core's config (``config.get_cfg_defaults``: ``TRAINER.SHIP``, every registered method's
+    node, and the dataset, model and run keys the SHIP trainers read; not :data:`CORE_ONLY`) where absent, with the
+    core's default: one default in one place. A method node CoOp defines already (``TRAINER.COOP``,
+    ``TRAINER.COCOOP``) keeps CoOp's keys and defaults and gains the missing ones, so the SHIP configs set N_CTX and
+    CTX_INIT explicitly.
 
     ``trainer`` (default: the command line's ``--trainer``) that is not a ``SHIP_`` trainer (CoOp's own run in a
     checkout) gets nothing added: its config and log stay CoOp's, but for one line."""
@@ -45,21 +61,7 @@ def add_ship_cfg(cfg: CfgNode, trainer: str | None = None) -> None:
         sys.excepthook = _config_errors_in_one_line(sys.excepthook)
     if trainer:
         check_trainer_name(trainer)  # before Dassl opens log.txt or reads any data
-    core_test = get_cfg_defaults().TEST
-    added = {
-        "TRAINER.SHIP": ship_trainer_defaults(),
-        **{f"TRAINER.{node}.{key}": value for node, defaults in method_nodes().items() for key, value in defaults.items()},
-        "DATASET.SUBSAMPLE_CLASSES": "all",  # all, base, new (CoCoOp) or gzsl (one joint label space)
-        "DATASET.LABEL_ONLY_FROM": [],  # cross-dataset: the target datasets (or .txt files) whose names SHIP synthesises
-        "DATASET.TEMPLATES": [],  # zero-shot prompts; empty: the dataset's own
-        "MODEL.BACKBONE.WEIGHTS": "",  # a local CLIP checkpoint; overrides MODEL.BACKBONE.NAME
-        "MODEL.BACKBONE.DOWNLOAD_ROOT": "~/.cache/clip",
-        "CACHE_DIR": "~/.cache/ship",  # cached image features
-        "PRECISION": "auto",  # auto (bf16 where native, else fp32), fp32, bf16, fp16
-        "ALLOW_SETUP_MISMATCH": False,  # --eval-only of a run trained under another setup
-        "TEST.SELECTION": core_test.SELECTION,  # the core's; a SHIP Dassl trainer runs honest only (check_selection)
-        "TEST.SNAPSHOT_EVERY": core_test.SNAPSHOT_EVERY,
-    }
+    added = dict(core_keys(get_cfg_defaults()))
     kept = []
     for key, value in added.items():
         *parents, leaf = key.split(".")
@@ -70,7 +72,7 @@ def add_ship_cfg(cfg: CfgNode, trainer: str | None = None) -> None:
             node = node[part]
         if leaf not in node:
             node[leaf] = value
-        elif key.startswith("TRAINER.") and key != "TRAINER.SHIP" and node[leaf] != value:
+        elif key.startswith("TRAINER.") and not key.startswith(("TRAINER.SHIP.", "TRAINER.NAME")) and node[leaf] != value:
             kept.append(f"{key} {node[leaf]!r} (SHIP's default: {value!r})")
     if kept:  # CoOp's own nodes: its defaults stay, and a SHIP config that omits these keys trains with them
         print(f"SHIP: the checkout's defaults stay for {', '.join(kept)}; the SHIP configs set these keys")
@@ -92,14 +94,10 @@ def check_trainer_name(trainer: str) -> None:
 
 def check_before_run(cfg: CfgNode) -> None:
     """What a SHIP run under ``train.py`` checks once its config is merged, before Dassl seeds, opens ``log.txt``
-    or reads any data: the trainer's name, the seed's range, every SHIP setting and TEST.SELECTION, and that the DATA root exists (CoOp's
-    readers create ``split_fewshot/`` under it before SHIP sees the data)."""
+    or reads any data: the trainer's name, every SHIP setting and the seed (the one settings check), TEST.SELECTION, and
+    that the DATA root exists (CoOp's readers create ``split_fewshot/`` under it before SHIP sees the data)."""
     check_trainer_name(cfg.TRAINER.get("NAME", ""))
-    seed = cfg.get("SEED", -1)
-    if isinstance(seed, int) and not 0 <= seed <= SEED_MAX:  # CoOp's -1 ("no seed") would still seed SHIP's stages
-        raise ShipError(f"seed {seed} is not allowed (--seed, SEED); expected an integer in [0, {SEED_MAX}] "
-                        f"(CoOp's train.py passes -1 when --seed is omitted: pass --seed, as CoOp's scripts do)")
-    check_settings(cfg, dassl=True)
+    check_settings(cfg, dassl=True)  # the seed's range too: CoOp's -1 ("no seed") would still seed SHIP's stages
     check_selection(cfg)
     root = cfg.get("DATASET", {}).get("ROOT", "")
     if root and not Path(root).expanduser().is_dir():

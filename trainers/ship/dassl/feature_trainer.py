@@ -66,10 +66,7 @@ class FeatureTrainerX(TrainerX):
 
     def build_data_loader(self):
         """GZSL (``SUBSAMPLE_CLASSES gzsl``): Dassl builds the dataset over every class; training keeps the seen ones."""
-        subsample = self.cfg.DATASET.SUBSAMPLE_CLASSES
-        if subsample not in ("all", "base", "new", "gzsl"):
-            raise ShipError(f"unknown DATASET.SUBSAMPLE_CLASSES {subsample!r}; expected all, base, new or gzsl")
-        if subsample != "gzsl":
+        if self.cfg.DATASET.SUBSAMPLE_CLASSES != "gzsl":  # its value checked by check_settings in __init__
             return super().build_data_loader()
         cfg = self.cfg
         self.cfg = _with(cfg, SUBSAMPLE_CLASSES="all")

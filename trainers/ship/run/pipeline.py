@@ -28,6 +28,7 @@ from trainers.ship.common.run_log import run_header
 from trainers.ship.common.runtime import (RunLock, StageMeter, atomic_write_json, resolve_device, seed_everything,
                                           setup_logger)
 from trainers.ship.common.scalars import report_test, run_scalars
+from trainers.ship.config import check_settings
 from trainers.ship.data.classes import Classes, log_duplicate_names
 from trainers.ship.data.readers import DatasetSplits
 from trainers.ship.data.split_features import SplitFeatures
@@ -85,10 +86,7 @@ def run(cfg: CfgNode, dataset: DatasetSplits | None = None, model_dir: str | Non
     """
     trainer = cfg.TRAINER.NAME
     method_class, _ = resolve(trainer)  # an unknown trainer is one error line before anything runs
-    if cfg.SEED < 0:
-        raise ShipError(f"seed must be a non-negative integer; got {cfg.SEED}")
-    if cfg.DATASET.SUBSAMPLE_CLASSES not in PROTOCOLS:
-        raise ShipError(f"unknown DATASET.SUBSAMPLE_CLASSES {cfg.DATASET.SUBSAMPLE_CLASSES!r}; expected all, base, new or gzsl")
+    check_settings(cfg)  # the one settings check (seed, shots, class subset, every setting): a no-op after build_cfg
     protocol, subsets = PROTOCOLS[cfg.DATASET.SUBSAMPLE_CLASSES]
     cross_dataset = bool(cfg.DATASET.LABEL_ONLY_FROM)
     if cross_dataset:
