@@ -180,3 +180,36 @@ def test_a_good_run_still_validates(tmp_path, tiny_clip_path, capsys):
                  "TRAINER.SHIP.KL_WEIGHT", "2", "TRAINER.SHIP.FEATURE_MAP", "0"])
     assert code == 0, capsys.readouterr().err
     assert "KL_WEIGHT: 2.0" in (tmp_path / "r" / "log.txt").read_text()  # the integer 2, as a float
+
+
+@pytest.mark.parametrize("dassl", [False, True])
+def test_add_ship_cfg_takes_every_default_from_the_core(dassl, monkeypatch):
+    """Every key of the core's config that a Dassl config lacks (but CORE_ONLY) is added with the core's default, so a
+    default lives in one place; Dassl's own keys keep Dassl's values. With Dassl installed: on its real config."""
+    import sys
+
+    from yacs.config import CfgNode
+
+    from trainers.ship.config import get_cfg_defaults
+    from trainers.ship.dassl.config import CORE_ONLY, add_ship_cfg, core_keys
+    from trainers.ship.common.ranges import lookup
+    from trainers.ship.common.run_log import usable_cpus
+
+    if dassl:
+        pytest.importorskip("dassl", reason="compares with Dassl's real config; install Dassl.pytorch to run it")
+        from dassl.config import get_cfg_default
+
+        cfg = get_cfg_default()
+    else:
+        cfg = CfgNode({"SEED": -1, "OUTPUT_DIR": "", "DATASET": CfgNode({"NAME": "", "ROOT": "", "NUM_SHOTS": -1})})
+    before = {key: lookup(cfg, key) for key, _ in core_keys(get_cfg_defaults())}
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    add_ship_cfg(cfg, "SHIP_CoOp")
+    core = dict(core_keys(get_cfg_defaults()))
+    assert "CACHE_DIR" in core and "TRAINER.SHIP.GEN_EPOCHS" in core and not set(CORE_ONLY) & set(core)
+    for key, default in core.items():
+        present, value = before[key]
+        if key == "DATALOADER.NUM_WORKERS" and present:  # Dassl's 4, fewer on fewer cores (add_ship_cfg's one change)
+            value = min(value, usable_cpus())
+        assert lookup(cfg, key) == (True, value if present else default), key
+    assert lookup(cfg, "DEVICE") == (False, None)  # a core-only key stays out of a Dassl config
