@@ -28,6 +28,7 @@ from trainers.ship.dassl.run_guard import route_ship_log, take_back_unfinished, 
 from trainers.ship.data.classes import Classes, log_duplicate_names, read_source_dataset
 from trainers.ship.data.features import FeatureCache, FeatureSet
 from trainers.ship.data.readers import val_from_train
+from trainers.ship.data.search_val import search_val
 from trainers.ship.model.clip_loader import load_clip
 from trainers.ship.model.text_encoder import TextEncoder
 from trainers.ship.reports.metrics import gzsl_report
@@ -152,30 +153,22 @@ class FeatureTrainerX(TrainerX):
         self._writer = None
 
     def search_val(self) -> FeatureSet:
-        """The images a method searches its settings on (Tip-Adapter's α, β): the whole val split of the base classes,
-        as the core (``run.protocol_data.whole_val``), not Dassl's few-shot val; for a dataset whose val split is its test set
-        (ImageNet; CoOp's reader sets ``val = test``) the few-shot val the core draws from the training images the
-        few-shot set left out (``data.val_from_train``; one line), never Dassl's ``val``."""
+        """The features of the images a method searches its settings on (Tip-Adapter's α, β), chosen as the core
+        chooses them (``data.search_val``): the whole val split of the base classes, read with NUM_SHOTS 0, not
+        Dassl's few-shot val; for a reader whose val split is its test set (CoOp's ImageNet), the validation images
+        the core draws from the training images the few-shot set left out, never Dassl's ``val``."""
         cfg, n_base = self.cfg, len(self.split.base.names)
         reader = DATASET_REGISTRY.get(cfg.DATASET.NAME)
         full = reader(_with(cfg, SUBSAMPLE_CLASSES="all", NUM_SHOTS=0))
-        whole = full.val or []
-        test = {d.impath for d in self.dm.dataset.test}
-        if any(d.impath in test for d in whole):
-            # the core's draw runs over every class: the few-shot set of every class is left out, then the base kept
+
+        def drawn():  # the core's draw runs over every class: the few-shot set of every class is left out
             few_shot = (self.dm.dataset.train_x if cfg.DATASET.SUBSAMPLE_CLASSES in ("all", "gzsl")
                         else reader(_with(cfg, SUBSAMPLE_CLASSES="all")).train_x)
-            drawn = val_from_train(full.train_x, few_shot, cfg.DATASET.NUM_SHOTS, cfg.SEED, attrgetter("impath"))
-            few = [d for d in drawn if d.label < n_base]
-            print(f"{cfg.DATASET.NAME}'s val split is its test set; {cfg.TRAINER.NAME} searches on {len(few)} validation "
-                  f"images drawn from its training images (min(shots, 4) per base class, none of the few-shot ones)")
-            return self.features(few, "val")
-        items = [d for d in whole if d.label < n_base]
-        if not items:
-            raise ShipError(f"{cfg.DATASET.NAME} has no validation images of its base classes, but {cfg.TRAINER.NAME} "
-                            f"searches its settings on them; give the dataset a val split")
-        print(f"{cfg.TRAINER.NAME} searches on the whole val split of the {n_base} base classes ({len(items)} images)")
-        return self.features(items, "val", few_shot=False)
+            return val_from_train(full.train_x, few_shot, cfg.DATASET.NUM_SHOTS, cfg.SEED, attrgetter("impath"))
+
+        chosen = search_val(cfg.DATASET.NAME, cfg.TRAINER.NAME, n_base, full.val or [], self.dm.dataset.test, drawn,
+                            attrgetter("impath"), attrgetter("label"))
+        return self.features(chosen.items, "val") if chosen.drawn else self.features(chosen.items, "val", few_shot=False)
 
     def synthesise(self):
         """The SHIP generator stage (trained, or loaded from OUTPUT_DIR) on the base features, its stream of

@@ -3,13 +3,14 @@ classes and their identities) and the cached CLIP features of each split."""
 from __future__ import annotations
 
 import logging
+from operator import attrgetter
 
 import torch
 from yacs.config import CfgNode
 
-from trainers.ship.common.errors import ShipError
 from trainers.ship.data.classes import Classes, class_ids, merge_label_only, read_names_file
 from trainers.ship.data.features import FeatureCache, FeatureSet
+from trainers.ship.data.search_val import search_val
 from trainers.ship.data.readers import DatasetSplits, base_new_split, few_shot_splits, load_dataset, read_image_folder
 from trainers.ship.data.split_features import SplitFeatures
 from trainers.ship.methods import resolve
@@ -55,21 +56,11 @@ def crop_scales(cfg: CfgNode) -> tuple[tuple[float, float], tuple[float, float] 
     return head_scale, generator_scale if synthesises and head_scale != generator_scale else None
 
 
-def whole_val(cfg: CfgNode, dataset: DatasetSplits) -> list | None:
-    """The dataset's whole validation split, which Tip-Adapter searches α and β on (not CoOp's few-shot val of
-    ≤ 4 images per class); None for a dataset whose val split is its test set (ImageNet), which keeps the few-shot
-    val drawn from its left-out training images (one log line)."""
+def whole_val_split(cfg: CfgNode) -> list:
+    """The dataset's whole validation split (every class), as its reader gives it."""
     if cfg.DATASET.NAME == "ImageFolder":
-        whole = read_image_folder(cfg.DATASET.ROOT, cfg.DATASET.SPLIT_FILE or None).val
-    else:
-        whole = load_dataset(cfg.DATASET.NAME, cfg.DATASET.ROOT).val
-    test = {i.path for i in dataset.test}
-    if any(i.path in test for i in whole):
-        logger.info(f"{dataset.name}'s val split is its test set; the search uses validation images drawn from its "
-                    f"training images instead ({len(dataset.val)} over all its classes, of which it keeps the base "
-                    f"classes')")
-        return None
-    return whole
+        return read_image_folder(cfg.DATASET.ROOT, cfg.DATASET.SPLIT_FILE or None).val
+    return load_dataset(cfg.DATASET.NAME, cfg.DATASET.ROOT).val
 
 
 def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedClip, device: torch.device,
@@ -107,14 +98,10 @@ def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedCli
             logger.info(f"{cfg.TRAINER.NAME}: the generator trains on features cropped at scale {generator_scale} "
                         f"(TRAINER.SHIP.AUG_SCALE), the method on features cropped at {head_scale} (its CROP_SCALE)")
             generator_train = augmented(generator_scale)
-    if with_val and with_train:
-        whole = whole_val(cfg, dataset)
-        val_items = [i for i in (whole if whole is not None else dataset.val) if i.label < num_base]
-        if not val_items:
-            raise ShipError(f"{dataset.name} has no validation images of its base classes, but "
-                            f"{cfg.TRAINER.NAME} searches its settings on them; give the dataset a val split")
-        few_shot = dict(shots=cfg.DATASET.NUM_SHOTS, seed=cfg.SEED) if whole is None else {}
-        val = extract(val_items, "val", **few_shot)
+    if with_val and with_train:  # the search images (data.search_val); the reader drew dataset.val as the draw needs
+        chosen = search_val(dataset.name, cfg.TRAINER.NAME, num_base, whole_val_split(cfg), dataset.test,
+                            lambda: dataset.val, attrgetter("path"), attrgetter("label"))
+        val = extract(chosen.items, "val", **(dict(shots=cfg.DATASET.NUM_SHOTS, seed=cfg.SEED) if chosen.drawn else {}))
     test = extract(dataset.test, "test")
     is_base = test.labels < num_base
     base_classes = Classes([dataset.classnames[c] for c in base], class_ids(dataset.name, base))
