@@ -10,7 +10,8 @@ from yacs.config import CfgNode
 
 from trainers.ship.__main__ import main
 from trainers.ship.common.errors import ShipError
-from trainers.ship.common.runtime import OptimizerStep, RunLock, resolve_precision
+from trainers.ship.common.locks import RunLock
+from trainers.ship.common.runtime import OptimizerStep, resolve_precision
 from trainers.ship.config import get_cfg_defaults
 from trainers.ship.data.features import FeatureCache, ImageFiles, collate_images, extract_features, feature_transform
 from trainers.ship.methods import trainer_names

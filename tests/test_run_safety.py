@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from trainers.ship.common.errors import INTERRUPTED, ShipError
-from trainers.ship.common.runtime import RunLock, atomic_save, atomic_write_json, setup_logger
+from trainers.ship.common.locks import RunLock
+from trainers.ship.common.runtime import atomic_save, atomic_write_json, setup_logger
 from trainers.ship.data.features import FeatureCache, extract_features
 
 from .helpers import write_image_folder

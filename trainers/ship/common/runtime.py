@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -231,46 +230,3 @@ class StageMeter:
     def summary(self) -> dict:
         return {"seconds": {**self.seconds, "total": round(self._clock() - self._start, 3)},
                 "peak_memory_mib": {"kind": "gpu" if self.device.type == "cuda" else "process_max_rss", **self.peak_mib}}
-
-
-_LOCKED: set[str] = set()  # run folders this process holds (POSIX record locks never conflict within a process)
-
-
-class RunLock:
-    """An exclusive lock on a run folder (``.lock``, holding the owner's process id), so two runs never
-    write one ``log.txt`` or checkpoint at once.
-
-    A POSIX record lock (``fcntl.lockf``): it belongs to this process alone, so the loader's worker
-    processes (forked) never hold it, and the kernel drops it the moment the process dies: a killed run
-    can be rerun at once.
-    """
-
-    def __init__(self, folder: str | os.PathLike):
-        self.path = Path(folder) / ".lock"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._key = str(self.path.resolve())
-        if self._key in _LOCKED:
-            raise self._busy(str(os.getpid()))
-        self._file = open(self.path, "a+")
-        try:
-            fcntl.lockf(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # EAGAIN or EACCES: held by a live process
-            self._file.seek(0)
-            holder = self._file.read().strip() or "unknown"
-            self._file.close()
-            raise self._busy(holder) from None
-        _LOCKED.add(self._key)
-        self._file.seek(0)
-        self._file.truncate()
-        self._file.write(str(os.getpid()))
-        self._file.flush()
-
-    def _busy(self, holder: str) -> ShipError:
-        return ShipError(f"another run (process {holder}) is writing to {self.path.parent}; wait for it to finish "
-                         f"or choose another output folder")
-
-    def release(self) -> None:
-        if not self._file.closed:
-            _LOCKED.discard(self._key)
-            fcntl.lockf(self._file, fcntl.LOCK_UN)
-            self._file.close()

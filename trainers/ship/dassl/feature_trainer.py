@@ -19,7 +19,8 @@ from dassl.engine import TrainerX
 
 from trainers.ship.common.errors import ShipError
 from trainers.ship.common.known_datasets import ALIASES, templates_for
-from trainers.ship.common.runtime import RunLock, atomic_write_json
+from trainers.ship.common.locks import RunLock
+from trainers.ship.common.runtime import atomic_write_json
 from trainers.ship.common.scalars import report_test, use_writer
 from trainers.ship.config import check_settings
 from trainers.ship.dassl.classes import dassl_class_split

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 from trainers.ship.common.errors import ShipError
+from trainers.ship.common.locks import once_per_key
 from trainers.ship.common.progress import Progress
 from trainers.ship.common.runtime import atomic_save, autocast
 from trainers.ship.model.clip_loader import LoadedClip
@@ -304,14 +305,19 @@ class FeatureCache:
             "dataset": dataset, "split": split, "shots": shots, "images": image_list_digest(paths, labels),
             "augment": augment, **({"seed": seed, "passes": passes, "root": str(root)} if augment else {}),
         }
+        path = self.path_for(key)
         cached = self.load(key)
-        if cached is not None:
-            logger.info(f"{split} features: {len(cached)} images x {cached.features.shape[0]} passes from {self.path_for(key)}")
-            return cached
-        feature_set = extract_features(
-            clip_model, paths, labels, device, passes=passes, augment=augment, aug_scale=aug_scale,
-            seed=seed, batch_size=batch_size, num_workers=num_workers, desc=f"{dataset} {split}", root=root,
-        )
-        path = self.save(key, feature_set)
-        logger.info(f"{split} features: {len(feature_set)} images x {feature_set.features.shape[0]} passes saved to {path}")
-        return feature_set
+        if cached is None:  # one process encodes a key; the others wait for its file (common.locks)
+            with once_per_key(path.with_name(path.name + ".lock"), f"{dataset} {split} features ({path.name})"):
+                cached = self.load(key)  # made by another process while this one waited
+                if cached is None:
+                    feature_set = extract_features(
+                        clip_model, paths, labels, device, passes=passes, augment=augment, aug_scale=aug_scale,
+                        seed=seed, batch_size=batch_size, num_workers=num_workers, desc=f"{dataset} {split}", root=root,
+                    )
+                    self.save(key, feature_set)
+                    logger.info(f"{split} features: {len(feature_set)} images x {feature_set.features.shape[0]} "
+                                f"passes saved to {path}")
+                    return feature_set
+        logger.info(f"{split} features: {len(cached)} images x {cached.features.shape[0]} passes from {path}")
+        return cached

@@ -25,8 +25,8 @@ from yacs.config import CfgNode
 
 from trainers.ship.common.errors import ShipError
 from trainers.ship.common.run_log import run_header
-from trainers.ship.common.runtime import (RunLock, StageMeter, atomic_write_json, resolve_device, seed_everything,
-                                          setup_logger)
+from trainers.ship.common.locks import RunLock
+from trainers.ship.common.runtime import StageMeter, atomic_write_json, resolve_device, seed_everything, setup_logger
 from trainers.ship.common.scalars import report_test, run_scalars
 from trainers.ship.config import check_settings
 from trainers.ship.data.classes import Classes, log_duplicate_names
