@@ -30,5 +30,8 @@ def ship_log():
     logger = logging.getLogger("ship")
     logger.setLevel(logging.INFO)
     logger.addHandler(handler)
+    disabled = logging.root.manager.disable  # importing dassl (wilds) disables records up to WARNING
+    logging.disable(logging.NOTSET)
     yield handler.messages
+    logging.disable(disabled)
     logger.removeHandler(handler)
