@@ -182,13 +182,18 @@ def lookup(cfg: CfgNode, key: str) -> tuple[bool, Any]:
     return True, node
 
 
+def not_allowed(key: str, value: Any, spec: Spec) -> str:
+    """How a value outside its range is named: the key, the value and what ``spec`` expects."""
+    return f"{key} {value!r} is not allowed; expected {spec.expected()}"
+
+
 def violations(cfg: CfgNode, ranges: Ranges) -> list[str]:
     """One line per declared key of ``cfg`` whose value is outside its range (keys ``cfg`` lacks are skipped)."""
     lines = []
     for key, spec in ranges.items():
         present, value = lookup(cfg, key)
         if present and not spec.ok(value):
-            lines.append(f"{key} {value!r} is not allowed; expected {spec.expected()}")
+            lines.append(not_allowed(key, value, spec))
     return lines
 
 
@@ -196,7 +201,7 @@ def require(key: str, value: Any, spec: Spec) -> None:
     """One :class:`ShipError` line, as the settings check words it, when ``value`` of ``key`` is outside ``spec``:
     for a library call that no settings check precedes (a dataset reader called directly)."""
     if not spec.ok(value):
-        raise ShipError(f"{key} {value!r} is not allowed; expected {spec.expected()}")
+        raise ShipError(not_allowed(key, value, spec))
 
 
 SEED_MAX = 2**32 - 1  # numpy's seeds: 0 ... 2**32 - 1

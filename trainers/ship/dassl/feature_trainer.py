@@ -20,7 +20,7 @@ from dassl.engine import TrainerX
 from trainers.ship.common.errors import ShipError
 from trainers.ship.common.known_datasets import ALIASES, templates_for
 from trainers.ship.common.locks import RunLock
-from trainers.ship.common.runtime import atomic_write_json
+from trainers.ship.common.runtime import atomic_write_json, seed_everything, stage_seed
 from trainers.ship.common.scalars import report_test, use_writer
 from trainers.ship.config import check_settings
 from trainers.ship.dassl.classes import dassl_class_split
@@ -30,6 +30,7 @@ from trainers.ship.data.classes import Classes, log_duplicate_names, read_source
 from trainers.ship.data.features import FeatureCache, FeatureSet
 from trainers.ship.data.readers import val_from_train
 from trainers.ship.data.search_val import search_val
+from trainers.ship.methods import FitInputs
 from trainers.ship.model.clip_loader import load_clip
 from trainers.ship.model.text_encoder import TextEncoder
 from trainers.ship.reports.metrics import gzsl_report
@@ -170,6 +171,18 @@ class FeatureTrainerX(TrainerX):
         chosen = search_val(cfg.DATASET.NAME, cfg.TRAINER.NAME, n_base, full.val or [], self.dm.dataset.test, drawn,
                             attrgetter("impath"), attrgetter("label"))
         return self.features(chosen.items, "val") if chosen.drawn else self.features(chosen.items, "val", few_shot=False)
+
+    def seeded_method(self, method_class, val: FeatureSet | None = None):
+        """As the core builds a head (``run.heads``): SHIP's synthetic features when TRAINER.SHIP.SYNTHESIZE (the
+        generator stage runs only when training), then ``method_class`` built under the trainer's stage seed, and the
+        inputs it is fitted on (``val``: its search images)."""
+        cfg = self.cfg
+        synthetic = self.synthesise() if cfg.TRAINER.SHIP.SYNTHESIZE else None
+        seed_everything(stage_seed(cfg.SEED, type(self).__name__))
+        method = method_class(cfg, self.text_encoder, self.templates)
+        inputs = FitInputs(self.train_features, self.split.base.names, self.split.label_only, synthetic, val,
+                           cfg.DATASET.NAME, cfg.DATASET.NUM_SHOTS, dict(self.split.class_index))
+        return method, inputs
 
     def synthesise(self):
         """The SHIP generator stage (trained, or loaded from OUTPUT_DIR) on the base features, its stream of

@@ -13,9 +13,9 @@ from pathlib import Path
 from dassl.engine import TRAINER_REGISTRY
 
 import trainers.ship.dassl.ship_coop  # noqa: F401  SHIP_CoOp first: it keeps its own trainer
-from trainers.ship.common.runtime import atomic_save, seed_everything, stage_seed
+from trainers.ship.common.runtime import atomic_save
 from trainers.ship.dassl.feature_trainer import FeatureTrainerX
-from trainers.ship.methods import METHODS, FitInputs
+from trainers.ship.methods import METHODS
 
 
 class FitOnceTrainer(FeatureTrainerX):
@@ -34,23 +34,15 @@ class FitOnceTrainer(FeatureTrainerX):
 
     def before_train(self):
         super().before_train()
-        cfg = self.cfg
-        base, label_only = self.split.base.names, self.split.label_only
         val = self.search_val() if self.method.uses_val else None
-        synthetic = None
-        if cfg.TRAINER.SHIP.SYNTHESIZE:
-            synthetic = self.synthesise()
-        seed_everything(stage_seed(cfg.SEED, type(self).__name__))
-        self.method = self.method_class(cfg, self.text_encoder, self.templates)  # built under the stage's seed
-        self.method.fit(FitInputs(self.train_features, base, label_only, synthetic, val, cfg.DATASET.NAME,
-                                  cfg.DATASET.NUM_SHOTS, dict(self.split.class_index)))
+        self.method, inputs = self.seeded_method(self.method_class, val)
+        self.method.fit(inputs)
         path = Path(self.output_dir) / self.stage / f"model.pth.tar-{self.method.epochs()}"
         atomic_save({"state_dict": self.method.state_dict(), "epoch": self.method.epochs()}, path)
         print(f"Checkpoint saved to {path}")
 
     def resume_model_if_exist(self, directory):
         return 0  # fitting is one pass; a rerun fits again
-
 
 
 for _name, _method in METHODS.items():

@@ -13,9 +13,7 @@ from pathlib import Path
 
 from dassl.engine import TRAINER_REGISTRY
 
-from trainers.ship.common.runtime import seed_everything, stage_seed
 from trainers.ship.dassl.feature_trainer import FeatureTrainerX
-from trainers.ship.methods import FitInputs
 from trainers.ship.methods.coop import CoOp
 from trainers.ship.training.stages import checkpoint_file, read_checkpoint
 
@@ -40,13 +38,8 @@ class SHIP_CoOp(FeatureTrainerX):
 
     def before_train(self):
         super().before_train()  # extracts the train features
-        cfg = self.cfg
-        synthetic = self.synthesise() if cfg.TRAINER.SHIP.SYNTHESIZE else None  # only when training, never --eval-only
-        seed_everything(stage_seed(cfg.SEED, type(self).__name__))  # as the core: the learner is built under it
-        self.method = CoOp(cfg, self.text_encoder, self.templates)
-        self.training = self.method.training(FitInputs(self.train_features, self.split.base.names, self.split.label_only,
-                                                       synthetic, None, cfg.DATASET.NAME, cfg.DATASET.NUM_SHOTS,
-                                                       dict(self.split.class_index)))
+        self.method, inputs = self.seeded_method(CoOp)  # the learner built under the stage seed, as the core's
+        self.training = self.method.training(inputs)
         optimization = self.training.optimization
         self.register_model(self.stage, self.method.learner, optimization.optimizer, optimization.schedule.scheduler)
         self.start_epoch = self.resume(self.resume_from)
