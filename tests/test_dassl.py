@@ -106,7 +106,7 @@ def test_bad_trainer_seed_root_or_config_file_is_one_line_before_anything_is_cre
     pytest.importorskip("dassl")
     args = {"--root": eurosat_root, "--seed": 1, "--trainer": "SHIP_CoOp", "--output-dir": tmp_path / "out",
             "--dataset-config-file": "configs/datasets/eurosat.yaml", "--config-file": "configs/trainers/SHIP/vit_b16.yaml"}
-    line = {"trainer": "error: unknown trainer 'SHIP_Coop'", "seed": "error: seed 4294967296 is not allowed",
+    line = {"trainer": "error: unknown trainer 'SHIP_Coop'", "seed": "error: SEED 4294967296 is not allowed; expected an integer in [0, 4294967295]; pass --seed",
             "root": f"error: DATA root not found: {tmp_path / 'no-DATA'}", "yaml": f"error: bad config file {tmp_path / 'bad.yaml'}, line 3"}[bad]
     args.update({"trainer": {"--trainer": "SHIP_Coop"}, "seed": {"--seed": 2**32}, "root": {"--root": tmp_path / "no-DATA"},
                  "yaml": {"--config-file": tmp_path / "bad.yaml"}}[bad])

@@ -113,7 +113,8 @@ def test_a_holder_killed_mid_extraction_hands_over_to_a_waiter(tmp_path, tiny_cl
     log = "".join(before) + rest
     assert "passes saved to" in log and "corrupt" not in log  # it extracted; no partial file was read
     assert (tmp_path / "encoding-waiter").exists()  # the waiter took over and encoded the images itself
-    assert sorted(p.suffix for p in cache.iterdir()) == [".lock", ".pt"]  # no partial file left behind
+    assert [p.suffix for p in cache.glob("*") if p.name != ".locks"] == [".pt"]  # no partial file left behind
+    assert [p.name for p in (cache / ".locks").iterdir()] == [next(cache.glob("*.pt")).name + ".lock"]
     serial = _worker(tmp_path, tiny_clip_path, tmp_path / "serial-cache", 0, "serial")
     assert result["digest"] == _finish(serial)[0]["digest"]
 
@@ -150,8 +151,10 @@ def test_a_waiter_logs_a_progress_line_at_least_every_30_seconds(tmp_path, monke
             child.wait(timeout=60)
 
     monkeypatch.setattr(locks.time, "sleep", sleep)
-    with locks.once_per_key(lock, "toy test features", clock=lambda: next(ticks)) as held:
-        assert held and lock.read_text() == str(os.getpid())
+    with locks.once_per_key(lock, "toy test features", clock=lambda: next(ticks)) as waited:
+        assert waited and lock.read_text() == str(os.getpid())  # it waited: the holder's work may be done
+    with locks.once_per_key(lock, "toy test features") as waited:
+        assert not waited  # free at once: nobody worked on the key meanwhile
     waiting = [m for m in ship_log if "toy test features" in m]
     assert "process 4242 is making it" in waiting[0]
     assert sum("still waiting for process 4242" in m for m in waiting) >= 2

@@ -34,7 +34,7 @@ def _results(split: str, value: float, backend: str = "dassl") -> dict:
             split: value, "selection": "honest", "backend": backend}
 
 
-def test_a_killed_best_val_run_is_not_finished_and_not_tabled(tmp_path):
+def test_a_killed_best_val_run_is_not_finished_and_not_tabled(tmp_path, capsys):
     root = tmp_path / "out"
     layout = "{split}/eurosat/shots_2/{trainer}/vit_b16/seed1"
     killed = VAL_TEST * 3  # killed after three epochs' val tests
@@ -42,6 +42,8 @@ def test_a_killed_best_val_run_is_not_finished_and_not_tabled(tmp_path):
         _run(root, layout.replace("{split}", split), "CoOp", DASSL_HEAD.format(trainer="CoOp") + killed)
     assert not finished(root / "train_base/eurosat/shots_2/CoOp/vit_b16/seed1")[0]
     assert collect(root)[0] == {}
+    skipped = capsys.readouterr().err.splitlines()  # one line per unfinished folder: never left out silently
+    assert len(skipped) == 2 and all(line.startswith("skipped ") and "not finished" in line for line in skipped)
     # the same runs, finished: the final test on the test split counts, not the val accuracies before it
     for split, acc in (("train_base", 40.0), ("test_new", 60.0)):
         log = root / layout.replace("{split}", split).format(trainer="CoOp") / "log.txt"

@@ -416,7 +416,7 @@ def test_feature_cache_keys_on_the_crop_scale(tmp_path, tiny_clip):
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 2
 
 
-def test_tip_adapter_init_alpha_zero_is_zero_and_unset_is_the_dataset_value(text_encoder):
+def test_tip_adapter_init_alpha_zero_is_zero_and_unset_is_the_dataset_value(text_encoder, ship_log):
     """TRAINER.TIPADAPTER.INIT_ALPHA 0 is inside its range and is used as 0; None (the default) means Tip-Adapter's
     value for the dataset; a negative value is one error line naming it."""
     cfg = get_cfg_defaults()
@@ -425,6 +425,8 @@ def test_tip_adapter_init_alpha_zero_is_zero_and_unset_is_the_dataset_value(text
     assert TipAdapter(cfg, text_encoder, ["{}"]).init_alpha("Caltech101") == 3.0
     zero = build_cfg(opts=["TRAINER.TIPADAPTER.INIT_ALPHA", "0"])
     assert TipAdapter(zero, text_encoder, ["{}"]).init_alpha("Caltech101") == 0.0
+    (line,) = [m for m in ship_log if "INIT_ALPHA" in m]  # 0 meant "the dataset's value" before: one line says so
+    assert "alpha 0" in line and "leave it unset (None" in line
     assert build_cfg(opts=["TRAINER.TIPADAPTER.INIT_ALPHA", "2.5"]).TRAINER.TIPADAPTER.INIT_ALPHA == 2.5
     with pytest.raises(ShipError, match=r"TRAINER.TIPADAPTER.INIT_ALPHA -1.0 is not allowed; expected a finite number "
                                         r">= 0, or None \(Tip-Adapter's value for the dataset\)"):

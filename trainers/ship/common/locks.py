@@ -90,17 +90,18 @@ class RunLock:
 @contextlib.contextmanager
 def once_per_key(lock_path: Path, what: str, clock: Callable[[], float] = time.monotonic) -> Iterator[bool]:
     """Hold ``lock_path`` exclusively for the block, so that work on one key (``what``: e.g. a feature set) is done
-    by one process at a time; the block then checks whether another process finished it meanwhile.
+    by one process at a time. Yields whether this process waited for another holder: only then may the work be
+    done already, and the block checks for it.
 
     A process that finds the lock held logs one line (which key, which process holds it) and a progress line at
     least every :data:`WAIT_LINE_SECONDS` while it waits; when the holder dies, its lock is released with it and
-    the next waiter takes over. Yields True when the lock is held; False (after one log line) where the file
-    system refuses record locks, and the block then runs unlocked, as without this lock.
+    the next waiter takes over. Where the file system refuses record locks: one log line, and the block runs
+    unlocked (yielding False), as without this lock.
     """
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     key = str(lock_path.resolve())
-    if key in _LOCKED:  # this process holds it already (a nested call): the outer block does the work
-        yield True
+    if key in _LOCKED:  # this process holds it already (a nested call): nobody else worked on it meanwhile
+        yield False
         return
     handle = open(lock_path, "a+")
     try:
@@ -128,7 +129,7 @@ def once_per_key(lock_path: Path, what: str, clock: Callable[[], float] = time.m
         _LOCKED.add(key)
         _own(handle)
         try:
-            yield True
+            yield waiting
         finally:
             _LOCKED.discard(key)
             fcntl.lockf(handle, fcntl.LOCK_UN)

@@ -31,6 +31,7 @@ from trainers.ship.model.clip_loader import LoadedClip
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+LOCKS = ".locks"  # the per-key locks of the extractions (common.locks.once_per_key), under the cache folder
 CACHE_FORMAT = 4  # 3: crops seeded by the path relative to the dataset root; stored digest; 4: raw norms kept
 
 logger = logging.getLogger("ship")
@@ -308,8 +309,9 @@ class FeatureCache:
         path = self.path_for(key)
         cached = self.load(key)
         if cached is None:  # one process encodes a key; the others wait for its file (common.locks)
-            with once_per_key(path.with_name(path.name + ".lock"), f"{dataset} {split} features ({path.name})"):
-                cached = self.load(key)  # made by another process while this one waited
+            lock = self.root / LOCKS / f"{path.name}.lock"  # beside the cache, not among its files
+            with once_per_key(lock, f"{dataset} {split} features ({path.name})") as waited:
+                cached = self.load(key) if waited else None  # made by the process this one waited for
                 if cached is None:
                     feature_set = extract_features(
                         clip_model, paths, labels, device, passes=passes, augment=augment, aug_scale=aug_scale,

@@ -4,6 +4,8 @@
 synthetic keys per label-only class, so those classes get cache votes too."""
 from __future__ import annotations
 
+import logging
+
 import torch
 from yacs.config import CfgNode as CN
 
@@ -11,9 +13,12 @@ from trainers.ship.common.errors import ShipError
 from trainers.ship.common.ranges import Flag, Int, Interval, Num, Pair, Positive
 from trainers.ship.model.classifiers import zero_shot_weights
 from trainers.ship.model.synthesis import synthesize_per_class
-from trainers.ship.training.tip_cache import INIT_ALPHA, SEARCH_SCALE, TipCache, finetune_epochs, finetune_keys, search_alpha_beta
+from trainers.ship.training.tip_cache import (INIT_ALPHA, SEARCH_SCALE, TipCache, finetune_epochs, finetune_keys,
+                                              search_alpha_beta)
 
 from .base import FeatureMethod, register
+
+logger = logging.getLogger("ship")
 
 
 @register
@@ -39,7 +44,8 @@ class TipAdapter(FeatureMethod):
 
     @classmethod
     def ranges(cls):
-        return dict(FINETUNE=Flag(), EPOCHS=Int(0), LR=Positive(), BATCH_SIZE=Int(1), INIT_ALPHA=Num(0, unset="Tip-Adapter's value for the dataset"), INIT_BETA=Positive(),
+        return dict(FINETUNE=Flag(), EPOCHS=Int(0), LR=Positive(), BATCH_SIZE=Int(1),
+                    INIT_ALPHA=Num(0, unset="Tip-Adapter's value for the dataset"), INIT_BETA=Positive(),
                     SEARCH_SCALE=Pair(Positive()), CROP_SCALE=Interval(0, 1, low_open=True))
 
     def __init__(self, cfg, text_encoder, templates):
@@ -96,8 +102,14 @@ class TipAdapter(FeatureMethod):
         self.cache = cache
 
     def init_alpha(self, dataset: str) -> float:
-        """TRAINER.TIPADAPTER.INIT_ALPHA, or when unset (None) Tip-Adapter's value for ``dataset`` (1.0 for others)."""
-        return INIT_ALPHA.get(dataset, 1.0) if self.hp.INIT_ALPHA is None else float(self.hp.INIT_ALPHA)
+        """TRAINER.TIPADAPTER.INIT_ALPHA, or when unset (None) Tip-Adapter's value for ``dataset`` (1.0 for others).
+        0, which earlier versions read as "the dataset's value", is used as 0, with one log line saying so."""
+        if self.hp.INIT_ALPHA is None:
+            return INIT_ALPHA.get(dataset, 1.0)
+        if self.hp.INIT_ALPHA == 0:
+            logger.info("TRAINER.TIPADAPTER.INIT_ALPHA 0: the cache starts with alpha 0 (no cache votes); for "
+                        "Tip-Adapter's value for the dataset leave it unset (None; earlier versions read 0 as that)")
+        return float(self.hp.INIT_ALPHA)
 
     def _test_score(self, cache: TipCache, keys: torch.Tensor, alpha: float, beta: float, metric) -> float:
         """The test metric of a cache like ``cache`` with ``keys``, ``alpha`` and ``beta`` (``TEST.SELECTION paper``

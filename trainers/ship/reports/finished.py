@@ -12,6 +12,7 @@ summary and the run-folder checks all ask :func:`finished`.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -76,11 +77,10 @@ def finished(folder: str | Path) -> tuple[bool, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or args[0] in ("-h", "--help"):
-        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
-        return 2
-    done, why = finished(args[0])
+    p = argparse.ArgumentParser(prog="python -m trainers.ship.reports.finished",
+                                description="Exit 0 when RUN_DIR holds a finished run, 1 otherwise; one line says why.")
+    p.add_argument("run_dir", help="a run's output folder")
+    done, why = finished(p.parse_args(argv).run_dir)
     print(("finished: " if done else "not finished: ") + why)
     return 0 if done else 1
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from trainers.ship.common.known_datasets import ALIASES, DATASET_TEMPLATES
 from trainers.ship.reports.columns import column_label, dataset_columns
-from trainers.ship.reports.finished import coop_log, test_split_values
+from trainers.ship.reports.finished import coop_log, finished, test_split_values
 from trainers.ship.reports.metrics import harmonic_mean
 
 METRICS = {"base2new": ("base", "new", "hm"), "gzsl": ("base", "new", "hm"), "xd": ("accuracy",)}
@@ -104,8 +104,11 @@ def collect(root: str | Path) -> tuple[dict[Group, list[dict[str, float]]], set[
                 runs[key].update({m: result[m] for m in ("base", "new") if m in result})
             continue
         log = coop_log(folder)  # a finished run of CoOp's own trainers (a SHIP run without results.json is not finished)
+        if log is None:  # a killed run, or a SHIP run of an older version: never tabled, never silently
+            print(f"skipped {folder}: not finished ({finished(folder)[1]})", file=sys.stderr)
+            continue
         marker = next((m for m in (*BASE2NEW_LAYOUT, "evaluation", "gzsl", "xd") if m in parts), None)
-        if log is None or marker is None or not parts[-1].startswith("seed"):
+        if marker is None or not parts[-1].startswith("seed"):
             continue
         accuracy = last_value(log)
         i = parts.index(marker)
