@@ -79,13 +79,15 @@ def _cached_or_sampled(dataset_dir: Path, train: list[Item], val: list[Item], sh
     cache_dir = dataset_dir / "split_fewshot"
     coop_file = cache_dir / f"shot_{shots}-seed_{seed}.pkl"
     our_file = cache_dir / f"shot_{shots}-seed_{seed}.json"
-    if coop_file.is_file():
+    if coop_file.is_file():  # CoOp's images or none: another sample would silently train on other images
         try:
             data = read_coop_pickle(coop_file, dataset_dir)
-            logger.info(f"Few-shot images from CoOp's {coop_file}")
-            return data["train"], data.get("val", val)
-        except Exception as exc:  # unreadable: fall back to our own file or sampling
-            logger.info(f"cannot read CoOp few-shot file {coop_file} ({type(exc).__name__}: {exc}); ignoring it")
+            train_few, val_few = data["train"], data.get("val", val)
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ShipError(f"cannot read CoOp's few-shot file {coop_file} ({type(exc).__name__}: {exc}); expected the "
+                            "pickle of Dassl Datum lists CoOp writes. Move it away to sample the images again") from exc
+        logger.info(f"Few-shot images from CoOp's {coop_file}")
+        return train_few, val_few
     if our_file.is_file():
         try:
             data = json.loads(our_file.read_text())

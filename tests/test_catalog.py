@@ -231,5 +231,16 @@ def test_unpickler_refuses_other_objects(tmp_path):
     split_json_dataset(tmp_path, "eurosat", "2750", "split_zhou_EuroSAT.json", ["a", "b"])
     (tmp_path / "eurosat" / "split_fewshot").mkdir()
     (tmp_path / "eurosat" / "split_fewshot" / "shot_1-seed_1.pkl").write_bytes(pickle.dumps({"train": [Path("x")]}))
-    ds = load_dataset("EuroSAT", tmp_path, shots=1, seed=1)  # ignored with a log line, sampled instead
-    assert len(ds.train) == 2
+    with pytest.raises(ShipError, match=r"cannot read CoOp's few-shot file .*shot_1-seed_1.pkl \(UnpicklingError: "
+                                         r"unexpected object pathlib"):
+        load_dataset("EuroSAT", tmp_path, shots=1, seed=1)  # never another sample of other images
+    assert not (tmp_path / "eurosat" / "split_fewshot" / "shot_1-seed_1.json").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"not a pickle", pickle.dumps([1, 2]), pickle.dumps({"val": []})])
+def test_an_unreadable_coop_fewshot_file_is_one_error_naming_it(tmp_path, content):
+    split_json_dataset(tmp_path, "eurosat", "2750", "split_zhou_EuroSAT.json", ["a", "b"])
+    (tmp_path / "eurosat" / "split_fewshot").mkdir()
+    (tmp_path / "eurosat" / "split_fewshot" / "shot_1-seed_1.pkl").write_bytes(content)
+    with pytest.raises(ShipError, match=r"cannot read CoOp's few-shot file .*shot_1-seed_1.pkl .*Move it away"):
+        load_dataset("EuroSAT", tmp_path, shots=1, seed=1)

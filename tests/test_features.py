@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from trainers.ship.data import features as features_mod
-from trainers.ship.data.features import FeatureCache, extract_features
+from trainers.ship.data.features import FeatureCache, FeatureSet, extract_features
 
 from .helpers import write_image_folder
 
@@ -95,6 +95,36 @@ def test_truncated_cache_is_rebuilt(tmp_path, tiny_clip, images, encode_calls, s
     assert len(encode_calls) == 4 and torch.equal(first.features, rebuilt.features)
     assert any(m.startswith("corrupt feature cache") for m in ship_log)
     assert get(cache, tiny_clip, images) is not None and len(encode_calls) == 4  # repaired on disk
+
+
+@pytest.mark.parametrize("content", ["empty", "garbage", "a list", "entries missing", "not tensors", "shapes"])
+def test_a_foreign_cache_file_is_rebuilt_with_one_line(tmp_path, tiny_clip, images, ship_log, content):
+    cache = FeatureCache(tmp_path / "cache")
+    first = get(cache, tiny_clip, images)
+    (path,) = (tmp_path / "cache").glob("*.pt")
+    blob = torch.load(path, weights_only=True)
+    if content in ("empty", "garbage"):
+        path.write_bytes(b"" if content == "empty" else b"not a torch file" * 8)
+    else:
+        torch.save({"a list": [1, 2], "entries missing": {"key": blob["key"]},
+                    "not tensors": {**blob, "labels": blob["labels"].tolist()},
+                    "shapes": {**blob, "labels": blob["labels"][:-1]}}[content], path)
+    assert torch.equal(get(cache, tiny_clip, images).features, first.features)
+    assert sum(m.startswith(f"corrupt feature cache {path} (") for m in ship_log) == 1
+
+
+def test_a_bug_while_reading_the_cache_is_not_called_corrupt(tmp_path, tiny_clip, images, ship_log, monkeypatch):
+    """Only what a bad file raises means "rebuild": any other error stops the run instead of hiding behind a rebuild."""
+    cache = FeatureCache(tmp_path / "cache")
+    get(cache, tiny_clip, images)
+
+    def broken(self):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(FeatureSet, "digest", broken)
+    with pytest.raises(ZeroDivisionError):
+        get(cache, tiny_clip, images)
+    assert not any(m.startswith("corrupt feature cache") for m in ship_log)
 
 
 def test_stale_cache_is_rebuilt(tmp_path, tiny_clip, images, encode_calls, ship_log):

@@ -34,3 +34,30 @@ def test_interpret_a_finished_run(tmp_path, tiny_clip_path, capsys):
     assert context.split("| ")[3].startswith("a (")  # CoOp's context starts as "a photo of a": its first word stays nearest
     assert table in capsys.readouterr().out
     assert main([str(tmp_path / "toy")]) == 2  # nothing to interpret: one error line
+
+
+def test_every_generator_variant_is_interpreted_or_named(tmp_path, tiny_clip_path, capsys):
+    """The untrained control's generator is read like SHIP's (its rows say "untrained"); the feature variant, which
+    holds no prompt vectors, is one note line; no variant is left out without a word."""
+    from trainers.ship.model.generator import VARIANTS
+    from trainers.ship.reports.interpret import PROMPT_PARTS
+    assert set(PROMPT_PARTS) == set(VARIANTS)
+    folder = write_image_folder(tmp_path / "toy", ["cat", "dog", "car", "tree"], per_class=6)
+    for variant in ("untrained", "feature"):
+        run = tmp_path / variant
+        assert ship_main([str(a) for a in ["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 2,
+                                           "--output-dir", run, "--cache-dir", tmp_path / "cache",
+                                           "--trainer", "SHIP_TipAdapter", "TRAINER.SHIP.GENERATOR", variant,
+                                           "TRAINER.SHIP.GEN_EPOCHS", 2, "TRAINER.SHIP.AUG_PASSES", 1,
+                                           "DATALOADER.NUM_WORKERS", 0]]) == 0
+        capsys.readouterr()
+        code = main([str(run), "--topk", "2", "--samples", "2"])
+        out, err = capsys.readouterr()
+        if variant == "untrained":
+            assert code == 0
+            rows = [line for line in out.splitlines() if line.startswith("| ") and "(" in line]
+            assert sum("global prompt (untrained)" in r for r in rows) == 4
+            assert sum("local bias r(z), z ~ N(0, I) (untrained)" in r for r in rows) == 2
+        else:  # nothing else to read in a Tip-Adapter run: the note, then the error line
+            assert "the feature generator maps z to a feature, not to prompt vectors" in err
+            assert code == 2 and "holds no generator/ or prompt_learner/ checkpoint" in err

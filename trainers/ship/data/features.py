@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,6 +234,34 @@ def image_list_digest(paths: Sequence[str], labels: Sequence[int]) -> str:
     return h.hexdigest()
 
 
+class CorruptCache(Exception):
+    """A cache file that cannot be a feature set: truncated, garbled, foreign, or changed since it was written."""
+
+
+# What torch.load raises on a truncated (EOFError, RuntimeError: no zip directory), garbled (KeyError, ValueError:
+# the legacy reader) or foreign file (UnpicklingError: not weights only).
+_UNREADABLE = (EOFError, RuntimeError, KeyError, ValueError, pickle.UnpicklingError)
+_ENTRIES = ("key", "features", "labels", "norms", "digest")
+
+
+def _read_cache_file(path: Path) -> dict:
+    """The cache file's entries, checked for their types and shapes; :class:`CorruptCache` if they are not a set's."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except _UNREADABLE as exc:
+        raise CorruptCache(f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(blob, dict) or any(k not in blob for k in _ENTRIES):
+        found = sorted(map(str, blob)) if isinstance(blob, dict) else type(blob).__name__
+        raise CorruptCache(f"not a feature cache: it holds {found}; expected entries {', '.join(_ENTRIES)}")
+    features, labels, norms = blob["features"], blob["labels"], blob["norms"]
+    if not all(isinstance(t, torch.Tensor) for t in (features, labels, norms)) or not isinstance(blob["digest"], str):
+        raise CorruptCache("its features, labels or norms are not tensors, or its digest is not a string")
+    if features.dim() != 3 or labels.dim() != 1 or features.shape[1] != labels.shape[0] or norms.shape != features.shape[:2]:
+        raise CorruptCache(f"features {tuple(features.shape)} do not match labels {tuple(labels.shape)} "
+                           f"and norms {tuple(norms.shape)}")
+    return blob
+
+
 class FeatureCache:
     """Feature sets on disk, one file per key; written atomically with the digest of their values and labels,
     verified against it on read."""
@@ -252,19 +281,15 @@ class FeatureCache:
         if not path.exists():
             return None
         try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
+            blob = _read_cache_file(path)
             if blob["key"] != key:
                 logger.info(f"stale feature cache {path} (built for another key); rebuilding")
                 return None
-            features, labels, norms = blob["features"], blob["labels"], blob["norms"]
-            if features.dim() != 3 or features.shape[1] != labels.shape[0] or norms.shape != features.shape[:2]:
-                raise ValueError(f"features {tuple(features.shape)} do not match labels {tuple(labels.shape)} "
-                                 f"and norms {tuple(norms.shape)}")
-            feature_set = FeatureSet(features, labels, norms)
+            feature_set = FeatureSet(blob["features"], blob["labels"], blob["norms"])
             if feature_set.digest() != blob["digest"]:
-                raise ValueError("its values or labels do not match the digest stored with them")
-        except Exception as exc:  # truncated file, bad pickle, missing entry, wrong shapes, changed values
-            logger.info(f"corrupt feature cache {path} ({type(exc).__name__}: {exc}); rebuilding")
+                raise CorruptCache("its values or labels do not match the digest stored with them")
+        except CorruptCache as exc:  # only what a truncated, garbled or foreign file raises: a bug is not "corrupt"
+            logger.info(f"corrupt feature cache {path} ({exc}); rebuilding")
             return None
         return feature_set
 

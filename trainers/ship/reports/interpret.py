@@ -34,6 +34,12 @@ def token_texts(ids: list[int]) -> list[str]:
     return [decoder[i].replace("</w>", "") for i in ids]
 
 
+# Which prompt vectors each generator variant holds: its global prompts, its local-bias MLP r(z), or neither
+# (``feature`` maps z to a feature directly; ``untrained`` is SHIP's prompt generator at its initial weights).
+PROMPT_PARTS = {"prompt": ("global", "local"), "untrained": ("global", "local"), "cvae": ("global", "local"),
+                "global_only": ("global",), "local_only": ("local",), "feature": ()}
+
+
 def learned_vectors(run: Path, samples: int, seed: int = 0) -> list[tuple[str, torch.Tensor]]:
     """(label, vectors [n, W]) of the run's generator (global prompts, local biases) and prompt learner (context)."""
     found = []
@@ -42,15 +48,22 @@ def learned_vectors(run: Path, samples: int, seed: int = 0) -> list[tuple[str, t
         setup = json.loads((run / "setup.json").read_text()) if (run / "setup.json").is_file() else {}
         generator = setup.get("settings", {}).get("generator", {})
         variant = generator.get("TRAINER.SHIP.GENERATOR", "prompt")
-        if variant in ("prompt", "cvae", "global_only"):
-            found.append(("global prompt", state["global_prompts"]))
-        if variant in ("prompt", "cvae", "local_only"):
+        if variant not in PROMPT_PARTS:
+            raise ShipError(f"{run}: TRAINER.SHIP.GENERATOR {variant!r} in setup.json; expected one of {', '.join(PROMPT_PARTS)}")
+        parts = PROMPT_PARTS[variant]
+        suffix = " (untrained)" if variant == "untrained" else ""
+        if not parts:
+            print(f"note: {run}: the {variant} generator maps z to a feature, not to prompt vectors; "
+                  "no generator row", file=sys.stderr)
+        if "global" in parts:
+            found.append(("global prompt" + suffix, state["global_prompts"]))
+        if "local" in parts:
             w1, b1, w2, b2 = (state[f"bias_mlp.{i}.{p}"] for i in (0, 2) for p in ("weight", "bias"))
             z = torch.randn(samples, w1.shape[1], generator=torch.Generator().manual_seed(seed))
             hidden = z @ w1.t() + b1
             leaky = generator.get("TRAINER.SHIP.LEAKY_RELU", False)
             hidden = torch.nn.functional.leaky_relu(hidden, 0.2) if leaky else torch.relu(hidden)
-            found.append(("local bias r(z), z ~ N(0, I)", hidden @ w2.t() + b2))
+            found.append(("local bias r(z), z ~ N(0, I)" + suffix, hidden @ w2.t() + b2))
     if (run / "prompt_learner").is_dir():
         found.append(("prompt learner context", read_checkpoint(checkpoint_file(run / "prompt_learner", None))["state_dict"]["ctx"]))
     if not found:
