@@ -1,3 +1,4 @@
+import json
 import logging
 
 import pytest
@@ -5,7 +6,7 @@ import pytest
 from trainers.ship.model.clip_loader import LoadedClip, load_clip
 from trainers.ship.model.text_encoder import TextEncoder
 
-from .helpers import ListHandler, save_tiny_clip
+from .helpers import ListHandler, save_tiny_clip, write_image_folder
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +36,18 @@ def ship_log():
     yield handler.messages
     logging.disable(disabled)
     logger.removeHandler(handler)
+
+
+@pytest.fixture(scope="module")
+def eurosat_root(tmp_path_factory):
+    """A tiny EuroSAT in CoOp's layout: 2750/<class>/*.jpg and split_zhou_EuroSAT.json."""
+    root = tmp_path_factory.mktemp("DATA")
+    classes = ["AnnualCrop", "Forest", "Highway", "River"]
+    write_image_folder(root / "eurosat" / "2750", classes, per_class=6)
+    split = {k: [] for k in ("train", "val", "test")}
+    for label, name in enumerate(classes):
+        files = sorted((root / "eurosat" / "2750" / name).iterdir())
+        for key, part in (("train", files[:3]), ("val", files[3:4]), ("test", files[4:])):
+            split[key] += [[f"{name}/{f.name}", label, name] for f in part]
+    (root / "eurosat" / "split_zhou_EuroSAT.json").write_text(json.dumps(split))
+    return root

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import read_scalars, write_image_folder
+from .helpers import read_scalars
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_DASSL = importlib.util.find_spec("dassl") is not None
@@ -21,23 +21,6 @@ def test_train_py_without_dassl_says_how_to_install():
     assert proc.returncode == 2
     assert "pip install --no-build-isolation -e ." in proc.stderr  # the command that builds Dassl under numpy 2
     assert "python -m trainers.ship" in proc.stderr and proc.stderr.count("\n") == 1
-
-
-@pytest.fixture(scope="module")
-def eurosat_root(tmp_path_factory):
-    """A tiny EuroSAT in CoOp's layout: 2750/<class>/*.jpg and split_zhou_EuroSAT.json."""
-    import json
-
-    root = tmp_path_factory.mktemp("DATA")
-    classes = ["AnnualCrop", "Forest", "Highway", "River"]
-    write_image_folder(root / "eurosat" / "2750", classes, per_class=6)
-    split = {k: [] for k in ("train", "val", "test")}
-    for label, name in enumerate(classes):
-        files = sorted((root / "eurosat" / "2750" / name).iterdir())
-        for key, part in (("train", files[:3]), ("val", files[3:4]), ("test", files[4:])):
-            split[key] += [[f"{name}/{f.name}", label, name] for f in part]
-    (root / "eurosat" / "split_zhou_EuroSAT.json").write_text(json.dumps(split))
-    return root
 
 
 def train_py(args, cwd=ROOT):
