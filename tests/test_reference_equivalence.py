@@ -120,6 +120,24 @@ def test_few_shot_sampling_equals_recorded_dassl(case):
     assert [i.path for i in dataset.val] == RECORDED["fewshot"][case]["val"]
 
 
+def test_the_recording_is_what_dassl_gives_today(tmp_path):
+    """Where Dassl is installed, the recorded few-shot sets are computed again with Dassl's own function."""
+    pytest.importorskip("dassl", reason="recomputes the recording with Dassl: install Dassl.pytorch (docs/running_with_dassl.md)")
+    from dassl.data.datasets.base_dataset import DatasetBase, Datum
+    from dassl.utils import set_random_seed
+
+    for name, _ in RECORDED["inputs"]:
+        (tmp_path / name).touch()  # Dassl's Datum insists on an existing file
+    data = [Datum(str(tmp_path / name), label, 0, f"class{label}") for name, label in RECORDED["inputs"]]
+    sampler = DatasetBase.__new__(DatasetBase)
+    for case, expected in RECORDED["fewshot"].items():
+        seed, shots = (int(part[4:] if part.startswith("seed") else part[5:]) for part in case.split("_"))
+        set_random_seed(seed)
+        train = sampler.generate_fewshot_dataset(data, num_shots=shots)
+        val = sampler.generate_fewshot_dataset(data, num_shots=min(shots, 4))
+        assert {"train": [Path(d.impath).name for d in train], "val": [Path(d.impath).name for d in val]} == expected, case
+
+
 @pytest.mark.parametrize("which", ["base", "new"])
 def test_base_new_subsampling_equals_recorded_cocoop(which):
     dataset = DatasetSplits("t", [f"class{c}" for c in range(5)], _items(), [], [])
