@@ -176,8 +176,12 @@ def test_ship_lifts_every_registered_fine_tuner_on_new_classes(outcomes, name):
 
 def test_generator_variants_in_the_world(text_encoder):
     """The paper's generator ablation in the synthetic world: SHIP_CoOp's new-class accuracy with each generator
-    variant, averaged over the world seeds. The world is not tuned for any variant; the table is printed, and
-    each variant must carry class information (above chance on the new classes)."""
+    variant, per world seed. What the ablation is for: training the prompt generator is what helps, so SHIP's
+    generator beats its own untrained control (by a margin in the mean over seeds, and on every seed) and the
+    feature generator (the paper's "w/o prompts" row; by a margin in the mean: one seed of four goes the other
+    way). Measured (mean of 4 seeds, this CPU): prompt 64.1, untrained 42.8, feature 46.1; global_only 62.7,
+    local_only 64.6, cvae 63.4 (this world does not separate the prompt family's variants, so nothing is asserted
+    about them: the table is printed)."""
     table = {}
     for variant in VARIANTS:
         news = []
@@ -195,10 +199,13 @@ def test_generator_variants_in_the_world(text_encoder):
                 weights = learner(learner.class_prompts(world.new_names))
             news.append(evaluate(world.test_new, lambda f: cosine_logits(f, weights, text_encoder.logit_scale),
                                  torch.device("cpu"))["accuracy"])
-        table[variant] = mean(news)
-    print("SHIP_CoOp new-class accuracy by generator: " + "  ".join(f"{v} {a:.1f}" for v, a in table.items()))
-    chance = 100.0 / (len(WORLD_NAMES) - 6)
-    assert all(a > chance for a in table.values()), table
+        table[variant] = news
+    print("SHIP_CoOp new-class accuracy by generator (mean; per seed): " + "  ".join(
+        f"{v} {mean(a):.1f} {[round(x, 1) for x in a]}" for v, a in table.items()))
+    untrained = [p - c for p, c in zip(table["prompt"], table["untrained"])]  # measured 11.3, 18.8, 7.1, 47.9
+    feature = [p - c for p, c in zip(table["prompt"], table["feature"])]  # measured 25.4, 8.3, -5.0, 42.9
+    assert mean(untrained) > 10 and min(untrained) > 0, untrained
+    assert mean(feature) > 10, feature
 
 
 # ------------------------------------------------------------------ SHIP twins under their methods' own recipes
