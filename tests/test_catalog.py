@@ -1,4 +1,5 @@
 """Readers of CoOp's dataset layouts, on small trees written here, and the few-shot cache."""
+import hashlib
 import os
 import pickle
 import random
@@ -52,7 +53,7 @@ def test_fgvc_aircraft_text_files(tmp_path):
         lines = []
         for v in variants:
             for i in range(n):
-                image_id = f"{abs(hash((v, split, i))) % 10**7:07d}"
+                image_id = f"{int(hashlib.sha256(f'{v}/{split}/{i}'.encode()).hexdigest(), 16) % 10**7:07d}"  # stable
                 image(d / "images" / f"{image_id}.jpg")
                 lines.append(f"{image_id} {v}")
         (d / f"images_variant_{split}.txt").write_text("\n".join(lines) + "\n")

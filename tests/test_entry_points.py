@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import runpy
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -51,11 +50,9 @@ def test_entry_point_answers_help(module, monkeypatch, tmp_path, capsys):
     for name in ("save", "load"):
         monkeypatch.setattr(torch, name, refuse_work)
     monkeypatch.setattr("trainers.ship.run.pipeline.run", refuse_work)
-    start = time.perf_counter()
     with warnings.catch_warnings(), pytest.raises(SystemExit) as stop:
         warnings.simplefilter("ignore", RuntimeWarning)  # runpy: the module was imported before (by other tests)
         runpy.run_module(module, run_name="__main__", alter_sys=True)
-    seconds = time.perf_counter() - start
     out, err = capsys.readouterr()
     assert stop.value.code in (0, None)
     assert out.startswith("usage: ") and "--help" in out
@@ -63,5 +60,4 @@ def test_entry_point_answers_help(module, monkeypatch, tmp_path, capsys):
     if module in OLD_PATHS:
         assert err == f"note: python -m {module} is now python -m {OLD_PATHS[module]}\n"
     assert out.split("\n")[0].startswith(f"usage: {prog} "), out.split("\n")[0]
-    assert seconds < 5, f"--help took {seconds:.1f} s"
     assert list(tmp_path.iterdir()) == []  # nothing written

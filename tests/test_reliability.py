@@ -1,5 +1,7 @@
 """Same seed, same result; a killed run resumes to the result an uninterrupted run gives."""
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -46,10 +48,16 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path, folder, tiny_c
 
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "trainers.ship", *args(folder, tiny_clip_path, out, cache, *epochs)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    generator = out / "generator" / "model.pth.tar-5"
-    deadline = time.time() + 120
-    while not generator.exists() and proc.poll() is None and time.time() < deadline:
+    # a progress line after every step (stdout is not a terminal): the kill waits for the prompt learner's epoch 2
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "SHIP_PROGRESS_SECONDS": "0.000001"})
+    generator, log = out / "generator" / "model.pth.tar-5", out / "log.txt"
+
+    def in_epoch_2() -> bool:
+        return log.exists() and re.search(r"prompt learner: \d+/\d+ steps .*epoch 2/300", log.read_text()) is not None
+
+    deadline = time.time() + 300
+    while not in_epoch_2() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
     proc.kill()  # during the prompt learner's 300 epochs
     proc.wait()

@@ -3,6 +3,7 @@ with a traceback, nothing is silently wrong, nothing finished is lost (issue 17)
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -84,11 +85,11 @@ def test_a_killed_runs_lock_never_blocks_a_rerun(tmp_path):
 
 
 # ---------------------------------------------------------------- Ctrl-C
-def interrupt(cmd: list[str], ready, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Start ``cmd`` in its own process group, wait for ``ready()``, then press Ctrl-C (SIGINT to the whole group,
-    as a terminal does: the loader's workers get it too)."""
+def interrupt(cmd: list[str], ready, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Start ``cmd`` in its own process group (``env`` added to the environment), wait for ``ready()``, then press
+    Ctrl-C (SIGINT to the whole group, as a terminal does: the loader's workers get it too)."""
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, env={**os.environ, **(env or {})})
     deadline = time.time() + timeout
     while not ready() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
@@ -117,13 +118,10 @@ def test_ctrl_c_in_feature_extraction_with_loader_workers(tmp_path, folder, tiny
     cmd = command(folder, tiny_clip_path, out, cache, "TRAINER.SHIP.AUG_PASSES", 2000, "DATALOADER.NUM_WORKERS", 2,
                   "DATALOADER.BATCH_SIZE", 2)
 
-    def extracting() -> bool:
-        if log.exists() and "Loaded CLIP" in log.read_text():
-            time.sleep(0.5)  # well into the 2000 passes
-            return True
-        return False
+    def extracting() -> bool:  # a progress line of the training images' extraction: batches are being encoded
+        return log.exists() and re.search(r" train: [1-9]\d*/\d+ images", log.read_text()) is not None
 
-    done = interrupt(cmd, extracting)
+    done = interrupt(cmd, extracting, env={"SHIP_PROGRESS_SECONDS": "0.000001"})  # a line after every batch
     assert done.returncode == 130 and done.stderr == INTERRUPTED + "\n", done.stderr
     assert not list(cache.glob("*train*.pt")), "the interrupt came after the extraction"
     assert not leftovers(out, cache) and not (out / "setup.json").exists() and not (out / "results.json").exists()

@@ -165,7 +165,7 @@ def test_base2new_train_and_test_scripts_core_backend(tmp_path, tiny_clip_path):
     assert "Loaded prompt learner from" in test_log and "generator epoch" not in test_log
     again = subprocess.run(["bash", "scripts/ship/base2new_train.sh", "eurosat", "1"], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=300)
-    assert "skip this job" in again.stdout
+    assert again.returncode == 0 and "skip this job" in again.stdout, again.stderr
     assert summary_main([str(tmp_path / "out")]) == 0
 
 
