@@ -1,4 +1,4 @@
-"""The bad-input matrix: ``python -m benchmarks.bad_input [--jobs 2] [--only WORD] [--list]``.
+"""The bad-input matrix: ``python -m benchmarks.bad_input [--jobs 2] [--only WORD | --case NAME ...] [--list]``.
 
 Each case runs the real command line (``python -m trainers.ship``, another entry point's ``--help``, or a script)
 on the tiny CLIP and tiny image folders of ``tests/helpers.py`` and classifies what a user sees:
@@ -15,6 +15,10 @@ checkpoints, results (tampered caches, a moved dataset, file modes, new classes 
 ``main`` in a process forked from a worker that imported it once (the same code as ``python -m trainers.ship``,
 without paying the imports per case); faults and scripts run as separate programs. Prints a table and the counts;
 exit status 1 if any case is a traceback, silent-wrong or lost-file.
+
+The matrix forks, so it runs in a process of its own: a process that has run a torch operation holds OpenMP
+threads, and a child forked from it can hang in its first parallel operation. Tests call the command line
+(``--case``, ``--json``), never ``run_matrix`` from their own process.
 """
 from __future__ import annotations
 
@@ -988,14 +992,28 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bad_input", description=__doc__.split("\n")[0])
     p.add_argument("--jobs", type=int, default=2, help="cases run at once (default 2)")
     p.add_argument("--only", default="", help="run the cases whose group or name contains this text")
+    p.add_argument("--case", action="append", default=[], metavar="NAME",
+                   help='run the case named exactly "group: name" (repeatable; instead of --only)')
     p.add_argument("--list", action="store_true", help="list the cases and exit")
+    p.add_argument("--scratch", type=Path, default=None, help="folder for the matrix's temporary files")
+    p.add_argument("--json", type=Path, default=None, metavar="PATH",
+                   help="also write the rows to PATH as a JSON list of {case, kind, note, seconds}")
     args = p.parse_args(argv)
+    if args.case and args.only:
+        p.error("--case and --only exclude each other")
+    unknown = sorted(set(args.case) - {f"{c.group}: {c.name}" for c in all_cases()})
+    if unknown:
+        p.error(f"no case named {unknown[0]!r} (see --list)")
     if args.list:
         for case in all_cases():
             print(f"{case.group}: {case.name} (expect {case.expect})")
         return 0
     start = time.monotonic()
-    counts = report(run_matrix(args.jobs, args.only))
+    rows = run_matrix(args.jobs, args.case or args.only, scratch=args.scratch)
+    counts = report(rows)
+    if args.json:
+        args.json.write_text(json.dumps([{"case": f"{c.group}: {c.name}", "kind": kind, "note": note, "seconds": sec}
+                                         for c, kind, note, sec in rows], indent=1))
     print(f"wall time {time.monotonic() - start:.0f}s")
     return 1 if any(counts[k] for k in BAD) else 0
 
