@@ -204,3 +204,34 @@ def test_a_run_writes_tensorboard_scalars(tmp_path, folder, tiny_clip_path, caps
     for tag in ("SHIP_KgCoOp/loss", "SHIP_KgCoOp/acc", "SHIP_KgCoOp/lr"):
         assert scalars[tag] == [1, 2, 3], tag
     assert {"test/base", "test/new", "test/H"} <= set(scalars)
+
+
+def test_features_only_extracts_the_runs_sets_and_nothing_else(tmp_path, folder, tiny_clip_path, capsys):
+    """``--features-only``: every set the run reads lands in CACHE_DIR and no run folder is written; the run itself
+    then encodes nothing, with the result of a run that extracted its own features."""
+    base = ["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 2, "--trainer", "SHIP_TipAdapter"]
+    code, out, err = run([*base, "--output-dir", tmp_path / "never", "--cache-dir", tmp_path / "cache", "--features-only",
+                          *FAST], capsys)
+    assert code == 0, err
+    assert out.count(" passes saved to ") == 3 and not (tmp_path / "never").exists()  # train crops, val, test
+    assert "features only: 3 feature set(s) of" in out
+    code, out, err = run([*base, "--output-dir", tmp_path / "run", "--cache-dir", tmp_path / "cache", *FAST], capsys)
+    assert code == 0 and " passes saved to " not in out and out.count(" passes from ") == 3, out + err
+    code, _, err = run([*base, "--output-dir", tmp_path / "alone", "--cache-dir", tmp_path / "own", *FAST], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "run/results.json").read_text())["hm"] == \
+        json.loads((tmp_path / "alone/results.json").read_text())["hm"]
+
+
+def test_feature_set_names_one_set_of_the_run(tmp_path, folder, tiny_clip_path, capsys):
+    base = ["--data-dir", folder, "--weights", tiny_clip_path, "--shots", 2, "--trainer", "CoOp", "--cache-dir",
+            tmp_path / "cache"]
+    code, _, err = run([*base, "--features-only", "--feature-set", "0123456789abcdef", *FAST], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("error: --feature-set 0123456789abcdef is not a feature set of this run; its sets: ")
+    assert "(train)" in err and "(test)" in err
+    test_key = re.search(r"(\w{16}) \(test\)", err)[1]
+    code, out, err = run([*base, "--features-only", "--feature-set", test_key, *FAST], capsys)
+    assert code == 0 and out.count(" passes saved to ") == 1 and "test features: " in out, err
+    code, _, err = run([*base, "--feature-set", test_key, *FAST], capsys)
+    assert code == 2 and err == "error: --feature-set needs --features-only (it names which of the run's feature sets to extract)\n"

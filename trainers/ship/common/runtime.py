@@ -188,17 +188,20 @@ class _FileHandler(_StopOnWriteError, logging.FileHandler):
     pass
 
 
-def setup_logger(output_dir: str | os.PathLike) -> logging.Logger:
-    """The ``ship`` logger: plain lines to stdout and, each with its time, appended to ``<output_dir>/log.txt``
-    (Dassl's log)."""
+def setup_logger(output_dir: str | os.PathLike | None, stream=None) -> logging.Logger:
+    """The ``ship`` logger: plain lines to ``stream`` (default stdout) and, each with its time, appended to
+    ``<output_dir>/log.txt`` (Dassl's log; none without ``output_dir``)."""
     logger = logging.getLogger("ship")
     logger.setLevel(logging.INFO)
     logger.propagate = False
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
-    for handler in (_StreamHandler(sys.stdout), _FileHandler(Path(output_dir) / "log.txt")):
+    handlers = [_StreamHandler(sys.stdout if stream is None else stream)]
+    if output_dir is not None:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        handlers.append(_FileHandler(Path(output_dir) / "log.txt"))
+    for handler in handlers:
         handler.setFormatter(TIMESTAMPED if isinstance(handler, logging.FileHandler) else logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     return logger

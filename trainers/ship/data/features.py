@@ -226,6 +226,14 @@ def feature_transform(clip_model: LoadedClip, augment: bool, aug_scale: tuple[fl
     return train_transform(resolution, aug_scale) if augment else test_transform(resolution)
 
 
+def image_set_key(dataset: str, split: str, shots: int | None, paths: Sequence[str], labels: Sequence[int],
+                  augment: bool, seed: int, passes: int, root: str | os.PathLike | None) -> dict:
+    """The part of a cache key the images and their crops decide; the rest (:meth:`FeatureCache.get_or_extract`)
+    is the CLIP's: its weights, precision, device type and transform."""
+    return {"dataset": dataset, "split": split, "shots": shots, "images": image_list_digest(paths, labels),
+            "augment": augment, **({"seed": seed, "passes": passes, "root": str(root)} if augment else {})}
+
+
 def image_list_digest(paths: Sequence[str], labels: Sequence[int]) -> str:
     """SHA-256 of the ordered (path, label) list."""
     h = hashlib.sha256()
@@ -328,8 +336,7 @@ class FeatureCache:
             "format": CACHE_FORMAT, "backbone": clip_model.name, "clip": clip_model.identity,
             "precision": clip_model.precision, "device": device.type,
             "transform": repr(feature_transform(clip_model, augment, aug_scale)),
-            "dataset": dataset, "split": split, "shots": shots, "images": image_list_digest(paths, labels),
-            "augment": augment, **({"seed": seed, "passes": passes, "root": str(root)} if augment else {}),
+            **image_set_key(dataset, split, shots, paths, labels, augment, seed, passes, root),
         }
         path = self.path_for(key)
         cached = self.load(key)

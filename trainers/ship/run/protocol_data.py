@@ -2,14 +2,17 @@
 classes and their identities) and the cached CLIP features of each split."""
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from dataclasses import dataclass
 from operator import attrgetter
 
 import torch
 from yacs.config import CfgNode
 
 from trainers.ship.data.classes import Classes, class_ids, merge_label_only, read_names_file
-from trainers.ship.data.features import FeatureCache, FeatureSet
+from trainers.ship.data.features import FeatureCache, FeatureSet, image_set_key
 from trainers.ship.data.search_val import search_val
 from trainers.ship.data.readers import DatasetSplits, base_new_split, few_shot_splits, load_dataset, read_image_folder
 from trainers.ship.data.split_features import SplitFeatures
@@ -63,6 +66,75 @@ def whole_val_split(cfg: CfgNode) -> list:
     return load_dataset(cfg.DATASET.NAME, cfg.DATASET.ROOT).val
 
 
+@dataclass
+class FeatureRequest:
+    """One feature set a run reads: its ``role`` (train, generator_train, val, test), its images, and how
+    they are encoded (:meth:`FeatureCache.get_or_extract`'s ``split``, ``shots``, ``seed``, ``passes``,
+    ``augment``, ``aug_scale``)."""
+
+    role: str
+    items: list
+    options: dict
+
+    def plan_key(self, cfg: CfgNode, dataset: str) -> str:
+        """What decides this set before any CLIP is loaded: the images and their crops, and the CLIP settings
+        (weights, precision, device). Two requests with one plan key read one cache file."""
+        o = self.options
+        key = image_set_key(dataset, o["split"], o.get("shots"), [i.path for i in self.items],
+                            [i.label for i in self.items], o.get("augment", False), o.get("seed", 0),
+                            o.get("passes", 1), cfg.DATASET.ROOT)
+        key.update(aug_scale=list(o.get("aug_scale", ())), clip=[cfg.MODEL.BACKBONE.NAME, cfg.MODEL.BACKBONE.WEIGHTS],
+                   precision=cfg.PRECISION, device=cfg.DEVICE)
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def class_split(cfg: CfgNode, dataset: DatasetSplits, all_base: bool) -> tuple[list[int], list[int]]:
+    """Labels of the base and new classes: CoCoOp's halves, or with ``all_base`` (cross-dataset) every class."""
+    if all_base:
+        return list(range(dataset.num_classes)), []
+    return base_new_split(dataset.num_classes, cfg.DATASET.NUM_BASE or dataset.num_base)
+
+
+def feature_requests(cfg: CfgNode, dataset: DatasetSplits, with_train: bool = True, with_val: bool = False,
+                     all_base: bool = False) -> list[FeatureRequest]:
+    """The feature sets a run reads, in the order it reads them: the few-shot base images at the method's crop
+    scale (``with_train``), at the generator's where it differs, the search images (``with_val``), the test images."""
+    num_base = len(class_split(cfg, dataset, all_base)[0])
+    requests = []
+    if with_train:
+        head_scale, generator_scale = crop_scales(cfg)
+        train_items = [i for i in dataset.train if i.label < num_base]
+        augmented = dict(split="train", shots=cfg.DATASET.NUM_SHOTS, seed=cfg.SEED, passes=cfg.TRAINER.SHIP.AUG_PASSES,
+                         augment=True)
+        requests.append(FeatureRequest("train", train_items, {**augmented, "aug_scale": head_scale}))
+        if generator_scale is not None:
+            requests.append(FeatureRequest("generator_train", train_items, {**augmented, "aug_scale": generator_scale}))
+    if with_val and with_train:  # the search images (data.search_val); the reader drew dataset.val as the draw needs
+        chosen = search_val(dataset.name, cfg.TRAINER.NAME, num_base, whole_val_split(cfg), dataset.test,
+                            lambda: dataset.val, attrgetter("path"), attrgetter("label"))
+        requests.append(FeatureRequest("val", chosen.items, dict(split="val", **(
+            dict(shots=cfg.DATASET.NUM_SHOTS, seed=cfg.SEED) if chosen.drawn else {}))))
+    requests.append(FeatureRequest("test", dataset.test, dict(split="test")))
+    return requests
+
+
+def extract_requested(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedClip, device: torch.device,
+                      requests: list[FeatureRequest]) -> dict[str, FeatureSet]:
+    """Each request's features, from the cache or extracted into it, by role."""
+    cache = FeatureCache(cfg.CACHE_DIR)
+    scales = {request.role: request.options.get("aug_scale") for request in requests}
+    found = {}
+    for request in requests:
+        if request.role == "generator_train" and "train" in scales:  # (a feature task may extract it alone)
+            logger.info(f"{cfg.TRAINER.NAME}: the generator trains on features cropped at scale {scales['generator_train']} "
+                        f"(TRAINER.SHIP.AUG_SCALE), the method on features cropped at {scales['train']} (its CROP_SCALE)")
+        found[request.role] = cache.get_or_extract(
+            clip_model, [i.path for i in request.items], [i.label for i in request.items], device, dataset=dataset.name,
+            batch_size=cfg.DATALOADER.BATCH_SIZE, num_workers=cfg.DATALOADER.NUM_WORKERS, root=cfg.DATASET.ROOT,
+            **request.options)
+    return found
+
+
 def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedClip, device: torch.device,
                      with_train: bool = True, with_val: bool = False,
                      label_only: tuple[list[str], dict[str, int]] | None = None) -> SplitFeatures:
@@ -72,37 +144,12 @@ def prepare_features(cfg: CfgNode, dataset: DatasetSplits, clip_model: LoadedCli
     Without ``label_only`` the classes split into base and new halves; with it (cross-dataset: the names
     and the class index of :func:`cross_dataset_label_only`) every class is a base class.
     """
-    if label_only is None:
-        base, new = base_new_split(dataset.num_classes, cfg.DATASET.NUM_BASE or dataset.num_base)
-    else:
-        base, new = list(range(dataset.num_classes)), []
+    base, new = class_split(cfg, dataset, label_only is not None)
     num_base = len(base)
-    cache = FeatureCache(cfg.CACHE_DIR)
-
-    def extract(items, split: str, **kwargs) -> FeatureSet:
-        return cache.get_or_extract(clip_model, [i.path for i in items], [i.label for i in items], device,
-                                    dataset=dataset.name, split=split, batch_size=cfg.DATALOADER.BATCH_SIZE,
-                                    num_workers=cfg.DATALOADER.NUM_WORKERS, root=cfg.DATASET.ROOT, **kwargs)
-
-    train = val = generator_train = None
-    if with_train:
-        head_scale, generator_scale = crop_scales(cfg)
-        train_items = [i for i in dataset.train if i.label < num_base]
-
-        def augmented(scale: tuple[float, float]) -> FeatureSet:
-            return extract(train_items, "train", shots=cfg.DATASET.NUM_SHOTS, seed=cfg.SEED,
-                           passes=cfg.TRAINER.SHIP.AUG_PASSES, augment=True, aug_scale=scale)
-
-        train = augmented(head_scale)
-        if generator_scale is not None:
-            logger.info(f"{cfg.TRAINER.NAME}: the generator trains on features cropped at scale {generator_scale} "
-                        f"(TRAINER.SHIP.AUG_SCALE), the method on features cropped at {head_scale} (its CROP_SCALE)")
-            generator_train = augmented(generator_scale)
-    if with_val and with_train:  # the search images (data.search_val); the reader drew dataset.val as the draw needs
-        chosen = search_val(dataset.name, cfg.TRAINER.NAME, num_base, whole_val_split(cfg), dataset.test,
-                            lambda: dataset.val, attrgetter("path"), attrgetter("label"))
-        val = extract(chosen.items, "val", **(dict(shots=cfg.DATASET.NUM_SHOTS, seed=cfg.SEED) if chosen.drawn else {}))
-    test = extract(dataset.test, "test")
+    sets = extract_requested(cfg, dataset, clip_model, device,
+                             feature_requests(cfg, dataset, with_train, with_val, label_only is not None))
+    train, val, generator_train = sets.get("train"), sets.get("val"), sets.get("generator_train")
+    test = sets["test"]
     is_base = test.labels < num_base
     base_classes = Classes([dataset.classnames[c] for c in base], class_ids(dataset.name, base))
     names, index = label_only if label_only is not None else (None, {})
