@@ -191,7 +191,7 @@ def test_ablation_table_puts_ship_first_then_the_control(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------------ paper.sh
-def paper_sh(*args, env=None, timeout=60):
+def paper_sh(*args, env=None, timeout=300):  # a guard against a hang, not a timing assert
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # python3: this interpreter
     return subprocess.run(["bash", "scripts/ship/paper.sh", *args], cwd=ROOT, env={**os.environ, "PATH": path, **(env or {})},
                           capture_output=True, text=True, timeout=timeout)
@@ -219,16 +219,10 @@ def test_paper_script_dry_run_lists_every_run_of_the_grid(tmp_path):
     assert helped.returncode == 0 and "--dry-run" in helped.stdout and "SELECTION=paper" in helped.stdout
     bad = paper_sh("--dry-run", env={"SELECTION": "best"})
     assert bad.returncode == 2 and bad.stderr.strip() == "error: SELECTION must be honest or paper; got 'best'"
-    slurm = paper_sh("--slurm", env={"OUTPUT": str(tmp_path), "DATASETS": "eurosat dtd", "SEEDS": "1", "TRAINERS": "CoOp"})
-    if slurm.returncode == 0:  # the Slurm array: a task per base-to-new and GZSL run, one per xd training + its targets
-        job = Path(slurm.stdout.strip()).read_text()
-        assert "#SBATCH --array=0-3" in job and "--task" in job
-    else:  # a recipe this checkout lacks is one error line
-        assert slurm.stderr.startswith("error: configs/trainers/SHIP/") and slurm.stderr.count("\n") == 1
 
 
-def test_paper_script_runs_each_protocol_then_the_tables(tmp_path, tiny_clip_path):
-    data = tmp_path / "DATA"
+def small_grid_data(data: Path) -> Path:
+    """EuroSAT and DTD in CoOp's layout (4 classes: 3 train, 1 val, 2 test images each) and CUB's GZSL split."""
     split_json_dataset(data, "eurosat", "2750", "split_zhou_EuroSAT.json", ["Forest", "River", "Highway", "Pasture"], (3, 1, 2))
     split_json_dataset(data, "dtd", "images", "split_zhou_DescribableTextures.json", ["banded", "dotted", "woven", "lined"],
                        (3, 1, 2))
@@ -237,6 +231,11 @@ def test_paper_script_runs_each_protocol_then_the_tables(tmp_path, tiny_clip_pat
     write_image_folder(cub / "CUB_200_2011" / "images", seen + unseen, per_class=4)
     (cub / "trainvalclasses.txt").write_text("\n".join(seen) + "\n")
     (cub / "testclasses.txt").write_text("\n".join(unseen) + "\n")
+    return data
+
+
+def test_paper_script_runs_each_protocol_then_the_tables(tmp_path, tiny_clip_path):
+    data = small_grid_data(tmp_path / "DATA")
     env = {"DATA": str(data), "OUTPUT": str(tmp_path / "out"), "DOWNLOAD": "0", "SELECTION": "paper",  # 16 shots: all 3
            "DATASETS": "eurosat dtd", "SEEDS": "1", "TRAINERS": "ZeroshotCLIP", "XD_TRAINERS": "SHIP_CoOp",
            "GZSL_TRAINERS": "SHIP_CoOp", "SOURCE": "eurosat", "TARGETS": "dtd"}
@@ -267,3 +266,100 @@ def test_paper_script_runs_each_protocol_then_the_tables(tmp_path, tiny_clip_pat
     again = paper_sh("--dry-run", *fast, env=env)
     line = next(x for x in again.stdout.splitlines() if f"--output-dir {broken.parent} " in x)
     assert again.stdout.count("# finished: ") == 4 and line.startswith("python3 -m trainers.ship")
+
+
+# ---------------------------------------------------------------- the grid at cluster scale
+SMALL_GRID = {"DOWNLOAD": "0", "SHOTS": "2", "DATASETS": "eurosat", "SEEDS": "1 2", "TRAINERS": "CoOp SHIP_CLIPAdapter",
+              "XD_TRAINERS": "CoOp", "GZSL_TRAINERS": "CoOp", "SOURCE": "eurosat", "TARGETS": "dtd"}
+# 4 base-to-new runs, 2 xd tasks (training + dtd), 2 GZSL runs. Distinct feature sets: EuroSAT's test split; its base
+# classes' crops per seed at CoOp's scale (0.08, 1) and at the generator's (0.5, 1: SHIP_CLIPAdapter's generator);
+# all its classes' crops per seed (xd training, CoOp); DTD's test split; CUB's test split and seen crops per seed
+DISTINCT_SETS = 1 + 2 * 2 + 2 + 1 + 1 + 2
+
+
+def grid_fast(tmp_path: Path, clip: Path) -> list[str]:
+    return ["--weights", str(clip), "--cache-dir", str(tmp_path / "cache"), "TRAINER.SHIP.GEN_EPOCHS", "2",
+            "TRAINER.COOP.EPOCHS", "2", "TRAINER.CLIPADAPTER.EPOCHS", "2", "TRAINER.SHIP.AUG_PASSES", "1",
+            "DATALOADER.NUM_WORKERS", "0", "TRAINER.SHIP.FEATURE_MAP", "0"]
+
+
+def test_slurm_writes_a_feature_phase_then_the_runs_that_encode_nothing(tmp_path, tiny_clip_path):
+    env = {**SMALL_GRID, "DATA": str(small_grid_data(tmp_path / "DATA")), "OUTPUT": str(tmp_path / "out")}
+    fast = grid_fast(tmp_path, tiny_clip_path)
+    tree = tmp_path / "out/paper/honest"
+    listed = paper_sh("--slurm", "--dry-run", *fast, env=env)  # both phases listed, nothing written
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0] == f"# feature phase: {DISTINCT_SETS} tasks, one per distinct feature set"
+    assert lines[DISTINCT_SETS + 1] == "# runs: 8 tasks, after every feature task (--dependency=afterok)"
+    assert all("--features-only --feature-set " in line for line in lines[1:DISTINCT_SETS + 1])
+    assert not tree.exists()
+
+    proc = paper_sh("--slurm", *fast, env=env)
+    assert proc.returncode == 0, proc.stderr
+    submit = Path(proc.stdout.strip())
+    assert submit == tree / "submit_slurm.sh"
+    text = submit.read_text().splitlines()
+    assert text[-2] == f"features=$(sbatch --parsable {tree / 'slurm_features.sh'})"
+    assert text[-1] == f"sbatch --dependency=afterok:${{features%%;*}} {tree / 'slurm_paper.sh'}"
+    features, runs = (tree / "slurm_features.sh").read_text(), (tree / "slurm_paper.sh").read_text()
+    assert f"#SBATCH --array=0-{DISTINCT_SETS - 1}" in features and "--feature-task" in features
+    assert "#SBATCH --array=0-7" in runs and "--task" in runs
+    plan = [line.split("\t") for line in (tree / "feature_plan.tsv").read_text().splitlines()]
+    assert len({key for key, _, _ in plan}) == len(plan) == DISTINCT_SETS  # one task per distinct key
+
+    def task(script: str, i: int) -> subprocess.CompletedProcess:  # what Slurm runs: the script, with the task's id
+        return subprocess.run(["bash", str(tree / script)], cwd=tmp_path, capture_output=True, text=True,
+                              env={**os.environ, "SLURM_ARRAY_TASK_ID": str(i)}, timeout=300)
+
+    for i in range(DISTINCT_SETS):  # each feature task encodes its one set
+        done = task("slurm_features.sh", i)
+        assert done.returncode == 0 and done.stdout.count(" passes saved to ") == 1, done.stdout + done.stderr
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == DISTINCT_SETS
+    for i in (0, 4):  # a base-to-new run (CoOp, seed 1) and the xd task (training, then DTD): every set from the cache
+        done = task("slurm_paper.sh", i)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert " passes saved to " not in done.stdout and done.stdout.count(" passes from ") >= 2, done.stdout[-3000:]
+
+
+def test_slurm_with_a_recipe_missing_from_the_checkout_is_one_error_line(tmp_path):
+    checkout = tmp_path / "checkout"
+    shutil.copytree(ROOT / "scripts", checkout / "scripts")
+    shutil.copytree(ROOT / "configs", checkout / "configs")
+    (checkout / "configs/trainers/SHIP/vit_b16_ctxv1.yaml").unlink()  # CoOp's recipe
+    proc = subprocess.run(["bash", str(checkout / "scripts/ship/paper.sh"), "--slurm"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, **SMALL_GRID, "OUTPUT": str(tmp_path / "out")})
+    assert proc.returncode == 2 and proc.stderr == (
+        "error: configs/trainers/SHIP/vit_b16_ctxv1.yaml not found (a recipe of this grid: see paper.sh --help)\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_jobs_runs_the_grid_on_workers_encoding_each_set_once_and_resumes(tmp_path, tiny_clip_path):
+    env = {**SMALL_GRID, "DATA": str(small_grid_data(tmp_path / "DATA")), "OUTPUT": str(tmp_path / "out")}
+    fast = grid_fast(tmp_path, tiny_clip_path)
+    tree = tmp_path / "out/paper/honest"
+    proc = paper_sh("--jobs", "2", *fast, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("worker 0: tasks 0, 2, ... of 8 on ")
+    logs = [(tree / f"jobs/worker{w}.log").read_text() for w in (0, 1)]
+    assert [log.count("== task ") for log in logs] == [4, 4]
+    assert sum(log.count(" passes saved to ") for log in logs) == DISTINCT_SETS  # each set encoded once
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == DISTINCT_SETS
+    assert len(list(tree.rglob("results.json"))) == 10 and (tree / "summary/table.md").is_file()
+    again = paper_sh("--jobs", "2", *fast, env=env, timeout=300)  # resumable: every finished run is skipped
+    assert again.returncode == 0, again.stderr[-3000:]
+    logs = [(tree / f"jobs/worker{w}.log").read_text() for w in (0, 1)]
+    assert sum(log.count("(skip this job)") for log in logs) == 10 and all(log.count("== paper.sh --jobs") == 2 for log in logs)
+
+
+def test_jobs_reports_a_failed_worker_with_one_error_line(tmp_path):
+    env = {**SMALL_GRID, "DATA": str(small_grid_data(tmp_path / "DATA")), "OUTPUT": str(tmp_path / "out")}
+    proc = paper_sh("--jobs", "2", "TRAINER.COOP.EPOCHS", "0", env=env, timeout=300)  # every run stops at the settings check
+    tree = tmp_path / "out/paper/honest"
+    assert proc.returncode == 1 and proc.stderr == (
+        f"error: worker(s) 0 1 stopped at a failed run (see {tree}/jobs/worker<w>.log); the other workers' runs "
+        "are finished; rerun paper.sh to resume\n")
+    assert "TRAINER.COOP.EPOCHS 0 is not allowed" in (tree / "jobs/worker0.log").read_text()
+    for bad in (["--jobs", "0"], ["--jobs", "2", "--dry-run"]):
+        refused = paper_sh(*bad, env=env)
+        assert refused.returncode == 2 and refused.stderr.startswith("error: --jobs ") and refused.stderr.count("\n") == 1

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every row of SHIP's experiments from one command, then the tables with the published figures beside them:
-#   bash scripts/ship/paper.sh [--dry-run | --slurm | --task N | --tables | --help] [KEY VALUE ...]
+#   bash scripts/ship/paper.sh [--dry-run | --slurm [--dry-run] | --jobs N | --task N | --tables | --help] [KEY VALUE ...]
 # - base-to-new: DATASETS (the 11) x SEEDS (1 2 3) x TRAINERS (every method of the paper's tables and its SHIP twin);
 # - cross-dataset: SOURCE (imagenet) -> TARGETS (the 10 others), for XD_TRAINERS (default: TRAINERS);
 # - generalized zero-shot: GZSL_DATASET (cub) for GZSL_TRAINERS (default: TRAINERS).
@@ -8,31 +8,48 @@
 # "selection: test (as the official code)"); the default, honest, chooses nothing on test data. Each selection
 # has its own tree: $OUTPUT/paper/$SELECTION/{base2new,xd,gzsl}, tables and bar charts in .../summary.
 # A run is skipped only when it is finished (its results.json is complete: trainers/ship/reports/finished.py);
-# anything else runs (again).
+# anything else runs (again). Runs that need one feature set at once encode it once (a lock per cache key).
 #   --dry-run  print every run's command line (a finished run's is prefixed "# finished: "), run nothing
-#   --slurm    write an sbatch array script (one task per run; an xd task trains then evaluates every target)
-#              to $OUTPUT/paper/$SELECTION/slurm_paper.sh and print its path; afterwards: paper.sh --tables.
+#   --jobs N   run N tasks of the grid at once (task i on worker i mod N); with GPUs (CUDA_VISIBLE_DEVICES, else
+#              nvidia-smi), worker w sees one GPU, the w-th mod their number. Each worker logs to
+#              $OUTPUT/paper/$SELECTION/jobs/worker<w>.log
+#   --slurm    write two sbatch arrays to $OUTPUT/paper/$SELECTION: slurm_features.sh, one task per distinct
+#              feature set of the grid (each dataset's test split, each seed's training crops at each crop
+#              scale, the search images; planned without a CLIP: python -m trainers.ship.run.feature_plan),
+#              then slurm_paper.sh, one task per run (an xd task trains then evaluates every target), to start
+#              after the first with --dependency=afterok; print the path of submit_slurm.sh, which submits
+#              both. The runs then read every feature set from CACHE_DIR. Afterwards: paper.sh --tables.
 #              Tasks download nothing (many at once would race): put the datasets in DATA first
-#              (python -m datasets.download NAME --root DATA, as a local paper.sh run does with DOWNLOAD=1)
-#   --task N   run task N of the grid only (what the Slurm array calls)
+#              (python -m datasets.download NAME --root DATA, as a local paper.sh run does with DOWNLOAD=1).
+#              --slurm --dry-run: print both phases' command lines, write nothing
+#   --task N   run task N of the grid only (what the Slurm array calls); --feature-task N: feature task N
 #   --tables   only write the tables of the finished runs
-# Trailing KEY VALUE pairs reach every run. Settings (environment) as in common.sh; always the core
+# Trailing arguments (KEY VALUE pairs, flags of python -m trainers.ship) reach every run. Settings (environment) as in common.sh; always the core
 # (python -m trainers.ship), since TEST.SELECTION paper is the core's.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 MODE=all
 TASK=
-case "${1:-}" in
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
-               echo "Recipes per trainer (config files under configs/trainers/SHIP; ImageNet's after the arrow):"
-               echo "  CoOp: vit_b16_ctxv1 -> vit_b16_ep50_ctxv1; TipAdapter(-F), SHIP_TipAdapter(-F): tip_adapter(_f)_vit_b16"
-               echo "  -> the same + vit_b16_imagenet; every other trainer: vit_b16 -> vit_b16_imagenet"
-               exit 0 ;;
-    --dry-run) MODE=dry; shift ;;
-    --slurm) MODE=slurm; shift ;;
-    --tables) MODE=tables; shift ;;
-    --task) MODE=task; TASK=${2:?--task needs a task number}; shift 2 ;;
-esac
+JOBS=1
+PLAN_ONLY=0
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+                   echo "Recipes per trainer (config files under configs/trainers/SHIP; ImageNet's after the arrow):"
+                   echo "  CoOp: vit_b16_ctxv1 -> vit_b16_ep50_ctxv1; TipAdapter(-F), SHIP_TipAdapter(-F): tip_adapter(_f)_vit_b16"
+                   echo "  -> the same + vit_b16_imagenet; every other trainer: vit_b16 -> vit_b16_imagenet"
+                   exit 0 ;;
+        --dry-run) if [ "${MODE}" = slurm ]; then PLAN_ONLY=1; else MODE=dry; fi; shift ;;
+        --slurm) [ "${MODE}" = dry ] && PLAN_ONLY=1; MODE=slurm; shift ;;
+        --tables) MODE=tables; shift ;;
+        --task) MODE=task; TASK=${2:?--task needs a task number}; shift 2 ;;
+        --feature-task) MODE=feature_task; TASK=${2:?--feature-task needs a task number}; shift 2 ;;
+        --jobs) JOBS=${2:?--jobs needs a number of tasks at once}; shift 2 ;;
+        *) break ;;  # the runs' arguments (KEY VALUE pairs, flags of python -m trainers.ship)
+    esac
+done
+[[ "${JOBS}" =~ ^[1-9][0-9]*$ ]] || { echo "error: --jobs ${JOBS}: expected a positive number of tasks at once" >&2; exit 2; }
+[ "${JOBS}" = 1 ] || [ "${MODE}" = all ] || { echo "error: --jobs runs the whole grid here; it goes with no other option" >&2; exit 2; }
 source "${HERE}/common.sh"
 BACKEND=core
 SELECTION=${SELECTION:-honest}
@@ -135,6 +152,53 @@ missing_configs() {  # a recipe this grid uses that the checkout lacks: one erro
     done
 }
 
+# feature_plan: the grid's distinct feature sets, "KEY<TAB>WHAT<TAB>COMMAND" per line (python -m trainers.ship.run.feature_plan)
+feature_plan() {
+    local unit
+    for unit in "${UNITS[@]}"; do printf '%s\n' "${unit}"; done | cut -f2 | python3 -m trainers.ship.run.feature_plan
+}
+
+# gpus: the GPU ids a worker may be given (CUDA_VISIBLE_DEVICES, else nvidia-smi's list), in GPUS
+gpus() {
+    GPUS=()
+    if [ -n "${CUDA_VISIBLE_DEVICES+set}" ]; then
+        IFS=, read -r -a GPUS <<< "${CUDA_VISIBLE_DEVICES}"
+    elif command -v nvidia-smi > /dev/null 2>&1; then
+        local n
+        n=$(nvidia-smi -L 2> /dev/null | grep -c '^GPU ' || true)
+        [ "${n}" -gt 0 ] && GPUS=($(seq 0 $(( n - 1 ))))
+    fi
+    return 0
+}
+
+# run_in_parallel: every task on JOBS workers (task i on worker i mod JOBS), each on its own GPU where there are GPUs
+run_in_parallel() {
+    local w i pids=() failed=() where
+    gpus
+    mkdir -p "${TREE}/jobs"
+    for (( w = 0; w < JOBS; w++ )); do
+        where="CPU"
+        [ "${#GPUS[@]}" -gt 0 ] && where="GPU ${GPUS[$(( w % ${#GPUS[@]} ))]}"
+        (
+            [ "${#GPUS[@]}" -gt 0 ] && export CUDA_VISIBLE_DEVICES=${GPUS[$(( w % ${#GPUS[@]} ))]}
+            echo "== paper.sh --jobs ${JOBS}, worker ${w} on ${where}, $(date '+%Y-%m-%d %H:%M:%S')"
+            for (( i = w; i < ${#UNITS[@]}; i += JOBS )); do
+                echo "== task ${i}"
+                run_unit "${i}"
+            done
+        ) >> "${TREE}/jobs/worker${w}.log" 2>&1 &  # appended: an earlier invocation's log stays
+        pids+=($!)
+        echo "worker ${w}: tasks ${w}, $(( w + JOBS )), ... of ${#UNITS[@]} on ${where}; log: ${TREE}/jobs/worker${w}.log"
+    done
+    for w in "${!pids[@]}"; do
+        wait "${pids[${w}]}" || failed+=("${w}")
+    done
+    if [ "${#failed[@]}" -gt 0 ]; then
+        echo "error: worker(s) ${failed[*]} stopped at a failed run (see ${TREE}/jobs/worker<w>.log); the other workers' runs are finished; rerun paper.sh to resume" >&2
+        exit 1
+    fi
+}
+
 case "${MODE}" in
     dry)
         for unit in "${UNITS[@]}"; do
@@ -144,20 +208,43 @@ case "${MODE}" in
         done ;;
     slurm)
         missing_configs
+        PLAN=$(feature_plan)
+        if [ "${PLAN_ONLY}" = 1 ]; then
+            echo "# feature phase: $(grep -c . <<< "${PLAN}") tasks, one per distinct feature set"
+            cut -f3 <<< "${PLAN}"
+            echo "# runs: ${#UNITS[@]} tasks, after every feature task (--dependency=afterok)"
+            for unit in "${UNITS[@]}"; do cut -f2 <<< "${unit}"; done
+            exit 0
+        fi
         mkdir -p "${TREE}"
-        JOB=${TREE}/slurm_paper.sh
+        printf '%s\n' "${PLAN}" > "${TREE}/feature_plan.tsv"
+        ENV_LINE="export DATA=$(printf %q "${DATA}") SHOTS='${SHOTS}' OUTPUT=$(printf %q "${OUTPUT}") SELECTION='${SELECTION}' DATASETS='${DATASETS}' SEEDS='${SEEDS}' TRAINERS='${TRAINERS}' XD_TRAINERS='${XD_TRAINERS}' GZSL_TRAINERS='${GZSL_TRAINERS}' GZSL_DATASET='${GZSL_DATASET}' SOURCE='${SOURCE}' TARGETS='${TARGETS}'"
+        # array_script NAME SIZE OPTION: an sbatch array of SIZE tasks, each "paper.sh OPTION <its index>"
+        array_script() {
+            echo "#!/usr/bin/env bash"
+            echo "#SBATCH --job-name=ship_${1}_${SELECTION}"
+            echo "#SBATCH --array=0-$(( $2 - 1 ))"
+            echo "#SBATCH --gres=gpu:1"
+            echo "#SBATCH --output=${TREE}/slurm-${1}-%A_%a.out"
+            echo "${ENV_LINE}"
+            echo "bash $(printf %q "${HERE}/paper.sh") ${3} \"\${SLURM_ARRAY_TASK_ID}\" $(printf '%q ' "${EXTRA[@]}")"
+        }
+        array_script features "$(grep -c . "${TREE}/feature_plan.tsv")" --feature-task > "${TREE}/slurm_features.sh"
+        array_script paper "${#UNITS[@]}" --task > "${TREE}/slurm_paper.sh"
         {
             echo "#!/usr/bin/env bash"
-            echo "#SBATCH --job-name=ship_paper_${SELECTION}"
-            echo "#SBATCH --array=0-$(( ${#UNITS[@]} - 1 ))"
-            echo "#SBATCH --gres=gpu:1"
-            echo "#SBATCH --output=${TREE}/slurm-%A_%a.out"
-            echo "export DATA=$(printf %q "${DATA}") SHOTS='${SHOTS}' OUTPUT=$(printf %q "${OUTPUT}") SELECTION='${SELECTION}'" \
-                 "DATASETS='${DATASETS}' SEEDS='${SEEDS}' TRAINERS='${TRAINERS}' XD_TRAINERS='${XD_TRAINERS}'" \
-                 "GZSL_TRAINERS='${GZSL_TRAINERS}' GZSL_DATASET='${GZSL_DATASET}' SOURCE='${SOURCE}' TARGETS='${TARGETS}'"
-            echo "bash $(printf %q "${HERE}/paper.sh") --task \"\${SLURM_ARRAY_TASK_ID}\" $(printf '%q ' "${EXTRA[@]}")"
-        } > "${JOB}"
-        echo "${JOB}" ;;
+            echo "# the feature phase, then the runs once every feature task has succeeded"
+            echo "set -euo pipefail"
+            echo "features=\$(sbatch --parsable $(printf %q "${TREE}/slurm_features.sh"))"
+            echo "sbatch --dependency=afterok:\${features%%;*} $(printf %q "${TREE}/slurm_paper.sh")"
+        } > "${TREE}/submit_slurm.sh"
+        echo "${TREE}/submit_slurm.sh" ;;
+    feature_task)
+        PLAN_FILE=${TREE}/feature_plan.tsv
+        [ -f "${PLAN_FILE}" ] || { echo "error: ${PLAN_FILE} not found (paper.sh --slurm writes it)" >&2; exit 2; }
+        N=$(grep -c . "${PLAN_FILE}")
+        [[ "${TASK}" =~ ^[0-9]+$ ]] && [ "${TASK}" -lt "${N}" ] || { echo "error: --feature-task ${TASK} is not a feature task of ${PLAN_FILE} (0..$(( N - 1 )))" >&2; exit 2; }
+        eval "$(sed -n "$(( TASK + 1 ))p" "${PLAN_FILE}" | cut -f3)" ;;
     task)
         missing_configs
         [ "${TASK}" -ge 0 ] && [ "${TASK}" -lt "${#UNITS[@]}" ] || { echo "error: --task ${TASK} is not a task of this grid (0..$(( ${#UNITS[@]} - 1 )))" >&2; exit 2; }
@@ -171,8 +258,12 @@ case "${MODE}" in
                 python3 -m datasets.download "${D}" --root "${DATA}"
             done
         fi
-        for i in "${!UNITS[@]}"; do
-            run_unit "${i}"
-        done
+        if [ "${JOBS}" = 1 ]; then
+            for i in "${!UNITS[@]}"; do
+                run_unit "${i}"
+            done
+        else
+            run_in_parallel
+        fi
         tables ;;
 esac
