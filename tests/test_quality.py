@@ -3,10 +3,8 @@ import json
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from trainers.ship.__main__ import main
-from trainers.ship.data.features import FeatureSet
 from trainers.ship.model.classifiers import zero_shot_weights
 from trainers.ship.model.generator import ShipGenerator
 from trainers.ship.model.synthesis import synthesize_per_class

@@ -27,7 +27,7 @@ from trainers.ship.reports.metrics import evaluate, evaluate_gzsl, harmonic_mean
 from trainers.ship.training.loops import train_generator, train_prompt_learner
 from trainers.ship.training.tip_cache import TipCache, search_alpha_beta
 
-from .helpers import WORLD_NAMES, ListHandler, make_world
+from .helpers import ListHandler, make_world
 
 SEEDS = (0, 1, 2, 3)
 HEAD = dict(epochs=100, lr=2e-3, batch_size=32)  # the paper's SGD head; a small batch for 96 images
