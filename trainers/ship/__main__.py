@@ -4,8 +4,9 @@
     python -m trainers.ship --data-dir DIR --output-dir OUT [--trainer SHIP_CoOp]
         [--eval-only --model-dir RUN [--load-epoch E]]
         [--split-file split.json] [--backbone ViT-B/16 | --weights clip.pt]
-        [--shots 16] [--seed 1] [--config-file configs/trainers/SHIP/vit_b16.yaml] [KEY VALUE ...]
+        [--shots 16] [--seed 1] [--config-file configs/trainers/SHIP/vit_b16.yaml]
         [--features-only [--feature-set KEY]]   (the run's feature sets into CACHE_DIR, nothing else)
+        [KEY VALUE ...]
 """
 from __future__ import annotations
 
