@@ -2,7 +2,9 @@
 for it, for Ctrl-C and for a failed read or write."""
 from __future__ import annotations
 
+import gc
 import logging
+import os
 import signal
 import sys
 import threading
@@ -36,10 +38,16 @@ def one_line(exc: BaseException) -> tuple[str, int] | None:
 
 
 _interrupted = False  # Ctrl-C came during this run
+_owner = 0  # the process that installed the handler; a loader worker forked from it inherits the handler
 
 
 def _on_sigint(signum, frame) -> None:
+    """Remember Ctrl-C and raise KeyboardInterrupt in the run's own process. A loader worker forked from it (which
+    gets the terminal's SIGINT too) ends at once and silently: the run stops itself, and a worker that raised
+    instead could print a traceback from wherever the signal landed (its exit handlers, its fd-sharing thread)."""
     global _interrupted
+    if os.getpid() != _owner:
+        os._exit(130)
     _interrupted = True
     raise KeyboardInterrupt
 
@@ -48,14 +56,16 @@ def remember_interrupts() -> Callable[[], None]:
     """Ctrl-C raises KeyboardInterrupt as usual and is also remembered, so that an interrupt Python swallowed
     (raised inside a ``__del__`` or a logging lock: "Exception ignored in ...") still stops the run at the next
     :func:`stop_if_interrupted`. Returns the function that restores the previous handler."""
-    global _interrupted
+    global _interrupted, _owner
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
-    _interrupted = False
+    _interrupted, _owner = False, os.getpid()
     previous, previous_hook = signal.signal(signal.SIGINT, _on_sigint), sys.unraisablehook
 
-    def quiet_swallowed_interrupt(unraisable) -> None:  # remembered already: no "Exception ignored" traceback
-        if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+    def quiet_swallowed_interrupt(unraisable) -> None:
+        """No "Exception ignored" traceback for an interrupt (remembered already), nor, after Ctrl-C, for what it
+        left half done (a loader iterator whose __init__ it cut, failing in its __del__)."""
+        if not (issubclass(unraisable.exc_type, KeyboardInterrupt) or _interrupted):
             previous_hook(unraisable)
 
     sys.unraisablehook = quiet_swallowed_interrupt
@@ -101,15 +111,18 @@ def report_errors(run: Callable[[], object]) -> int:
     which also goes to the run's ``log.txt`` when one is open."""
     restore = remember_interrupts()
     opened_before = _log_files()
+    status = 0
     try:
-        run()
-    except BaseException as exc:
-        reported = one_line(exc) if isinstance(exc, Exception | KeyboardInterrupt) else None
-        if reported is None:
-            raise
-        line, status = reported
-        print_and_log(line.replace("\n", " "), opened_before)
-        return status
+        try:
+            run()
+        except BaseException as exc:
+            reported = one_line(exc) if isinstance(exc, Exception | KeyboardInterrupt) else None
+            if reported is None:
+                raise
+            line, status = reported
+            print_and_log(line.replace("\n", " "), opened_before)
+        if status == 130:  # what the interrupt left half built (its frames are free now) goes while the hook quiets it
+            gc.collect()
     finally:
         restore()
-    return 0
+    return status
